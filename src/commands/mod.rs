@@ -1,0 +1,3 @@
+//! One wiring file per subcommand: the thin shell that does the I/O around the pure core.
+
+pub mod decode;

@@ -1,0 +1,15 @@
+//! linkymon: the Linky meter's téléinformation (TIC) to MQTT, a screen, an LED and daily logs.
+//!
+//! # Layout
+//! Read the modules in the order the data flows:
+//!
+//! - [`tic`]: bytes → checksum-verified [`tic::Frame`]s. Sans-IO push decoder and encoder.
+//! - [`meter`]: frames → typed [`meter::Reading`]s: the label table, STGE, EJP/Tempo,
+//!   injection, tariff period, and the guard that holds back impossible index jumps.
+//! - [`commands`]: one wiring file per subcommand; the only place that does I/O.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod meter;
+pub mod tic;

@@ -1,0 +1,236 @@
+//! What the meter says: frames become typed [`Reading`]s with the contract's derived values.
+//!
+//! This module owns the meaning of labels (the [`labels`] table), the status register
+//! ([`stge`]), EJP and Tempo, injection, the tariff period code, and the [`guard`] that keeps
+//! impossible index values out. It does not know about bytes (that is [`crate::tic`]) nor about
+//! MQTT, screens or files. Time comes in as a number of seconds, never from a clock.
+
+pub mod guard;
+pub mod labels;
+mod reading;
+pub mod stge;
+
+pub use guard::IndexGuard;
+pub use reading::{Derived, Entry, Reading, Value};
+pub use stge::{Stge, TempoColour};
+
+use crate::tic::{Frame, Horodate, Mode};
+use labels::{Kind, Role};
+
+/// Used when the meter has not (yet) said its subscribed power: the largest residential
+/// contract, so the guard only stops values that no household could produce.
+const DEFAULT_MAX_POWER_W: f64 = 36_000.0;
+
+/// Counters of what [`Meter::read`] refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MeterStats {
+    /// Numeric labels whose data was not a number (though its checksum passed).
+    pub values_rejected: u64,
+    /// Index values held back by the guard.
+    pub index_held: u64,
+    /// Held values later confirmed and published.
+    pub index_released: u64,
+}
+
+/// The state kept across frames of one line: the meter's identity, its subscribed power and
+/// the index guard.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    voltage: u32,
+    meter_id: Option<String>,
+    max_power_w: Option<f64>,
+    guard: IndexGuard,
+    values_rejected: u64,
+}
+
+impl Meter {
+    /// `voltage` is used for the historic injection estimate (`IINST × voltage`).
+    pub fn new(voltage: u32) -> Self {
+        Meter {
+            voltage,
+            meter_id: None,
+            max_power_w: None,
+            guard: IndexGuard::default(),
+            values_rejected: 0,
+        }
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> MeterStats {
+        MeterStats {
+            values_rejected: self.values_rejected,
+            index_held: self.guard.held(),
+            index_released: self.guard.released(),
+        }
+    }
+
+    /// Types a frame seen at `at` seconds (any monotonic origin).
+    pub fn read(&mut self, frame: &Frame, at: f64) -> Reading {
+        let mode = frame.mode();
+        let mut entries = Vec::with_capacity(frame.len());
+        for group in frame.groups() {
+            if entries.iter().any(|e: &Entry| e.label == group.label) {
+                continue; // a repeated label: the first one counts
+            }
+            let value = match labels::kind_of(group.label) {
+                Kind::Text => Value::Text(group.value.trim().to_owned()),
+                Kind::Number => match parse_number(group.value) {
+                    Some(n) => Value::Number(n),
+                    None => {
+                        self.values_rejected += 1;
+                        continue;
+                    }
+                },
+            };
+            let timestamp = group
+                .horodate
+                .and_then(Horodate::parse)
+                .map(|h| h.to_iso8601());
+            entries.push(Entry {
+                label: group.label.to_owned(),
+                value,
+                timestamp,
+            });
+        }
+        self.learn_limits(mode, &entries);
+        let max_power_w = self.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
+        entries.retain(|e| match (labels::spec(&e.label), &e.value) {
+            (Some(spec), Value::Number(n)) if spec.role == Role::Index => {
+                self.guard.check(&e.label, *n, at, max_power_w) == guard::Verdict::Accept
+            }
+            _ => true,
+        });
+        let id_label = match mode {
+            Mode::Historic => "ADCO",
+            Mode::Standard => "ADSC",
+        };
+        if let Some(id) = entries.iter().find(|e| e.label == id_label) {
+            self.meter_id = Some(id.value.to_string());
+        }
+        let mut reading = Reading {
+            meter: self.meter_id.clone(),
+            mode,
+            entries,
+            derived: Derived::default(),
+        };
+        reading.derived = derive(&reading, self.voltage);
+        reading
+    }
+
+    fn learn_limits(&mut self, mode: Mode, entries: &[Entry]) {
+        let number = |label: &str| {
+            entries
+                .iter()
+                .find(|e| e.label == label)
+                .and_then(|e| e.value.as_number())
+        };
+        let watts = match mode {
+            Mode::Historic => number("ISOUSC").map(|amps| {
+                let phases = if number("IINST3").is_some() || number("IMAX3").is_some() {
+                    3
+                } else {
+                    1
+                };
+                (amps * 230 * phases) as f64
+            }),
+            Mode::Standard => number("PREF").map(|kva| (kva * 1000) as f64),
+        };
+        if let Some(w) = watts.filter(|&w| w > 0.0) {
+            self.max_power_w = Some(w);
+        }
+    }
+}
+
+/// Numeric data is zero-padded digits; anything else is corruption the checksum missed.
+fn parse_number(raw: &str) -> Option<i64> {
+    if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
+fn derive(reading: &Reading, voltage: u32) -> Derived {
+    match reading.mode {
+        Mode::Historic => derive_historic(reading, voltage),
+        Mode::Standard => derive_standard(reading),
+    }
+}
+
+fn derive_historic(r: &Reading, voltage: u32) -> Derived {
+    let ptec = r.text("PTEC").unwrap_or("");
+    let ejp = ptec.starts_with("PM");
+    let current: i64 = match r.number("IINST") {
+        Some(i) => i,
+        None => ["IINST1", "IINST2", "IINST3"]
+            .iter()
+            .filter_map(|l| r.number(l))
+            .sum(),
+    };
+    let injection_w = match r.number("PAPP") {
+        Some(0) => current * i64::from(voltage),
+        _ => 0,
+    };
+    let code = ptec.trim_end_matches('.');
+    let period = match code {
+        "" => None,
+        "TH" => Some("BASE".to_owned()),
+        other => Some(other.to_owned()),
+    };
+    Derived {
+        injection_w,
+        ejp,
+        ejp_notice: r.get("PEJP").is_some() && !ejp,
+        consumption_va: r.number("PAPP"),
+        period,
+        tempo_today: code.get(2..).and_then(TempoColour::from_historic),
+        tempo_tomorrow: r.text("DEMAIN").and_then(TempoColour::from_historic),
+        stge: None,
+    }
+}
+
+/// Tempo's six supplier indexes, in the order of the historic labels (SPEC-NOTES §8.2).
+const TEMPO_PERIODS: [&str; 6] = ["HCJB", "HPJB", "HCJW", "HPJW", "HCJR", "HPJR"];
+
+fn derive_standard(r: &Reading) -> Derived {
+    let stge = r.text("STGE").and_then(Stge::parse);
+    // On a Tempo contract the meter reports non-blue days as a mobile peak too, and
+    // today's colour is never 0 there: a peak without a colour is an EJP peak.
+    let tempo_today = stge.and_then(|s| s.tempo_today);
+    let is_tempo = tempo_today.is_some();
+    let ejp = stge.is_some_and(|s| s.peak_active != 0) && !is_tempo;
+    let ejp_notice = stge.is_some_and(|s| s.peak_notice != 0) && !is_tempo && !ejp;
+    let ntarf = r
+        .number("NTARF")
+        .or(stge.map(|s| i64::from(s.supplier_index)));
+    let ngtf = r.text("NGTF").unwrap_or("").to_ascii_uppercase();
+    let ltarf = r.text("LTARF").unwrap_or("").to_ascii_uppercase();
+    let period = if is_tempo || ngtf.contains("TEMPO") {
+        ntarf
+            .and_then(|n| usize::try_from(n - 1).ok())
+            .and_then(|i| TEMPO_PERIODS.get(i))
+            .map(|p| (*p).to_owned())
+    } else if ngtf.contains("EJP") {
+        Some(if ejp { "PM" } else { "HN" }.to_owned())
+    } else if ltarf.contains("CREUSE") || ltarf.starts_with("HC") {
+        Some("HC".to_owned())
+    } else if ltarf.contains("PLEINE") || ltarf.starts_with("HP") {
+        Some("HP".to_owned())
+    } else if ltarf.contains("BASE") {
+        Some("BASE".to_owned())
+    } else {
+        ntarf.map(|n| format!("EASF{n:02}"))
+    };
+    Derived {
+        injection_w: r.number("SINSTI").unwrap_or(0),
+        ejp,
+        ejp_notice,
+        consumption_va: r.number("SINSTS"),
+        period,
+        tempo_today,
+        tempo_tomorrow: stge.and_then(|s| s.tempo_tomorrow),
+        stge,
+    }
+}
+
+#[cfg(test)]
+mod tests;

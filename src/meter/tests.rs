@@ -1,0 +1,203 @@
+use super::*;
+use crate::tic::{Decoder, ModeHint, encode_frame};
+
+fn frame(mode: Mode, groups: &[(&str, Option<&str>, &str)]) -> Frame {
+    let bytes = encode_frame(mode, groups.iter().copied());
+    let mut frames = Vec::new();
+    Decoder::new(ModeHint::Auto).push(&bytes, |f| frames.push(f));
+    assert_eq!(frames.len(), 1);
+    frames.remove(0)
+}
+
+fn historic(groups: &[(&str, &str)]) -> Frame {
+    let groups: Vec<_> = groups.iter().map(|(l, v)| (*l, None, *v)).collect();
+    frame(Mode::Historic, &groups)
+}
+
+fn ejp_frame(ptec: &str, pejp: bool, papp: &str, iinst: &str) -> Frame {
+    let mut groups = vec![
+        ("ADCO", "021728123456"),
+        ("OPTARIF", "EJP."),
+        ("ISOUSC", "45"),
+        ("EJPHN", "000688322"),
+        ("EJPHPM", "000080072"),
+    ];
+    if pejp {
+        groups.push(("PEJP", "30"));
+    }
+    groups.extend([
+        ("PTEC", ptec),
+        ("IINST", iinst),
+        ("IMAX", "090"),
+        ("PAPP", papp),
+        ("MOTDETAT", "000000"),
+    ]);
+    historic(&groups)
+}
+
+#[test]
+fn historic_values_are_typed_and_trimmed() {
+    let r = Meter::new(230).read(&ejp_frame("HN..", false, "01450", "007"), 0.0);
+    assert_eq!(r.meter.as_deref(), Some("021728123456"));
+    assert_eq!(r.number("EJPHN"), Some(688_322));
+    assert_eq!(r.number("PAPP"), Some(1450));
+    assert_eq!(r.text("PTEC"), Some("HN.."));
+    assert_eq!(r.text("MOTDETAT"), Some("000000"));
+    assert_eq!(r.derived.period.as_deref(), Some("HN"));
+    assert!(!r.derived.ejp && !r.derived.ejp_notice);
+}
+
+#[test]
+fn historic_injection_is_current_times_voltage_when_papp_is_zero() {
+    let r = Meter::new(230).read(&ejp_frame("HN..", false, "00000", "013"), 0.0);
+    assert_eq!(r.derived.injection_w, 2990);
+    let r = Meter::new(240).read(&ejp_frame("HN..", false, "00010", "013"), 0.0);
+    assert_eq!(r.derived.injection_w, 0);
+}
+
+#[test]
+fn pejp_before_the_peak_is_a_notice_and_pm_is_the_peak() {
+    let mut m = Meter::new(230);
+    let notice = m.read(&ejp_frame("HN..", true, "01450", "007"), 0.0);
+    assert!(notice.derived.ejp_notice && !notice.derived.ejp);
+    let peak = m.read(&ejp_frame("PM..", true, "01450", "007"), 2.0);
+    assert!(peak.derived.ejp && !peak.derived.ejp_notice);
+    assert_eq!(peak.derived.period.as_deref(), Some("PM"));
+}
+
+#[test]
+fn historic_tempo_colours_come_from_ptec_and_demain() {
+    let r = Meter::new(230).read(
+        &historic(&[
+            ("ADCO", "012345678901"),
+            ("OPTARIF", "BBR("),
+            ("PTEC", "HPJR"),
+            ("DEMAIN", "BLAN"),
+        ]),
+        0.0,
+    );
+    assert_eq!(r.derived.tempo_today, Some(TempoColour::Red));
+    assert_eq!(r.derived.tempo_tomorrow, Some(TempoColour::White));
+    assert_eq!(r.derived.period.as_deref(), Some("HPJR"));
+}
+
+#[test]
+fn standard_dates_become_iso_timestamps_and_date_keeps_its_empty_value() {
+    let f = frame(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "031664001115"),
+            ("DATE", Some("E170915101601"), ""),
+            ("SMAXSN", Some("H081225223518"), "00450"),
+            ("NJOURF+1", None, "00"),
+            ("MSG1", None, "PAS DE          MESSAGE         "),
+        ],
+    );
+    let r = Meter::new(230).read(&f, 0.0);
+    let json = r.to_state_json(None);
+    assert!(
+        json.contains(r#""DATE":"","DATE_ts":"2017-09-15T10:16:01+02:00""#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""SMAXSN":450,"SMAXSN_ts":"2008-12-25T22:35:18+01:00""#),
+        "{json}"
+    );
+    assert!(json.contains(r#""NJOURF+1":0"#), "{json}");
+    assert!(
+        json.contains(r#""MSG1":"PAS DE          MESSAGE""#),
+        "{json}"
+    );
+    assert!(
+        json.starts_with(r#"{"meter":"031664001115","mode":"standard""#),
+        "{json}"
+    );
+}
+
+#[test]
+fn standard_mobile_peak_without_tempo_colour_is_ejp() {
+    let notice = frame(
+        Mode::Standard,
+        &[("ADSC", None, "031664001115"), ("STGE", None, "103A0001")],
+    );
+    let r = Meter::new(230).read(&notice, 0.0);
+    assert!(r.derived.ejp_notice && !r.derived.ejp);
+    let peak = frame(
+        Mode::Standard,
+        &[("ADSC", None, "031664001115"), ("STGE", None, "403A0001")],
+    );
+    let r = Meter::new(230).read(&peak, 0.0);
+    assert!(r.derived.ejp && !r.derived.ejp_notice);
+}
+
+#[test]
+fn standard_tempo_white_day_is_not_an_ejp_peak() {
+    let f = frame(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "031664001115"),
+            ("NGTF", None, "     TEMPO      "),
+            ("NTARF", None, "03"),
+            ("STGE", None, "463A0800"),
+        ],
+    );
+    let r = Meter::new(230).read(&f, 0.0);
+    assert!(!r.derived.ejp);
+    assert_eq!(r.derived.tempo_today, Some(TempoColour::White));
+    assert_eq!(r.derived.tempo_tomorrow, Some(TempoColour::Blue));
+    assert_eq!(r.derived.period.as_deref(), Some("HCJW"));
+}
+
+#[test]
+fn standard_injection_is_sinsti() {
+    let f = frame(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "031664001115"),
+            ("SINSTS", None, "00000"),
+            ("SINSTI", None, "01234"),
+        ],
+    );
+    let r = Meter::new(230).read(&f, 0.0);
+    assert_eq!(r.derived.injection_w, 1234);
+    assert_eq!(r.derived.consumption_va, Some(0));
+}
+
+#[test]
+fn a_numeric_label_with_letters_is_rejected_not_published() {
+    let mut m = Meter::new(230);
+    let r = m.read(
+        &historic(&[("ADCO", "012345678901"), ("PAPP", "0A450")]),
+        0.0,
+    );
+    assert_eq!(r.get("PAPP"), None);
+    assert_eq!(m.stats().values_rejected, 1);
+}
+
+#[test]
+fn the_meter_id_carries_over_frames_that_lost_it() {
+    let mut m = Meter::new(230);
+    m.read(
+        &historic(&[("ADCO", "012345678901"), ("PAPP", "00450")]),
+        0.0,
+    );
+    let r = m.read(&historic(&[("PAPP", "00460")]), 2.0);
+    assert_eq!(r.meter.as_deref(), Some("012345678901"));
+}
+
+#[test]
+fn an_index_glitch_is_held_using_the_subscribed_power() {
+    let mut m = Meter::new(230);
+    let at = |i: i64| {
+        historic(&[
+            ("ADCO", "012345678901"),
+            ("ISOUSC", "30"),
+            ("BASE", &format!("{:09}", 1_000_000 + i)),
+        ])
+    };
+    assert_eq!(m.read(&at(0), 0.0).number("BASE"), Some(1_000_000));
+    // 30 A × 230 V for 2 s allows about 4 Wh plus slack: +100 Wh is a glitch.
+    assert_eq!(m.read(&at(100), 2.0).number("BASE"), None);
+    assert_eq!(m.read(&at(3), 4.0).number("BASE"), Some(1_000_003));
+    assert_eq!(m.stats().index_held, 1);
+}

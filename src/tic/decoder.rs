@@ -1,0 +1,322 @@
+//! The push decoder: one byte at a time in, whole frames out.
+
+use super::{Frame, GroupSpan, Horodate, Mode, ModeHint, checksum};
+
+const STX: u8 = 0x02;
+const ETX: u8 = 0x03;
+const EOT: u8 = 0x04;
+const LF: u8 = 0x0A;
+const CR: u8 = 0x0D;
+
+/// Longest group content (between LF and CR) accepted. The longest legal group, `PJOURF+1`
+/// or `PPOINTE`, is 110 bytes; a longer run means noise swallowed a CR.
+pub const MAX_GROUP_BYTES: usize = 160;
+
+/// Longest frame accepted (STX to ETX). A three-phase producer frame with `PPOINTE` is about
+/// 1.6 KB; past this the ETX was lost and the decoder resyncs on the next STX.
+pub const MAX_FRAME_BYTES: usize = 4096;
+
+/// What happened to the bytes so far. Every group that started (an LF inside a frame) ends
+/// up in exactly one of `groups_ok`, `groups_bad_checksum` or `groups_malformed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Frames emitted (each has at least one valid group).
+    pub frames_ok: u64,
+    /// Frames dropped whole: EOT, over-long, or no valid group at all.
+    pub frames_aborted: u64,
+    /// Emitted frames that ended on the next STX because their ETX was lost.
+    pub frames_unterminated: u64,
+    /// Groups whose checksum matched.
+    pub groups_ok: u64,
+    /// Well-formed groups whose checksum did not match; their value is never emitted.
+    pub groups_bad_checksum: u64,
+    /// Groups that could not be read (no separator, over-long, cut by EOT, wrong mode…).
+    pub groups_malformed: u64,
+    /// Bytes outside any frame or group (idle-line NULs, garbage, start mid-frame).
+    pub bytes_skipped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for STX.
+    Hunting,
+    /// Inside a frame, between groups.
+    Between,
+    /// Inside a group, accumulating its content.
+    InGroup,
+    /// Inside a group that grew too long: wait for its end, then count it malformed.
+    Overflowed,
+}
+
+enum GroupError {
+    Malformed,
+    BadChecksum,
+}
+
+/// The push decoder. Bytes go in through [`Decoder::push`] in any chunking; each byte is
+/// masked to 7 bits first, so a port opened 8N1 decodes like one opened 7E1.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    hint: ModeHint,
+    state: State,
+    group: Vec<u8>,
+    frame_bytes: usize,
+    frame_mode: Option<Mode>,
+    text: String,
+    spans: Vec<GroupSpan>,
+    offset: u64,
+    last_mode: Option<Mode>,
+    stats: Stats,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(ModeHint::Auto)
+    }
+}
+
+impl Decoder {
+    /// A decoder that waits for the first STX.
+    pub fn new(hint: ModeHint) -> Self {
+        Decoder {
+            hint,
+            state: State::Hunting,
+            group: Vec::with_capacity(MAX_GROUP_BYTES),
+            frame_bytes: 0,
+            frame_mode: None,
+            text: String::new(),
+            spans: Vec::new(),
+            offset: 0,
+            last_mode: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The mode of the last valid group, once one was seen.
+    pub fn mode(&self) -> Option<Mode> {
+        self.last_mode
+    }
+
+    /// Total bytes pushed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Feeds a chunk of bytes and hands every frame it completes to `on_frame`.
+    pub fn push(&mut self, bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
+        for &byte in bytes {
+            if let Some(frame) = self.push_byte(byte) {
+                on_frame(frame);
+            }
+        }
+    }
+
+    /// Feeds one byte; returns the frame it completes, if any.
+    pub fn push_byte(&mut self, byte: u8) -> Option<Frame> {
+        self.offset += 1;
+        let byte = byte & 0x7F;
+        if self.state == State::Hunting {
+            if byte == STX {
+                self.start_frame();
+            } else {
+                self.stats.bytes_skipped += 1;
+            }
+            return None;
+        }
+        self.frame_bytes += 1;
+        match byte {
+            STX => {
+                // The ETX was lost (noise, or a tty that ate it): what we have is kept,
+                // since every group in it was verified on its own.
+                self.end_group(false);
+                let frame = self.finish_frame(true);
+                self.start_frame();
+                frame
+            }
+            EOT => {
+                self.end_group(false);
+                self.abort_frame();
+                None
+            }
+            _ if self.frame_bytes > MAX_FRAME_BYTES => {
+                self.end_group(false);
+                self.abort_frame();
+                None
+            }
+            ETX => {
+                self.end_group(true);
+                self.finish_frame(false)
+            }
+            LF => {
+                // An LF inside a group means its CR was lost (or a tty turned CRs into LFs):
+                // try the group anyway, its checksum decides.
+                self.end_group(true);
+                self.group.clear();
+                self.state = State::InGroup;
+                None
+            }
+            CR => {
+                match self.state {
+                    State::InGroup if self.group.is_empty() => {
+                        self.stats.groups_malformed += 1;
+                        self.state = State::Between;
+                    }
+                    State::Between => self.stats.bytes_skipped += 1,
+                    _ => self.end_group(true),
+                }
+                None
+            }
+            _ => {
+                match self.state {
+                    State::InGroup if self.group.len() < MAX_GROUP_BYTES => self.group.push(byte),
+                    State::InGroup => self.state = State::Overflowed,
+                    State::Between => self.stats.bytes_skipped += 1,
+                    State::Overflowed | State::Hunting => {}
+                }
+                None
+            }
+        }
+    }
+
+    fn start_frame(&mut self) {
+        self.state = State::Between;
+        self.frame_bytes = 1;
+        self.frame_mode = match self.hint {
+            ModeHint::Auto => None,
+            ModeHint::Force(mode) => Some(mode),
+        };
+        self.text.clear();
+        self.spans.clear();
+        self.group.clear();
+    }
+
+    /// Closes the current group, if any. `complete` is false when the group was cut short
+    /// (EOT, STX, overflow): its content cannot be trusted even if it looks whole.
+    fn end_group(&mut self, complete: bool) {
+        match self.state {
+            State::InGroup if self.group.is_empty() => {}
+            State::InGroup if complete => match self.accept_group() {
+                Ok(()) => self.stats.groups_ok += 1,
+                Err(GroupError::BadChecksum) => self.stats.groups_bad_checksum += 1,
+                Err(GroupError::Malformed) => self.stats.groups_malformed += 1,
+            },
+            State::InGroup | State::Overflowed => self.stats.groups_malformed += 1,
+            State::Between | State::Hunting => {}
+        }
+        if self.state != State::Hunting {
+            self.state = State::Between;
+        }
+        self.group.clear();
+    }
+
+    fn abort_frame(&mut self) {
+        self.stats.frames_aborted += 1;
+        self.state = State::Hunting;
+    }
+
+    fn finish_frame(&mut self, unterminated: bool) -> Option<Frame> {
+        self.state = State::Hunting;
+        let Some(mode) = self.frame_mode.filter(|_| !self.spans.is_empty()) else {
+            self.stats.frames_aborted += 1;
+            return None;
+        };
+        self.stats.frames_ok += 1;
+        if unterminated {
+            self.stats.frames_unterminated += 1;
+        }
+        Some(Frame {
+            mode,
+            text: std::mem::take(&mut self.text),
+            spans: std::mem::take(&mut self.spans),
+            end_offset: self.offset,
+        })
+    }
+
+    /// Checks the group in `self.group` and, when valid, appends it to the frame.
+    fn accept_group(&mut self) -> Result<(), GroupError> {
+        let content = self.group.as_slice();
+        let len = content.len();
+        if len < 4 {
+            return Err(GroupError::Malformed);
+        }
+        let mode = match content[len - 2] {
+            b' ' => Mode::Historic,
+            b'\t' => Mode::Standard,
+            _ => return Err(GroupError::Malformed),
+        };
+        if self.frame_mode.is_some_and(|m| m != mode) {
+            return Err(GroupError::Malformed);
+        }
+        let body = &content[..len - 2];
+        if !body
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7F).contains(&b))
+        {
+            return Err(GroupError::Malformed);
+        }
+        let (label, horodate, value) = split_fields(mode, body).ok_or(GroupError::Malformed)?;
+        let summed = match mode {
+            Mode::Historic => body,
+            Mode::Standard => &content[..len - 1],
+        };
+        if checksum(summed) != content[len - 1] {
+            return Err(GroupError::BadChecksum);
+        }
+        let mut push = |field: &[u8]| {
+            let start = self.text.len() as u32;
+            self.text.extend(field.iter().map(|&b| char::from(b)));
+            start..self.text.len() as u32
+        };
+        let span = GroupSpan {
+            label: push(&body[label]),
+            horodate: horodate.map(|h| push(&body[h])),
+            value: push(&body[value]),
+        };
+        self.spans.push(span);
+        self.frame_mode = Some(mode);
+        self.last_mode = Some(mode);
+        Ok(())
+    }
+}
+
+type Field = std::ops::Range<usize>;
+
+/// Splits a group body (without its final separator and checksum) into label, horodate and
+/// data, checking the shape each mode allows.
+fn split_fields(mode: Mode, body: &[u8]) -> Option<(Field, Option<Field>, Field)> {
+    let sep = mode.separator();
+    let label_end = body.iter().position(|&b| b == sep)?;
+    let label = 0..label_end;
+    if label.is_empty() || label.len() > 12 || !body[label.clone()].iter().all(is_label_byte) {
+        return None;
+    }
+    let rest = label_end + 1..body.len();
+    match mode {
+        // Historic data has a fixed width and no HT; a space inside it is kept as sent.
+        Mode::Historic => (!body[rest.clone()].contains(&b'\t') && !rest.is_empty())
+            .then_some((label, None, rest)),
+        Mode::Standard => {
+            let tail = &body[rest.clone()];
+            match tail.iter().position(|&b| b == b'\t') {
+                None => (!rest.is_empty()).then_some((label, None, rest)),
+                Some(i) => {
+                    let horodate = rest.start..rest.start + i;
+                    let value = rest.start + i + 1..body.len();
+                    let text = std::str::from_utf8(&body[horodate.clone()]).ok()?;
+                    let valid =
+                        Horodate::parse(text).is_some() && !body[value.clone()].contains(&b'\t');
+                    valid.then_some((label, Some(horodate), value))
+                }
+            }
+        }
+    }
+}
+
+fn is_label_byte(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'_')
+}
