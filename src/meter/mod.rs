@@ -72,6 +72,11 @@ impl Meter {
             if entries.iter().any(|e: &Entry| e.label == group.label) {
                 continue; // a repeated label: the first one counts
             }
+            let spec = labels::spec(group.label);
+            if spec.is_some_and(|s| !has_spec_width(s, mode, group.value)) {
+                self.values_rejected += 1;
+                continue;
+            }
             let value = match labels::kind_of(group.label) {
                 Kind::Text => Value::Text(group.value.trim().to_owned()),
                 Kind::Number => match parse_number(group.value) {
@@ -138,6 +143,18 @@ impl Meter {
         if let Some(w) = watts.filter(|&w| w > 0.0) {
             self.max_power_w = Some(w);
         }
+    }
+}
+
+/// Fixed-width data is the second line behind the 6-bit checksum: a lost or doubled byte
+/// that the sum misses changes the width. Standard-mode free texts (NGTF, LTARF, MSG1) are
+/// not padded alike by every firmware, so only numbers are held to their width there.
+fn has_spec_width(spec: &labels::LabelSpec, mode: Mode, raw: &str) -> bool {
+    match (mode, spec.kind) {
+        (Mode::Historic, _) | (Mode::Standard, Kind::Number) => {
+            raw.len() == usize::from(spec.width)
+        }
+        (Mode::Standard, Kind::Text) => true,
     }
 }
 

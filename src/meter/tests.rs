@@ -201,3 +201,19 @@ fn an_index_glitch_is_held_using_the_subscribed_power() {
     assert_eq!(m.read(&at(3), 4.0).number("BASE"), Some(1_000_003));
     assert_eq!(m.stats().index_held, 1);
 }
+
+#[test]
+fn a_value_of_the_wrong_width_is_rejected() {
+    let mut m = Meter::new(230);
+    // `HCHC` is 9 digits: a lost digit that the checksum missed must not become an index.
+    let r = m.read(
+        &historic(&[
+            ("ADCO", "012345678901"),
+            ("HCHC", "01479509"),
+            ("PTEC", "HC."),
+        ]),
+        0.0,
+    );
+    assert_eq!((r.get("HCHC"), r.get("PTEC")), (None, None));
+    assert_eq!(m.stats().values_rejected, 2);
+}

@@ -1,0 +1,5 @@
+//! The integration tests: one binary, run against the library and the real executable.
+
+mod corpus;
+mod decode_cli;
+mod harness;
