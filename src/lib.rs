@@ -6,10 +6,12 @@
 //! - [`tic`]: bytes → checksum-verified [`tic::Frame`]s. Sans-IO push decoder and encoder.
 //! - [`meter`]: frames → typed [`meter::Reading`]s: the label table, STGE, EJP/Tempo,
 //!   injection, tariff period, and the guard that holds back impossible index jumps.
+//! - [`publish`]: readings → MQTT [`publish::Message`]s: topics, payloads, discovery, policy.
 //! - [`commands`]: one wiring file per subcommand; the only place that does I/O.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod commands;
 pub mod meter;
+pub mod publish;
 pub mod tic;
