@@ -1577,6 +1577,41 @@ mod tests {
         }
     }
 
+    const EXAMPLE: &str = include_str!("../config.example.yaml");
+
+    #[test]
+    fn the_example_config_parses_to_exactly_the_defaults() {
+        assert_eq!(from_yaml(EXAMPLE).unwrap(), Config::default());
+    }
+
+    /// Leaf paths of a YAML tree, in document order; maps and lists that are empty or hold
+    /// values (prices, states) count as leaves.
+    fn leaf_paths(value: &serde_yaml::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            serde_yaml::Value::Mapping(map) if !prefix.contains('.') => {
+                for (key, child) in map {
+                    let key = key.as_str().unwrap_or_default();
+                    leaf_paths(child, &join_key(prefix, key), out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_example_config_lists_every_key_in_the_struct_order() {
+        let mut documented = Vec::new();
+        leaf_paths(&serde_yaml::from_str(EXAMPLE).unwrap(), "", &mut documented);
+        let mut expected = Vec::new();
+        leaf_paths(
+            &serde_yaml::to_value(Config::default()).unwrap(),
+            "",
+            &mut expected,
+        );
+        assert_eq!(documented, expected);
+        assert_eq!(expected.len(), 44);
+    }
+
     /// A deserializer that feeds `Config::deserialize` placeholder values and records the key
     /// paths at which a field asks for a string: the set `TEXT_KEYS` must match.
     mod probe {
