@@ -3,6 +3,7 @@
 //! # Layout
 //! Read the modules in the order the data flows:
 //!
+//! - [`config`]: the one configuration tree (figment: defaults < YAML file < `LINKYMON_` env).
 //! - [`tic`]: bytes → checksum-verified [`tic::Frame`]s. Sans-IO push decoder and encoder.
 //! - [`meter`]: frames → typed [`meter::Reading`]s: the label table, STGE, EJP/Tempo,
 //!   injection, tariff period, and the guard that holds back impossible index jumps.
@@ -12,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod config;
 pub mod meter;
 pub mod publish;
 pub mod tic;
