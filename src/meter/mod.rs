@@ -7,10 +7,12 @@
 
 pub mod guard;
 pub mod labels;
+pub mod power;
 mod reading;
 pub mod stge;
 
 pub use guard::IndexGuard;
+pub use power::PowerEstimator;
 pub use reading::{Derived, Entry, Reading, Value};
 pub use stge::{Stge, TempoColour};
 

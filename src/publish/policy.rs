@@ -1,0 +1,191 @@
+//! The publish policy: which messages a reading turns into, and when.
+//!
+//! A changed text or state (PTEC, `ejp`, `ejp_notice`, a Tempo colour) goes out at once;
+//! numeric values at most once per interval; `state` once per interval, or at once when a state
+//! changed. With an interval of 0 every frame publishes everything. Time is given, never read.
+
+use std::collections::HashMap;
+
+use super::Message;
+use super::topics::Topics;
+use crate::meter::{Reading, Value};
+
+/// Per-meter memory of what was last published.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    topics: Topics,
+    interval_s: f64,
+    published: HashMap<String, (String, f64)>,
+    last_state_at: Option<f64>,
+    last_flags: Option<Flags>,
+}
+
+/// The states whose change is news at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Flags {
+    ejp: bool,
+    ejp_notice: bool,
+    period: Option<String>,
+    tempo: (Option<&'static str>, Option<&'static str>),
+}
+
+impl Flags {
+    fn of(r: &Reading) -> Self {
+        let d = &r.derived;
+        Flags {
+            ejp: d.ejp,
+            ejp_notice: d.ejp_notice,
+            period: d.period.clone(),
+            tempo: (d.tempo_today.map(|c| c.as_str()), d.tempo_tomorrow.map(|c| c.as_str())),
+        }
+    }
+}
+
+/// Extra values the shell computes across frames.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Active power estimated from the indexes, once known.
+    pub power_w: Option<i64>,
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "ON" } else { "OFF" }
+}
+
+impl Policy {
+    /// A policy for the meter whose topics are `topics`; `interval_s` is `publish.interval`.
+    pub fn new(topics: Topics, interval_s: f64) -> Self {
+        Policy { topics, interval_s, published: HashMap::new(), last_state_at: None, last_flags: None }
+    }
+
+    /// The meter's topics.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The messages for a reading seen at `now` seconds, its frame's end stamped `ts`.
+    pub fn on_reading(&mut self, reading: &Reading, ts: &str, now: f64, extras: Extras) -> Vec<Message> {
+        let mut out = Vec::with_capacity(reading.entries.len() + 6);
+        let flags = Flags::of(reading);
+        let flags_changed = self.last_flags.as_ref() != Some(&flags);
+        let state_due = self.last_state_at.is_none_or(|t| now - t >= self.interval_s);
+        if flags_changed || state_due {
+            out.push(Message::new(self.topics.state(), reading.to_state_json(Some(ts)), false, 1));
+            self.last_state_at = Some(now);
+        }
+        for entry in &reading.entries {
+            let payload = entry.value.to_string();
+            let topic = self.topics.label(&entry.label);
+            let urgent = matches!(entry.value, Value::Text(_));
+            self.offer(&mut out, topic, payload, urgent, now, 0);
+        }
+        let d = &reading.derived;
+        self.offer(&mut out, self.topics.leaf("injection"), d.injection_w.to_string(), false, now, 0);
+        if let Some(w) = extras.power_w {
+            self.offer(&mut out, self.topics.leaf("power"), w.to_string(), false, now, 0);
+        }
+        self.offer(&mut out, self.topics.leaf("ejp"), on_off(d.ejp).to_owned(), true, now, 1);
+        self.offer(&mut out, self.topics.leaf("ejp_notice"), on_off(d.ejp_notice).to_owned(), true, now, 1);
+        self.last_flags = Some(flags);
+        out
+    }
+
+    /// Queues a retained value when it is new, changed and urgent, or changed and its
+    /// interval has passed.
+    fn offer(&mut self, out: &mut Vec<Message>, topic: String, payload: String, urgent: bool, now: f64, qos: u8) {
+        let due = match self.published.get(&topic) {
+            None => true,
+            Some((last, _)) if *last == payload => false,
+            Some(_) if urgent => true,
+            Some((_, at)) => now - at >= self.interval_s,
+        };
+        if due {
+            out.push(Message::new(topic.clone(), payload.clone(), true, qos));
+            self.published.insert(topic, (payload, now));
+        }
+    }
+
+    /// Forgets what was published, so that after a reconnection to a broker that lost its
+    /// retained messages every value is sent again.
+    pub fn forget(&mut self) {
+        self.published.clear();
+        self.last_state_at = None;
+        self.last_flags = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meter::Meter;
+    use crate::tic::{Decoder, Mode, ModeHint, encode_frame};
+
+    fn reading(ptec: &str, papp: &str, hn: &str) -> Reading {
+        let bytes = encode_frame(
+            Mode::Historic,
+            [
+                ("ADCO", None, "021728123456"),
+                ("OPTARIF", None, "EJP."),
+                ("EJPHN", None, hn),
+                ("PTEC", None, ptec),
+                ("PAPP", None, papp),
+                ("NJOURF+1", None, "00"),
+            ],
+        );
+        let mut frames = Vec::new();
+        Decoder::new(ModeHint::Auto).push(&bytes, |f| frames.push(f));
+        Meter::new(230).read(&frames[0], 0.0)
+    }
+
+    fn topics_of(messages: &[Message]) -> Vec<&str> {
+        messages.iter().map(|m| m.topic.rsplit('/').next().unwrap()).collect()
+    }
+
+    fn policy(interval: f64) -> Policy {
+        Policy::new(Topics::new("linky", "021728123456"), interval)
+    }
+
+    #[test]
+    fn the_first_reading_publishes_everything_with_the_contract_retain_and_qos() {
+        let out = policy(10.0).on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
+        assert_eq!(
+            topics_of(&out),
+            ["state", "ADCO", "OPTARIF", "EJPHN", "PTEC", "PAPP", "NJOURF_1", "injection", "ejp", "ejp_notice"]
+        );
+        let find = |t: &str| out.iter().find(|m| m.topic == format!("linky/021728123456/{t}")).unwrap();
+        assert_eq!((find("state").retain, find("state").qos), (false, 1));
+        assert_eq!((find("PAPP").payload.as_str(), find("PAPP").retain, find("PAPP").qos), ("1450", true, 0));
+        assert_eq!((find("ejp").payload.as_str(), find("ejp").retain, find("ejp").qos), ("OFF", true, 1));
+        assert!(find("state").payload.starts_with(r#"{"ts":"T","meter":"021728123456""#));
+    }
+
+    #[test]
+    fn numbers_wait_for_the_interval_but_a_state_change_goes_out_at_once() {
+        let mut p = policy(10.0);
+        p.on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
+        let out = p.on_reading(&reading("HN..", "01460", "000688323"), "T", 2.0, Extras::default());
+        assert!(out.is_empty(), "{out:?}");
+        let out = p.on_reading(&reading("PM..", "01470", "000688324"), "T", 4.0, Extras::default());
+        assert_eq!(topics_of(&out), ["state", "PTEC", "ejp"]);
+        let out = p.on_reading(&reading("PM..", "01480", "000688325"), "T", 10.0, Extras::default());
+        assert_eq!(topics_of(&out), ["EJPHN", "PAPP"]);
+        let out = p.on_reading(&reading("PM..", "01490", "000688325"), "T", 14.0, Extras::default());
+        assert_eq!(topics_of(&out), ["state"], "state once per interval after the last one");
+    }
+
+    #[test]
+    fn an_interval_of_zero_publishes_every_frame() {
+        let mut p = policy(0.0);
+        p.on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
+        let out = p.on_reading(&reading("HN..", "01460", "000688322"), "T", 0.5, Extras::default());
+        assert_eq!(topics_of(&out), ["state", "PAPP"]);
+    }
+
+    #[test]
+    fn forgetting_sends_every_value_again() {
+        let mut p = policy(10.0);
+        p.on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
+        p.forget();
+        assert_eq!(p.on_reading(&reading("HN..", "01450", "000688322"), "T", 1.0, Extras::default()).len(), 10);
+    }
+}
