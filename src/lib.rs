@@ -16,4 +16,5 @@ pub mod commands;
 pub mod config;
 pub mod meter;
 pub mod publish;
+pub mod source;
 pub mod tic;

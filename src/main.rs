@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use linkymon::commands::decode::{self, Input};
+use linkymon::config::{Config, ConfigError};
 use linkymon::tic::{Mode, ModeHint};
+use tokio_util::sync::CancellationToken;
 
 /// The Linky meter's téléinformation to MQTT, a screen, an LED and daily logs.
 #[derive(Debug, Parser)]
@@ -17,6 +19,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The edge daemon: read the meter, decode, publish to MQTT with Home Assistant discovery.
+    Run {
+        /// Configuration file (default: $LINKYMON_CONFIG, then /etc/linkymon/config.yaml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Decode a raw TIC capture (or stdin) into one JSON object per valid frame.
     Decode {
         /// The TIC dialect; auto decides from each group's separator.
@@ -54,12 +62,65 @@ fn main() -> ExitCode {
             };
             decode::run(input, mode.into())
         }
+        Command::Run { config } => with_runtime(config, |config, shutdown| async move {
+            linkymon::commands::run::run(config, shutdown).await
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("linkymon: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// 2 for what the user must fix in the configuration or command line, 1 for the rest.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<ConfigError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+/// Loads the configuration, starts logging, a single-threaded runtime (a Pi Zero has one
+/// core) and the signal handler that turns SIGINT/SIGTERM into a clean shutdown.
+fn with_runtime<F, Fut>(config: Option<PathBuf>, daemon: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = Config::load(config.as_deref())?;
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        daemon(config, shutdown).await
+    })
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping");
+    shutdown.cancel();
 }

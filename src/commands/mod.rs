@@ -1,3 +1,4 @@
 //! One wiring file per subcommand: the thin shell that does the I/O around the pure core.
 
 pub mod decode;
+pub mod run;

@@ -25,11 +25,20 @@ impl PowerEstimator {
     /// Adds the reading seen at `at` seconds; returns the estimate once there is enough history.
     pub fn update(&mut self, reading: &Reading, at: f64) -> Option<i64> {
         let total = energy_drawn(reading)?;
-        if self.samples.back().is_some_and(|&(t, e)| at < t || total < e) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|&(t, e)| at < t || total < e)
+        {
             self.samples.clear(); // time or the meter went backwards: start again
         }
         self.samples.push_back((at, total));
-        while self.samples.len() > 2 && self.samples.get(1).is_some_and(|&(t, _)| at - t >= WINDOW_S) {
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|&(t, _)| at - t >= WINDOW_S)
+        {
             self.samples.pop_front();
         }
         let (t0, e0) = *self.samples.front()?;
@@ -45,7 +54,8 @@ fn energy_drawn(reading: &Reading) -> Option<i64> {
         Mode::Standard => reading.number("EAST"),
         Mode::Historic => {
             let mut indexes = reading.entries.iter().filter(|e| {
-                labels::spec(&e.label).is_some_and(|s| s.role == Role::Index && s.unit == Some(Unit::Wh))
+                labels::spec(&e.label)
+                    .is_some_and(|s| s.role == Role::Index && s.unit == Some(Unit::Wh))
             });
             let first = indexes.next()?.value.as_number()?;
             Some(first + indexes.filter_map(|e| e.value.as_number()).sum::<i64>())
@@ -61,7 +71,14 @@ mod tests {
 
     fn reading(hchc: i64, hchp: i64) -> Reading {
         let (a, b) = (format!("{hchc:09}"), format!("{hchp:09}"));
-        let bytes = encode_frame(Mode::Historic, [("ADCO", None, "012345678901"), ("HCHC", None, &*a), ("HCHP", None, &*b)]);
+        let bytes = encode_frame(
+            Mode::Historic,
+            [
+                ("ADCO", None, "012345678901"),
+                ("HCHC", None, &*a),
+                ("HCHP", None, &*b),
+            ],
+        );
         let mut frames = Vec::new();
         Decoder::new(ModeHint::Auto).push(&bytes, |f| frames.push(f));
         Meter::new(230).read(&frames[0], 0.0)

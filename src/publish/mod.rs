@@ -3,6 +3,7 @@
 //! Everything here is pure: it turns readings into [`Message`]s. The rumqttc glue that sends
 //! them lives in the `run` command, so these functions are tested on values alone.
 
+pub mod mqtt;
 pub mod policy;
 pub mod topics;
 
@@ -21,7 +22,17 @@ pub struct Message {
 
 impl Message {
     /// A message with the given delivery.
-    pub fn new(topic: impl Into<String>, payload: impl Into<String>, retain: bool, qos: u8) -> Self {
-        Message { topic: topic.into(), payload: payload.into(), retain, qos }
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<String>,
+        retain: bool,
+        qos: u8,
+    ) -> Self {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            retain,
+            qos,
+        }
     }
 }

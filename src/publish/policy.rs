@@ -36,7 +36,10 @@ impl Flags {
             ejp: d.ejp,
             ejp_notice: d.ejp_notice,
             period: d.period.clone(),
-            tempo: (d.tempo_today.map(|c| c.as_str()), d.tempo_tomorrow.map(|c| c.as_str())),
+            tempo: (
+                d.tempo_today.map(|c| c.as_str()),
+                d.tempo_tomorrow.map(|c| c.as_str()),
+            ),
         }
     }
 }
@@ -55,7 +58,13 @@ fn on_off(b: bool) -> &'static str {
 impl Policy {
     /// A policy for the meter whose topics are `topics`; `interval_s` is `publish.interval`.
     pub fn new(topics: Topics, interval_s: f64) -> Self {
-        Policy { topics, interval_s, published: HashMap::new(), last_state_at: None, last_flags: None }
+        Policy {
+            topics,
+            interval_s,
+            published: HashMap::new(),
+            last_state_at: None,
+            last_flags: None,
+        }
     }
 
     /// The meter's topics.
@@ -64,13 +73,26 @@ impl Policy {
     }
 
     /// The messages for a reading seen at `now` seconds, its frame's end stamped `ts`.
-    pub fn on_reading(&mut self, reading: &Reading, ts: &str, now: f64, extras: Extras) -> Vec<Message> {
+    pub fn on_reading(
+        &mut self,
+        reading: &Reading,
+        ts: &str,
+        now: f64,
+        extras: Extras,
+    ) -> Vec<Message> {
         let mut out = Vec::with_capacity(reading.entries.len() + 6);
         let flags = Flags::of(reading);
         let flags_changed = self.last_flags.as_ref() != Some(&flags);
-        let state_due = self.last_state_at.is_none_or(|t| now - t >= self.interval_s);
+        let state_due = self
+            .last_state_at
+            .is_none_or(|t| now - t >= self.interval_s);
         if flags_changed || state_due {
-            out.push(Message::new(self.topics.state(), reading.to_state_json(Some(ts)), false, 1));
+            out.push(Message::new(
+                self.topics.state(),
+                reading.to_state_json(Some(ts)),
+                false,
+                1,
+            ));
             self.last_state_at = Some(now);
         }
         for entry in &reading.entries {
@@ -80,19 +102,55 @@ impl Policy {
             self.offer(&mut out, topic, payload, urgent, now, 0);
         }
         let d = &reading.derived;
-        self.offer(&mut out, self.topics.leaf("injection"), d.injection_w.to_string(), false, now, 0);
+        self.offer(
+            &mut out,
+            self.topics.leaf("injection"),
+            d.injection_w.to_string(),
+            false,
+            now,
+            0,
+        );
         if let Some(w) = extras.power_w {
-            self.offer(&mut out, self.topics.leaf("power"), w.to_string(), false, now, 0);
+            self.offer(
+                &mut out,
+                self.topics.leaf("power"),
+                w.to_string(),
+                false,
+                now,
+                0,
+            );
         }
-        self.offer(&mut out, self.topics.leaf("ejp"), on_off(d.ejp).to_owned(), true, now, 1);
-        self.offer(&mut out, self.topics.leaf("ejp_notice"), on_off(d.ejp_notice).to_owned(), true, now, 1);
+        self.offer(
+            &mut out,
+            self.topics.leaf("ejp"),
+            on_off(d.ejp).to_owned(),
+            true,
+            now,
+            1,
+        );
+        self.offer(
+            &mut out,
+            self.topics.leaf("ejp_notice"),
+            on_off(d.ejp_notice).to_owned(),
+            true,
+            now,
+            1,
+        );
         self.last_flags = Some(flags);
         out
     }
 
     /// Queues a retained value when it is new, changed and urgent, or changed and its
     /// interval has passed.
-    fn offer(&mut self, out: &mut Vec<Message>, topic: String, payload: String, urgent: bool, now: f64, qos: u8) {
+    fn offer(
+        &mut self,
+        out: &mut Vec<Message>,
+        topic: String,
+        payload: String,
+        urgent: bool,
+        now: f64,
+        qos: u8,
+    ) {
         let due = match self.published.get(&topic) {
             None => true,
             Some((last, _)) if *last == payload => false,
@@ -138,7 +196,10 @@ mod tests {
     }
 
     fn topics_of(messages: &[Message]) -> Vec<&str> {
-        messages.iter().map(|m| m.topic.rsplit('/').next().unwrap()).collect()
+        messages
+            .iter()
+            .map(|m| m.topic.rsplit('/').next().unwrap())
+            .collect()
     }
 
     fn policy(interval: f64) -> Policy {
@@ -147,45 +208,136 @@ mod tests {
 
     #[test]
     fn the_first_reading_publishes_everything_with_the_contract_retain_and_qos() {
-        let out = policy(10.0).on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
+        let out = policy(10.0).on_reading(
+            &reading("HN..", "01450", "000688322"),
+            "T",
+            0.0,
+            Extras::default(),
+        );
         assert_eq!(
             topics_of(&out),
-            ["state", "ADCO", "OPTARIF", "EJPHN", "PTEC", "PAPP", "NJOURF_1", "injection", "ejp", "ejp_notice"]
+            [
+                "state",
+                "ADCO",
+                "OPTARIF",
+                "EJPHN",
+                "PTEC",
+                "PAPP",
+                "NJOURF_1",
+                "injection",
+                "ejp",
+                "ejp_notice"
+            ]
         );
-        let find = |t: &str| out.iter().find(|m| m.topic == format!("linky/021728123456/{t}")).unwrap();
+        let find = |t: &str| {
+            out.iter()
+                .find(|m| m.topic == format!("linky/021728123456/{t}"))
+                .unwrap()
+        };
         assert_eq!((find("state").retain, find("state").qos), (false, 1));
-        assert_eq!((find("PAPP").payload.as_str(), find("PAPP").retain, find("PAPP").qos), ("1450", true, 0));
-        assert_eq!((find("ejp").payload.as_str(), find("ejp").retain, find("ejp").qos), ("OFF", true, 1));
-        assert!(find("state").payload.starts_with(r#"{"ts":"T","meter":"021728123456""#));
+        assert_eq!(
+            (
+                find("PAPP").payload.as_str(),
+                find("PAPP").retain,
+                find("PAPP").qos
+            ),
+            ("1450", true, 0)
+        );
+        assert_eq!(
+            (
+                find("ejp").payload.as_str(),
+                find("ejp").retain,
+                find("ejp").qos
+            ),
+            ("OFF", true, 1)
+        );
+        assert!(
+            find("state")
+                .payload
+                .starts_with(r#"{"ts":"T","meter":"021728123456""#)
+        );
     }
 
     #[test]
     fn numbers_wait_for_the_interval_but_a_state_change_goes_out_at_once() {
         let mut p = policy(10.0);
-        p.on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
-        let out = p.on_reading(&reading("HN..", "01460", "000688323"), "T", 2.0, Extras::default());
+        p.on_reading(
+            &reading("HN..", "01450", "000688322"),
+            "T",
+            0.0,
+            Extras::default(),
+        );
+        let out = p.on_reading(
+            &reading("HN..", "01460", "000688323"),
+            "T",
+            2.0,
+            Extras::default(),
+        );
         assert!(out.is_empty(), "{out:?}");
-        let out = p.on_reading(&reading("PM..", "01470", "000688324"), "T", 4.0, Extras::default());
+        let out = p.on_reading(
+            &reading("PM..", "01470", "000688324"),
+            "T",
+            4.0,
+            Extras::default(),
+        );
         assert_eq!(topics_of(&out), ["state", "PTEC", "ejp"]);
-        let out = p.on_reading(&reading("PM..", "01480", "000688325"), "T", 10.0, Extras::default());
+        let out = p.on_reading(
+            &reading("PM..", "01480", "000688325"),
+            "T",
+            10.0,
+            Extras::default(),
+        );
         assert_eq!(topics_of(&out), ["EJPHN", "PAPP"]);
-        let out = p.on_reading(&reading("PM..", "01490", "000688325"), "T", 14.0, Extras::default());
-        assert_eq!(topics_of(&out), ["state"], "state once per interval after the last one");
+        let out = p.on_reading(
+            &reading("PM..", "01490", "000688325"),
+            "T",
+            14.0,
+            Extras::default(),
+        );
+        assert_eq!(
+            topics_of(&out),
+            ["state"],
+            "state once per interval after the last one"
+        );
     }
 
     #[test]
     fn an_interval_of_zero_publishes_every_frame() {
         let mut p = policy(0.0);
-        p.on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
-        let out = p.on_reading(&reading("HN..", "01460", "000688322"), "T", 0.5, Extras::default());
+        p.on_reading(
+            &reading("HN..", "01450", "000688322"),
+            "T",
+            0.0,
+            Extras::default(),
+        );
+        let out = p.on_reading(
+            &reading("HN..", "01460", "000688322"),
+            "T",
+            0.5,
+            Extras::default(),
+        );
         assert_eq!(topics_of(&out), ["state", "PAPP"]);
     }
 
     #[test]
     fn forgetting_sends_every_value_again() {
         let mut p = policy(10.0);
-        p.on_reading(&reading("HN..", "01450", "000688322"), "T", 0.0, Extras::default());
+        p.on_reading(
+            &reading("HN..", "01450", "000688322"),
+            "T",
+            0.0,
+            Extras::default(),
+        );
         p.forget();
-        assert_eq!(p.on_reading(&reading("HN..", "01450", "000688322"), "T", 1.0, Extras::default()).len(), 10);
+        assert_eq!(
+            p.on_reading(
+                &reading("HN..", "01450", "000688322"),
+                "T",
+                1.0,
+                Extras::default()
+            )
+            .len(),
+            10
+        );
     }
 }

@@ -1,0 +1,159 @@
+//! `linkymon run`: the edge daemon. Source → decoder → meter → (watch) box + (channel) MQTT.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{Config, MeterMode, PortSpec};
+use crate::meter::{Meter, PowerEstimator, Reading};
+use crate::publish::mqtt::{MqttSettings, Published, publish};
+use crate::source::{Replay, Serial, Source};
+use crate::tic::{Decoder, Mode, ModeHint};
+
+/// With `mode: auto`, how long a baud rate may go without a valid group before the other
+/// is tried: two historic frames' worth.
+const BAUD_PROBE: Duration = Duration::from_secs(5);
+
+/// The latest reading, for local consumers (screen, LED) that must not depend on MQTT.
+pub type LatestReading = watch::Receiver<Option<Arc<Reading>>>;
+
+fn forced_mode(mode: MeterMode) -> Option<Mode> {
+    match mode {
+        MeterMode::Auto => None,
+        MeterMode::Historic => Some(Mode::Historic),
+        MeterMode::Standard => Some(Mode::Standard),
+    }
+}
+
+/// Opens the configured source; a serial port missing at start is an error.
+pub fn open_source(config: &Config) -> anyhow::Result<Source> {
+    let mode = forced_mode(config.meter.mode);
+    Ok(match &config.meter.port {
+        PortSpec::Serial(path) => Source::Serial(Serial::open(path, mode)?),
+        PortSpec::Replay(path) => Source::Replay(
+            Replay::open(path, config.meter.replay_speed, mode.map(Mode::baud)).with_context(
+                || format!("cannot read the capture {} (meter.port)", path.display()),
+            )?,
+        ),
+        PortSpec::Simulate => anyhow::bail!("meter.port: simulate is not available yet"),
+    })
+}
+
+/// MQTT settings from the configuration.
+pub fn mqtt_settings(config: &Config) -> MqttSettings {
+    let m = &config.mqtt;
+    MqttSettings {
+        host: m.host.clone(),
+        port: m.port,
+        username: m.username.clone(),
+        password: m.password.as_ref().map(|s| s.expose().to_owned()),
+        client_id: m.client_id.clone(),
+        base_topic: m.base_topic.clone(),
+        discovery: m.discovery,
+        discovery_prefix: m.discovery_prefix.clone(),
+        interval: config.publish.interval,
+    }
+}
+
+/// Runs the daemon until `shutdown` fires or a replay ends.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let source = open_source(&config)?;
+    let (readings_tx, readings_rx) = mpsc::channel(256);
+    let (latest_tx, _latest) = watch::channel(None);
+    let publisher = tokio::spawn(publish(
+        mqtt_settings(&config),
+        readings_rx,
+        shutdown.clone(),
+    ));
+    let hint = forced_mode(config.meter.mode).map_or(ModeHint::Auto, ModeHint::Force);
+    acquire(
+        source,
+        hint,
+        config.meter.voltage.into(),
+        readings_tx,
+        latest_tx,
+        shutdown,
+    )
+    .await;
+    publisher.await.context("the MQTT publisher failed")?;
+    Ok(())
+}
+
+/// The acquisition loop: reads bytes, decodes frames, hands readings on. Ends at the end of
+/// a replay or on shutdown; dropping `readings` tells the publisher to say offline.
+pub async fn acquire(
+    mut source: Source,
+    hint: ModeHint,
+    voltage: u32,
+    readings: mpsc::Sender<Published>,
+    latest: watch::Sender<Option<Arc<Reading>>>,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut decoder = Decoder::new(hint);
+    let mut meter = Meter::new(voltage);
+    let mut power = PowerEstimator::default();
+    let mut buf = vec![0u8; 4096];
+    let mut probe = (Instant::now(), 0u64);
+    let mut confirmed = false;
+    let mut pending = Vec::new();
+    loop {
+        let n = tokio::select! {
+            n = source.read(&mut buf) => n,
+            () = shutdown.cancelled() => break,
+        };
+        let n = match n {
+            Ok(0) => {
+                info!("end of the capture");
+                break;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                warn!("reading the meter failed: {e}");
+                break;
+            }
+        };
+        decoder.push(&buf[..n], |frame| pending.push(frame));
+        let stats = decoder.stats();
+        if stats.groups_ok > probe.1 {
+            probe = (Instant::now(), stats.groups_ok);
+            if let (false, Some(mode)) = (confirmed, decoder.mode()) {
+                source.confirm_mode(mode);
+                confirmed = true;
+            }
+        } else if !confirmed && probe.0.elapsed() >= BAUD_PROBE {
+            source.no_valid_groups();
+            probe.0 = Instant::now();
+        }
+        for frame in pending.drain(..) {
+            let at = started.elapsed().as_secs_f64();
+            let ts = now_iso8601();
+            let reading = Arc::new(meter.read(&frame, at));
+            let power_w = power.update(&reading, at);
+            latest.send_replace(Some(reading.clone()));
+            let published = Published {
+                reading,
+                ts,
+                at,
+                power_w,
+                tic: stats,
+                meter: meter.stats(),
+                mode: frame.mode().as_str(),
+            };
+            if readings.send(published).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The host clock as ISO 8601 with the local offset, the `ts` of the contract.
+pub fn now_iso8601() -> String {
+    jiff::ZonedDateTime::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}

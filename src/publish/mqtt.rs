@@ -1,0 +1,305 @@
+//! The rumqttc glue: the only part of [`crate::publish`] that touches the network.
+//!
+//! One task polls the event loop (rumqttc's `poll` reconnects at once on error, so the
+//! backoff is ours); the publisher task turns readings into messages with the [`Policy`] and
+//! reacts to every ConnAck (online, discovery, subscription) and to Home Assistant's
+//! `online` status by announcing again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Message;
+use super::policy::{Extras, Policy};
+use super::topics::Topics;
+use crate::meter::{MeterStats, Reading};
+use crate::source::Backoff;
+use crate::tic::Stats;
+
+/// How to reach the broker and name things on it.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// Password, if the broker wants one.
+    pub password: Option<String>,
+    /// Client id; `linkymon-<meter id>` when not set.
+    pub client_id: Option<String>,
+    /// `mqtt.base_topic`.
+    pub base_topic: String,
+    /// Whether to publish Home Assistant discovery.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// `publish.interval`.
+    pub interval: Duration,
+}
+
+/// One decoded frame on its way to the broker, with what the shell measured.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The typed frame.
+    pub reading: Arc<Reading>,
+    /// When its last byte arrived, ISO 8601 with the local offset.
+    pub ts: String,
+    /// The same instant in seconds since the daemon started.
+    pub at: f64,
+    /// Active power estimate, when known.
+    pub power_w: Option<i64>,
+    /// Decoder counters at that frame.
+    pub tic: Stats,
+    /// Meter-model counters at that frame.
+    pub meter: MeterStats,
+    /// The line's mode.
+    pub mode: &'static str,
+}
+
+enum LinkEvent {
+    Connected,
+    HomeAssistantOnline,
+    Disconnected,
+}
+
+/// Publishes readings until `readings` closes (the source ended) or `shutdown` fires; then
+/// says `offline`, disconnects and returns. A broker that is unreachable never stops it.
+pub async fn publish(
+    settings: MqttSettings,
+    mut readings: mpsc::Receiver<Published>,
+    shutdown: CancellationToken,
+) {
+    let started = tokio::time::Instant::now();
+    // The Last Will names the meter, so the connection waits for the first frame's id.
+    let first = tokio::select! {
+        first = next_with_id(&mut readings) => first,
+        () = shutdown.cancelled() => None,
+    };
+    let Some(first) = first else { return };
+    let Some(id) = first.reading.meter.clone() else {
+        return;
+    };
+    let topics = Topics::new(&settings.base_topic, &id);
+    let mut options = MqttOptions::new(
+        settings
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("linkymon-{id}")),
+        settings.host.clone(),
+        settings.port,
+    );
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_last_will(LastWill::new(
+        topics.availability(),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    options.set_max_packet_size(64 * 1024, 64 * 1024);
+    if let Some(user) = &settings.username {
+        options.set_credentials(user.clone(), settings.password.clone().unwrap_or_default());
+    }
+    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let status_topic = format!("{}/status", settings.discovery_prefix);
+    let (events_tx, mut events) = mpsc::channel(16);
+    let poller = tokio::spawn(poll(
+        eventloop,
+        status_topic.clone(),
+        events_tx,
+        settings.clone(),
+    ));
+
+    let mut policy = Policy::new(topics.clone(), settings.interval.as_secs_f64());
+    let mut last = first;
+    let mut dropped = 0u64;
+    send_all(
+        &client,
+        policy.on_reading(
+            &last.reading,
+            &last.ts,
+            last.at,
+            Extras {
+                power_w: last.power_w,
+            },
+        ),
+        &mut dropped,
+    );
+    let mut diag_tick =
+        tokio::time::interval_at(started + Duration::from_secs(60), Duration::from_secs(60));
+    let mut connected_once = false;
+    let mut source_ended = false;
+    let give_up = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(give_up);
+    loop {
+        tokio::select! {
+            next = readings.recv(), if !source_ended => match next {
+                Some(p) => {
+                    let messages = policy.on_reading(&p.reading, &p.ts, p.at, Extras { power_w: p.power_w });
+                    send_all(&client, messages, &mut dropped);
+                    last = p;
+                }
+                // A replay ended: what is queued still needs the connection's ConnAck
+                // (online, discovery) before saying offline, unless the broker stays away.
+                None if connected_once => break,
+                None => {
+                    source_ended = true;
+                    give_up.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(5));
+                }
+            },
+            () = &mut give_up, if source_ended => break,
+            Some(event) = events.recv() => match event {
+                LinkEvent::Connected => {
+                    if connected_once {
+                        policy.forget(); // the broker may have lost retained values
+                    }
+                    connected_once = true;
+                    let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
+                    if settings.discovery {
+                        messages.extend(announce(&settings, &last.reading));
+                    }
+                    send_all(&client, messages, &mut dropped);
+                    if let Err(e) = client.try_subscribe(status_topic.clone(), QoS::AtLeastOnce) {
+                        warn!("cannot subscribe to {status_topic}: {e}");
+                    }
+                    if source_ended {
+                        break;
+                    }
+                }
+                LinkEvent::HomeAssistantOnline if settings.discovery => {
+                    send_all(&client, announce(&settings, &last.reading), &mut dropped);
+                }
+                LinkEvent::HomeAssistantOnline | LinkEvent::Disconnected => {}
+            },
+            _ = diag_tick.tick() => {
+                let diag = diag_json(&last, started.elapsed().as_secs(), dropped);
+                send_all(&client, vec![Message::new(topics.leaf("diag"), diag, false, 0)], &mut dropped);
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    send_all(
+        &client,
+        vec![Message::new(topics.availability(), "offline", true, 1)],
+        &mut dropped,
+    );
+    let _ = client.try_disconnect();
+    finish(poller).await;
+}
+
+/// Gives the event loop a moment to write what is queued and the DISCONNECT.
+async fn finish(poller: JoinHandle<()>) {
+    if tokio::time::timeout(Duration::from_secs(2), poller)
+        .await
+        .is_err()
+    {
+        warn!("the broker did not take the last messages within 2 s");
+    }
+}
+
+async fn next_with_id(readings: &mut mpsc::Receiver<Published>) -> Option<Published> {
+    while let Some(p) = readings.recv().await {
+        if p.reading.meter.is_some() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// The discovery configs for this meter. Filled by the discovery module.
+fn announce(_settings: &MqttSettings, _reading: &Reading) -> Vec<Message> {
+    Vec::new()
+}
+
+fn diag_json(last: &Published, uptime_s: u64, dropped: u64) -> String {
+    let t = &last.tic;
+    serde_json::json!({
+        "frames_ok": t.frames_ok,
+        "checksum_errors": t.groups_bad_checksum,
+        "bytes_skipped": t.bytes_skipped,
+        "mode": last.mode,
+        "uptime_s": uptime_s,
+        "groups_malformed": t.groups_malformed,
+        "frames_aborted": t.frames_aborted,
+        "values_rejected": last.meter.values_rejected,
+        "index_held": last.meter.index_held,
+        "messages_dropped": dropped,
+    })
+    .to_string()
+}
+
+fn send_all(client: &AsyncClient, messages: Vec<Message>, dropped: &mut u64) {
+    for m in messages {
+        let qos = if m.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        if client
+            .try_publish(m.topic, qos, m.retain, m.payload)
+            .is_err()
+        {
+            // The request queue is full: the broker has been away for a while.
+            *dropped += 1;
+        }
+    }
+}
+
+/// Drives the connection: reconnects with backoff and reports what the publisher acts on.
+async fn poll(
+    mut eventloop: rumqttc::EventLoop,
+    status_topic: String,
+    events: mpsc::Sender<LinkEvent>,
+    settings: MqttSettings,
+) {
+    let mut backoff = Backoff::default();
+    let mut down_logged = false;
+    let broker = format!("{}:{}", settings.host, settings.port);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                info!(%broker, "connected to the MQTT broker");
+                down_logged = false;
+                let _ = events.send(LinkEvent::Connected).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == status_topic => {
+                if p.payload.as_ref() == b"online" {
+                    let _ = events.send(LinkEvent::HomeAssistantOnline).await;
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                // Read until the broker closes the connection: closing a socket with unread
+                // acknowledgements in it sends a reset, and the broker may then drop the
+                // last messages (`offline` among them) before it reads them.
+                let drain = async { while eventloop.poll().await.is_ok() {} };
+                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !down_logged {
+                    warn!(%broker, error = %describe(&e), "MQTT broker unreachable; retrying with backoff");
+                    down_logged = true;
+                    let _ = events.send(LinkEvent::Disconnected).await;
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            format!("the broker refused the connection ({code:?}): check mqtt.username/password")
+        }
+        other => other.to_string(),
+    }
+}

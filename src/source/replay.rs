@@ -1,0 +1,95 @@
+//! A capture file played back as if it came down the line.
+
+use std::path::Path;
+
+use tokio::time::{Duration, Instant};
+
+/// Bytes of a capture, delivered at the line's baud rate × `speed` (0 = as fast as read).
+#[derive(Debug)]
+pub struct Replay {
+    bytes: Vec<u8>,
+    sent: usize,
+    baud: u32,
+    speed: f64,
+    start: Option<Instant>,
+}
+
+impl Replay {
+    /// Loads the capture. The baud rate is the mode's when known, else guessed from the
+    /// separators (a tab means standard mode, 9600 baud).
+    pub fn open(path: &Path, speed: f64, baud: Option<u32>) -> std::io::Result<Self> {
+        let bytes = std::fs::read(path)?;
+        let baud = baud.unwrap_or_else(|| {
+            if bytes.iter().take(4096).any(|&b| b & 0x7F == b'\t') {
+                9600
+            } else {
+                1200
+            }
+        });
+        Ok(Replay {
+            bytes,
+            sent: 0,
+            baud,
+            speed,
+            start: None,
+        })
+    }
+
+    /// The pacing rate.
+    pub fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    /// The next bytes, once their time on the wire has come; 0 at the end.
+    pub async fn read(&mut self, buf: &mut [u8]) -> usize {
+        let remaining = self.bytes.len() - self.sent;
+        if remaining == 0 || buf.is_empty() {
+            return 0;
+        }
+        let n = if self.speed <= 0.0 {
+            remaining.min(buf.len())
+        } else {
+            let start = *self.start.get_or_insert_with(Instant::now);
+            // 10 bits a character (start, 7 data, parity, stop).
+            let bytes_per_s = f64::from(self.baud) / 10.0 * self.speed;
+            let due = (start.elapsed().as_secs_f64() * bytes_per_s) as usize;
+            if due <= self.sent {
+                // Wake once 50 ms of line time is due, not once a byte: at 1200 baud that is
+                // 20 wake-ups a second instead of 120, for the same frames.
+                let next = self.sent + ((bytes_per_s * 0.05) as usize).max(1);
+                tokio::time::sleep_until(
+                    start + Duration::from_secs_f64(next as f64 / bytes_per_s),
+                )
+                .await;
+            }
+            let due = ((start.elapsed().as_secs_f64() * bytes_per_s) as usize).max(self.sent + 1);
+            (due - self.sent).min(remaining).min(buf.len())
+        };
+        buf[..n].copy_from_slice(&self.bytes[self.sent..self.sent + n]);
+        self.sent += n;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replay_is_paced_at_the_line_rate() {
+        let path = std::env::temp_dir().join(format!("linkymon-replay-{}.tic", std::process::id()));
+        std::fs::write(&path, vec![b'x'; 240]).unwrap();
+        let mut r = Replay::open(&path, 1.0, None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(r.baud(), 1200);
+        let t0 = Instant::now();
+        let mut buf = [0u8; 64];
+        let mut total = 0;
+        while total < 240 {
+            total += r.read(&mut buf).await;
+        }
+        // 240 bytes at 120 bytes/s take 2 s.
+        assert_eq!(t0.elapsed().as_millis() / 100, 20);
+        assert_eq!(r.read(&mut buf).await, 0);
+    }
+}

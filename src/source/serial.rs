@@ -1,0 +1,169 @@
+//! The meter's serial line: 7E1 at 1200 or 9600 baud, reopened forever when it vanishes.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncReadExt;
+use tokio::time::{Duration, timeout};
+use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
+use tracing::{info, warn};
+
+use super::Backoff;
+use crate::tic::Mode;
+
+/// No byte at all for this long means the line is dead (a meter sends continuously).
+const SILENCE: Duration = Duration::from_secs(10);
+
+/// Why the port could not be opened at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SerialError {
+    /// The device path does not exist.
+    #[error(
+        "serial port {path} does not exist: check `meter.port` (e.g. /dev/ttyAMA0, /dev/ttyUSB0)"
+    )]
+    Missing {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The device exists but could not be opened.
+    #[error("cannot open serial port {path}: {source} (is the user in the dialout group?)")]
+    Open {
+        /// The configured path.
+        path: PathBuf,
+        /// What the system said.
+        source: tokio_serial::Error,
+    },
+}
+
+/// A serial port that reads forever: silence or a vanished device means reopening with
+/// backoff, logged once per change of state.
+#[derive(Debug)]
+pub struct Serial {
+    path: PathBuf,
+    baud: u32,
+    auto: bool,
+    locked: bool,
+    port: Option<SerialStream>,
+    backoff: Backoff,
+    warned_8n1: bool,
+    down_logged: bool,
+}
+
+impl Serial {
+    /// Opens the port now, so that a wrong path is a clear error at start. `mode` is
+    /// `None` for auto (1200 baud first, then 9600 until valid groups are seen).
+    pub fn open(path: &Path, mode: Option<Mode>) -> Result<Self, SerialError> {
+        if !path.exists() {
+            return Err(SerialError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let baud = mode.map_or(1200, Mode::baud);
+        let mut serial = Serial {
+            path: path.to_owned(),
+            baud,
+            auto: mode.is_none(),
+            locked: mode.is_some(),
+            port: None,
+            backoff: Backoff::default(),
+            warned_8n1: false,
+            down_logged: false,
+        };
+        let port = serial.open_port().map_err(|source| SerialError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        serial.port = Some(port);
+        info!(port = %path.display(), baud, "serial port open");
+        Ok(serial)
+    }
+
+    /// The current line rate.
+    pub fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    /// Opens 7E1; where the device refuses 7 bits or parity (a pseudo-terminal, some USB
+    /// adapters), falls back to 8N1: the decoder masks bit 7 and the checksums still guard.
+    fn open_port(&mut self) -> Result<SerialStream, tokio_serial::Error> {
+        let builder = tokio_serial::new(self.path.to_string_lossy(), self.baud);
+        let seven_e1 = builder
+            .clone()
+            .data_bits(DataBits::Seven)
+            .parity(Parity::Even)
+            .stop_bits(StopBits::One);
+        match seven_e1.open_native_async() {
+            Ok(port) => Ok(port),
+            Err(e) if e.kind == tokio_serial::ErrorKind::InvalidInput || is_einval(&e) => {
+                if !self.warned_8n1 {
+                    warn!(port = %self.path.display(), "the device refuses 7E1; reading 8N1, bit 7 masked, checksums still checked");
+                    self.warned_8n1 = true;
+                }
+                builder
+                    .data_bits(DataBits::Eight)
+                    .parity(Parity::None)
+                    .stop_bits(StopBits::One)
+                    .open_native_async()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// In auto mode, keeps the baud rate at which valid groups came.
+    pub fn confirm_mode(&mut self, mode: Mode) {
+        if self.auto && !self.locked {
+            self.locked = true;
+            info!(baud = self.baud, %mode, "found the meter's mode");
+        }
+    }
+
+    /// In auto mode and not yet locked, reopens at the other baud rate.
+    pub fn try_other_baud(&mut self) {
+        if self.auto && !self.locked {
+            self.baud = if self.baud == 1200 { 9600 } else { 1200 };
+            info!(
+                baud = self.baud,
+                "no valid group yet, trying another baud rate"
+            );
+            self.port = None;
+        }
+    }
+
+    /// Reads some bytes, reopening the port as long as it takes; never fails.
+    pub async fn read(&mut self, buf: &mut [u8]) -> usize {
+        loop {
+            let Some(port) = self.port.as_mut() else {
+                match self.open_port() {
+                    Ok(port) => {
+                        self.port = Some(port);
+                        if self.down_logged {
+                            info!(port = %self.path.display(), baud = self.baud, "serial port back");
+                            self.down_logged = false;
+                        }
+                        self.backoff.reset();
+                    }
+                    Err(e) => self.down(&e.to_string()).await,
+                }
+                continue;
+            };
+            match timeout(SILENCE, port.read(buf)).await {
+                Ok(Ok(n)) if n > 0 => return n,
+                Ok(Ok(_)) => self.down("end of file").await,
+                Ok(Err(e)) => self.down(&e.to_string()).await,
+                Err(_) => self.down("no byte for 10 s").await,
+            }
+        }
+    }
+
+    async fn down(&mut self, why: &str) {
+        self.port = None;
+        if !self.down_logged {
+            warn!(port = %self.path.display(), why, "serial port lost; reopening with backoff");
+            self.down_logged = true;
+        }
+        tokio::time::sleep(self.backoff.next_delay()).await;
+    }
+}
+
+fn is_einval(e: &tokio_serial::Error) -> bool {
+    e.description.contains("Invalid argument") || e.description.contains("EINVAL")
+}
