@@ -20,7 +20,17 @@ pub struct Message {
 
 impl Message {
     /// A message with the given delivery.
-    pub fn new(topic: impl Into<String>, payload: impl Into<String>, retain: bool, qos: u8) -> Self {
-        Message { topic: topic.into(), payload: payload.into(), retain, qos }
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<String>,
+        retain: bool,
+        qos: u8,
+    ) -> Self {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            retain,
+            qos,
+        }
     }
 }

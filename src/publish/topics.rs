@@ -9,7 +9,9 @@ pub struct Topics {
 impl Topics {
     /// Topics of meter `id` under `base` (`mqtt.base_topic`).
     pub fn new(base: &str, id: &str) -> Self {
-        Topics { prefix: format!("{base}/{id}") }
+        Topics {
+            prefix: format!("{base}/{id}"),
+        }
     }
 
     /// `online` / `offline`, retained; also the Last Will.
