@@ -3,6 +3,7 @@
 //! Everything here is pure: it turns readings into [`Message`]s. The rumqttc glue that sends
 //! them lives in the `run` command, so these functions are tested on values alone.
 
+pub mod discovery;
 pub mod topics;
 
 /// One MQTT publication, decided by the core and sent by the shell.
