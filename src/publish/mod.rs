@@ -1,8 +1,9 @@
 //! What goes to MQTT: topics, payloads, Home Assistant discovery and the publish policy.
 //!
-//! Everything here is pure: it turns readings into [`Message`]s. The rumqttc glue that sends
-//! them lives in the `run` command, so these functions are tested on values alone.
+//! Everything here but [`mqtt`] is pure: it turns readings into [`Message`]s, tested on
+//! values alone. [`mqtt`] is the rumqttc glue that sends them.
 
+pub mod discovery;
 pub mod mqtt;
 pub mod policy;
 pub mod topics;

@@ -1,0 +1,488 @@
+//! Home Assistant MQTT discovery: one retained config per entity, driven by the label table.
+//!
+//! This module decides what Home Assistant is told about a meter: which entities exist (only
+//! for the labels the meter sends, plus a few fixed ones), their device class, state class and
+//! unit, and which topic each reads. It turns that into [`Message`]s and nothing more: when to
+//! send them (on every connection, when `<discovery_prefix>/status` says `online`, when a label
+//! shows up for the first time) is the shell's decision, and the states themselves are
+//! published elsewhere. Entity removal is not handled.
+//!
+//! Choices Home Assistant imposes (checked against its sensor and MQTT documentation):
+//! - `kVA` labels (PREF, PCOUP) are published in `VA` through a `× 1000` template, as the
+//!   contract fixes; reactive indexes use the `reactive_energy` class in `varh`.
+//! - An `enum` sensor has `options` and neither unit nor state class, and Home Assistant drops
+//!   any state outside its options. So each enum entity maps the raw values the specification
+//!   lists to what it shows (`ENUMS`), and renders anything else as `None`, which Home
+//!   Assistant shows as unknown: `PTEC` shows the period codes that `state.derived.period`,
+//!   the daily logs and `logger.prices` use (`HN`, `PM`, `BASE`, `HCJB`…); `DEMAIN` and the
+//!   Tempo colour entities show `blue`, `white`, `red` (`----`, "not announced", is unknown).
+//! - `object_id` is gone from discovery since Home Assistant 2026.4; `default_entity_id`
+//!   (`sensor.linky_<id>_<object_id>`) names the entity the first time it is added.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use super::Message;
+use super::topics::Topics;
+use crate::meter::Reading;
+use crate::meter::labels::{self, Kind, Role, Unit};
+use crate::tic::Mode;
+
+/// Where users report problems, shown as the entities' origin in Home Assistant.
+/// A placeholder until the project has its public home; change it here only.
+pub const SUPPORT_URL: &str = "https://github.com/linkymon/linkymon";
+
+/// What discovery needs from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// `mqtt.base_topic`: the entities read their states under it.
+    pub base_topic: String,
+    /// `mqtt.discovery_prefix`: where Home Assistant listens for configs.
+    pub discovery_prefix: String,
+    /// This program's version, shown on the device and the origin so users can tell which
+    /// linkymon announced the entities.
+    pub sw_version: String,
+}
+
+impl Context {
+    /// The version is this build's, so Home Assistant shows which linkymon announced what.
+    pub fn new(base_topic: impl Into<String>, discovery_prefix: impl Into<String>) -> Self {
+        Context {
+            base_topic: base_topic.into(),
+            discovery_prefix: discovery_prefix.into(),
+            sw_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// The tariff option, as far as the meter tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tariff {
+    /// One price all day (`OPTARIF BASE`).
+    Base,
+    /// Peak and off-peak hours (`OPTARIF HC..`).
+    OffPeak,
+    /// EJP: 22 mobile peak days a year (`OPTARIF EJP.`).
+    Ejp,
+    /// Tempo: blue, white and red days (`OPTARIF BBRx`, or STGE giving today's colour).
+    Tempo,
+    /// Not said (yet), or a supplier name the rules do not recognise.
+    Unknown,
+}
+
+impl Tariff {
+    /// From `OPTARIF` (historic) or `NGTF` (standard, supplier free text: matched loosely).
+    fn from_option(option: &str) -> Self {
+        let o = option.trim().to_ascii_uppercase();
+        if o.starts_with("BBR") || o.contains("TEMPO") {
+            Tariff::Tempo
+        } else if o.contains("EJP") {
+            Tariff::Ejp
+        } else if o.contains("BASE") {
+            Tariff::Base
+        } else if o.starts_with("HC") || o.contains("CREUSE") {
+            Tariff::OffPeak
+        } else {
+            Tariff::Unknown
+        }
+    }
+
+    fn model_word(self) -> Option<&'static str> {
+        match self {
+            Tariff::Base => Some("Base"),
+            Tariff::OffPeak => Some("HC"),
+            Tariff::Ejp => Some("EJP"),
+            Tariff::Tempo => Some("Tempo"),
+            Tariff::Unknown => None,
+        }
+    }
+}
+
+/// What the contract changes in discovery: the EJP and Tempo entities and the device model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    /// The tariff option.
+    pub tariff: Tariff,
+    /// The meter reports three phases.
+    pub three_phase: bool,
+    /// The meter runs in producer mode (it counts injected energy).
+    pub producer: bool,
+}
+
+impl Contract {
+    /// What one reading says about the contract. A frame that lost its `OPTARIF`/`NGTF` group
+    /// to a bad checksum gives [`Tariff::Unknown`], so callers should prefer a complete frame.
+    pub fn from_reading(r: &Reading) -> Self {
+        let option = r.text("OPTARIF").or(r.text("NGTF"));
+        let tariff = if r.derived.tempo_today.is_some() {
+            Tariff::Tempo // STGE (or a historic PTEC colour) says so whatever the name
+        } else {
+            option.map_or(Tariff::Unknown, Tariff::from_option)
+        };
+        let third_phase = ["IINST3", "IMAX3", "IRMS3", "URMS3", "SINSTS3"];
+        Contract {
+            tariff,
+            three_phase: third_phase.iter().any(|l| r.get(l).is_some()),
+            producer: r.derived.stge.is_some_and(|s| s.producer) || r.get("EAIT").is_some(),
+        }
+    }
+
+    /// `Linky historic EJP`, `Linky standard Tempo three-phase producer`…
+    fn model(&self, mode: Mode) -> String {
+        let mut model = format!("Linky {mode}");
+        for word in [
+            self.tariff.model_word(),
+            self.three_phase.then_some("three-phase"),
+            self.producer.then_some("producer"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            model.push(' ');
+            model.push_str(word);
+        }
+        model
+    }
+
+    /// Whether an EJP peak can be signalled: historic only says so on an EJP contract;
+    /// standard mode signals mobile peaks through STGE on any contract but Tempo, where the
+    /// same bits mean a non-blue day.
+    fn has_ejp(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Historic => self.tariff == Tariff::Ejp,
+            Mode::Standard => self.tariff != Tariff::Tempo,
+        }
+    }
+}
+
+/// Text labels whose values the specification lists, with what the entity shows for each.
+/// The same pairs give the enum's `options` and its value template, so they cannot disagree.
+#[rustfmt::skip]
+const ENUMS: &[(&str, &[(&str, &str)])] = &[
+    ("PTEC", &[
+        ("TH..", "BASE"), ("HC..", "HC"), ("HP..", "HP"), ("HN..", "HN"), ("PM..", "PM"),
+        ("HCJB", "HCJB"), ("HPJB", "HPJB"), ("HCJW", "HCJW"), ("HPJW", "HPJW"),
+        ("HCJR", "HCJR"), ("HPJR", "HPJR"),
+    ]),
+    ("DEMAIN", &[("BLEU", "blue"), ("BLAN", "white"), ("ROUG", "red")]),
+];
+
+/// The options of the Tempo colour entities: the names `state.derived` uses.
+const TEMPO_COLOURS: &[&str] = &["blue", "white", "red"];
+
+/// How Home Assistant sees a TIC unit. Checked against the sensor documentation's table of
+/// device classes: `apparent_power` accepts VA, `reactive_energy` varh, `duration` min.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Classes {
+    device_class: Option<&'static str>,
+    state_class: Option<&'static str>,
+    unit: Option<&'static str>,
+}
+
+const MEASUREMENT: Option<&str> = Some("measurement");
+const TOTAL_INCREASING: Option<&str> = Some("total_increasing");
+
+const fn classes(
+    device_class: &'static str,
+    state_class: Option<&'static str>,
+    unit: &'static str,
+) -> Classes {
+    Classes {
+        device_class: Some(device_class),
+        state_class,
+        unit: Some(unit),
+    }
+}
+
+/// The classes of a unit and the factor that turns the meter's value into Home Assistant's unit.
+fn unit_classes(unit: Unit) -> (Classes, u32) {
+    match unit {
+        Unit::Wh => (classes("energy", TOTAL_INCREASING, "Wh"), 1),
+        Unit::VArh => (classes("reactive_energy", TOTAL_INCREASING, "varh"), 1),
+        Unit::VA => (classes("apparent_power", MEASUREMENT, "VA"), 1),
+        Unit::KVA => (classes("apparent_power", MEASUREMENT, "VA"), 1000),
+        Unit::W => (classes("power", MEASUREMENT, "W"), 1),
+        Unit::A => (classes("current", MEASUREMENT, "A"), 1),
+        Unit::V => (classes("voltage", MEASUREMENT, "V"), 1),
+        // PEJP is a fixed notice length, not worth long-term statistics.
+        Unit::Min => (classes("duration", None, "min"), 1),
+    }
+}
+
+/// One Home Assistant entity, before it becomes a config payload.
+#[derive(Debug, Clone)]
+struct Entity {
+    component: &'static str,
+    object_id: String,
+    name: String,
+    state_topic: String,
+    /// The subscription QoS: 1 for the topics the contract publishes at QoS 1.
+    qos: u8,
+    value_template: Option<String>,
+    classes: Classes,
+    options: Vec<&'static str>,
+    diagnostic: bool,
+}
+
+impl Entity {
+    fn sensor(object_id: impl Into<String>, name: impl Into<String>, state_topic: String) -> Self {
+        Entity {
+            component: "sensor",
+            object_id: object_id.into(),
+            name: name.into(),
+            state_topic,
+            qos: 0,
+            value_template: None,
+            classes: Classes::default(),
+            options: Vec::new(),
+            diagnostic: false,
+        }
+    }
+}
+
+/// An `enum` sensor has options, and neither unit nor state class.
+const ENUM: Classes = Classes {
+    device_class: Some("enum"),
+    state_class: None,
+    unit: None,
+};
+
+/// The entity id part for a label: lowercase, and anything Home Assistant does not allow in
+/// an id (`+` of `NJOURF+1`, `-` of `SMAXSN-1`) becomes `_`.
+pub fn object_id(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The retained discovery configs of meter `meter_id`: one entity per label in `labels` (the
+/// labels this meter has sent; others get none), plus `power`, `injection`, the decoder
+/// counters, and the EJP or Tempo entities its contract calls for.
+///
+/// Pass every label seen since start: labels such as `PEJP`, `ADPS` or `DPM1` come and go, so
+/// call again (and publish) when a new one shows up. The output does not depend on the order
+/// of `labels`.
+pub fn config_messages<I>(
+    meter_id: &str,
+    mode: Mode,
+    contract: &Contract,
+    labels: I,
+    ctx: &Context,
+) -> Vec<Message>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let topics = Topics::new(&ctx.base_topic, meter_id);
+    let sent: BTreeSet<String> = labels.into_iter().map(|l| l.as_ref().to_owned()).collect();
+    // Table order first; labels the table does not know (a firmware's `TENSION`) after, as
+    // plain diagnostics, if their name can be a topic.
+    let known = labels::LABELS
+        .iter()
+        .map(|s| s.label)
+        .filter(|l| sent.contains(*l));
+    let unknown = sent
+        .iter()
+        .map(String::as_str)
+        .filter(|l| labels::spec(l).is_none())
+        .filter(|l| {
+            l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-".contains(&b))
+        });
+    // Table labels never share an object id (a test checks it); an unknown label that would
+    // take one already used, fixed entities first, is left out rather than break both.
+    let fixed = fixed_entities(mode, contract, &topics);
+    let mut taken: BTreeSet<String> = fixed.iter().map(|e| e.object_id.clone()).collect();
+    let mut entities: Vec<Entity> = known
+        .chain(unknown)
+        .map(|l| label_entity(l, &topics))
+        .filter(|e| taken.insert(e.object_id.clone()))
+        .collect();
+    entities.extend(fixed);
+
+    let device = json!({
+        "identifiers": [format!("linky_{meter_id}")],
+        "name": format!("Linky {meter_id}"),
+        "manufacturer": "Enedis",
+        "model": contract.model(mode),
+        "sw_version": ctx.sw_version,
+        "serial_number": meter_id,
+    });
+    let origin = json!({
+        "name": "linkymon",
+        "sw_version": ctx.sw_version,
+        "support_url": SUPPORT_URL,
+    });
+    let availability = topics.availability();
+    entities
+        .iter()
+        .map(|e| {
+            let topic = format!(
+                "{}/{}/linky_{meter_id}/{}/config",
+                ctx.discovery_prefix, e.component, e.object_id
+            );
+            let payload = payload(e, meter_id, &device, &origin, &availability);
+            Message::new(topic, payload.to_string(), true, 1)
+        })
+        .collect()
+}
+
+/// The entity of one label, from its row in the table.
+fn label_entity(label: &str, topics: &Topics) -> Entity {
+    let mut e = Entity::sensor(object_id(label), label, topics.label(label));
+    let Some(spec) = labels::spec(label) else {
+        e.diagnostic = true;
+        return e;
+    };
+    e.name = spec.name.to_owned();
+    e.diagnostic = spec.role == Role::Diagnostic;
+    if let Some(unit) = spec.unit {
+        let (classes, factor) = unit_classes(unit);
+        e.classes = classes;
+        if factor != 1 {
+            e.value_template = Some(format!("{{{{ value | int * {factor} }}}}"));
+        }
+    } else if spec.kind == Kind::Text && spec.horodate {
+        // DATE's data is empty and DPMx/FPMx's is `00`: what matters is the horodate, which
+        // only `state` carries (`values.<LABEL>_ts`). Absent from a frame means none: unknown.
+        e.state_topic = topics.state();
+        e.qos = 1;
+        e.value_template = Some(format!(
+            "{{{{ value_json.values.{label}_ts | default('None') }}}}"
+        ));
+    } else if let Some((_, values)) = ENUMS.iter().find(|(l, _)| *l == label) {
+        let pairs: Vec<String> = values
+            .iter()
+            .map(|(raw, shown)| format!("'{raw}': '{shown}'"))
+            .collect();
+        e.classes = ENUM;
+        e.options = values.iter().map(|(_, shown)| *shown).collect();
+        e.value_template = Some(format!("{{{{ {{{}}}.get(value) }}}}", pairs.join(", ")));
+    }
+    e
+}
+
+/// Entities that do not come from a label: estimates, decoder counters, EJP and Tempo.
+fn fixed_entities(mode: Mode, contract: &Contract, topics: &Topics) -> Vec<Entity> {
+    let (power, _) = unit_classes(Unit::W);
+    let mut entities = vec![
+        Entity {
+            classes: power,
+            ..Entity::sensor("power", "Active power", topics.leaf("power"))
+        },
+        Entity {
+            classes: power,
+            ..Entity::sensor("injection", "Injected power", topics.leaf("injection"))
+        },
+    ];
+    let diag = [
+        ("frames_ok", "Frames received"),
+        ("checksum_errors", "Checksum errors"),
+        ("bytes_skipped", "Bytes skipped"),
+        ("uptime_s", "Uptime"),
+    ];
+    for (key, name) in diag {
+        let classes = match key {
+            "uptime_s" => classes("duration", None, "s"),
+            // Counters restart with the daemon, which `total_increasing` expects.
+            _ => Classes {
+                state_class: TOTAL_INCREASING,
+                ..Classes::default()
+            },
+        };
+        entities.push(Entity {
+            classes,
+            value_template: Some(format!("{{{{ value_json.{key} }}}}")),
+            diagnostic: true,
+            ..Entity::sensor(key, name, topics.leaf("diag"))
+        });
+    }
+    if contract.has_ejp(mode) {
+        for (key, name) in [("ejp", "EJP peak"), ("ejp_notice", "EJP peak announced")] {
+            entities.push(Entity {
+                component: "binary_sensor",
+                qos: 1,
+                ..Entity::sensor(key, name, topics.leaf(key))
+            });
+        }
+    }
+    if contract.tariff == Tariff::Tempo {
+        let colours = [
+            ("tempo_today", "Tempo colour today"),
+            ("tempo_tomorrow", "Tempo colour tomorrow"),
+        ];
+        for (key, name) in colours {
+            entities.push(Entity {
+                classes: ENUM,
+                options: TEMPO_COLOURS.to_vec(),
+                value_template: Some(format!(
+                    "{{{{ value_json.derived.{key} | default('None') }}}}"
+                )),
+                qos: 1,
+                ..Entity::sensor(key, name, topics.state())
+            });
+        }
+    }
+    entities
+}
+
+/// The config payload of one entity.
+fn payload(
+    e: &Entity,
+    meter_id: &str,
+    device: &Value,
+    origin: &Value,
+    availability: &str,
+) -> Value {
+    let unique_id = format!("linky_{meter_id}_{}", e.object_id);
+    let mut p = Map::new();
+    let mut put = |key: &str, value: Value| {
+        p.insert(key.to_owned(), value);
+    };
+    put("name", e.name.as_str().into());
+    put(
+        "default_entity_id",
+        format!("{}.{unique_id}", e.component).into(),
+    );
+    put("unique_id", unique_id.into());
+    put("state_topic", e.state_topic.as_str().into());
+    put("availability_topic", availability.into());
+    put("payload_available", "online".into());
+    put("payload_not_available", "offline".into());
+    put("device", device.clone());
+    put("origin", origin.clone());
+    if e.qos != 0 {
+        put("qos", e.qos.into());
+    }
+    if e.component == "binary_sensor" {
+        put("payload_on", "ON".into());
+        put("payload_off", "OFF".into());
+    }
+    let optional = [
+        ("device_class", e.classes.device_class),
+        ("state_class", e.classes.state_class),
+        ("unit_of_measurement", e.classes.unit),
+        ("value_template", e.value_template.as_deref()),
+        ("entity_category", e.diagnostic.then_some("diagnostic")),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            put(key, v.into());
+        }
+    }
+    if !e.options.is_empty() {
+        put("options", e.options.clone().into());
+    }
+    Value::Object(p)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,688 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::*;
+use crate::meter::Meter;
+use crate::tic::{Decoder, ModeHint, encode_frame};
+
+// ---------------------------------------------------------------------------------------------
+// Reference meters, built from frames the way the daemon sees them.
+
+fn read(mode: Mode, groups: &[(&str, Option<&str>, &str)]) -> Reading {
+    let bytes = encode_frame(mode, groups.iter().copied());
+    let mut frames = Vec::new();
+    Decoder::new(ModeHint::Force(mode)).push(&bytes, |f| frames.push(f));
+    assert_eq!(frames.len(), 1);
+    let reading = Meter::new(230).read(&frames[0], 0.0);
+    assert_eq!(reading.entries.len(), groups.len(), "a group was refused");
+    reading
+}
+
+fn historic(groups: &[(&str, &str)]) -> Reading {
+    let groups: Vec<_> = groups.iter().map(|(l, v)| (*l, None, *v)).collect();
+    read(Mode::Historic, &groups)
+}
+
+/// Single-phase EJP, during a peak notice (PEJP is only sent then).
+fn historic_ejp() -> Reading {
+    historic(&[
+        ("ADCO", "021728123456"),
+        ("OPTARIF", "EJP."),
+        ("ISOUSC", "45"),
+        ("EJPHN", "000688322"),
+        ("EJPHPM", "000080072"),
+        ("PEJP", "30"),
+        ("PTEC", "HN.."),
+        ("IINST", "007"),
+        ("IMAX", "090"),
+        ("PAPP", "01450"),
+        ("HHPHC", "A"),
+        ("MOTDETAT", "000000"),
+    ])
+}
+
+/// Single-phase Tempo, on the peak hours of a blue day.
+fn historic_tempo() -> Reading {
+    historic(&[
+        ("ADCO", "031961234567"),
+        ("OPTARIF", "BBR("),
+        ("ISOUSC", "45"),
+        ("BBRHCJB", "001478389"),
+        ("BBRHPJB", "001012295"),
+        ("BBRHCJW", "000134553"),
+        ("BBRHPJW", "000213701"),
+        ("BBRHCJR", "000025098"),
+        ("BBRHPJR", "000006010"),
+        ("PTEC", "HPJB"),
+        ("DEMAIN", "BLEU"),
+        ("IINST", "001"),
+        ("IMAX", "090"),
+        ("PAPP", "00120"),
+        ("HHPHC", "A"),
+        ("MOTDETAT", "000000"),
+    ])
+}
+
+/// Three-phase Tempo producer: the labels of the corpus capture
+/// `std-3p-tempo-prod-openhab.txt`, with values of our own.
+fn standard_three_phase_producer() -> Reading {
+    let profile = "00004001 06004002 22004001 NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE \
+                   NONUTILE NONUTILE NONUTILE";
+    read(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "123456789012"),
+            ("VTIC", None, "02"),
+            ("DATE", Some("H240612143015"), ""),
+            ("NGTF", None, "     TEMPO      "),
+            ("LTARF", None, "    HP  BLEU    "),
+            ("EAST", None, "012345678"),
+            ("EASF01", None, "003456789"),
+            ("EASF02", None, "006123456"),
+            ("EASF03", None, "000712345"),
+            ("EASF04", None, "001234567"),
+            ("EASF05", None, "000398765"),
+            ("EASF06", None, "000419756"),
+            ("EASF07", None, "000000000"),
+            ("EASF08", None, "000000000"),
+            ("EASF09", None, "000000000"),
+            ("EASF10", None, "000000000"),
+            ("EASD01", None, "012345678"),
+            ("EASD02", None, "000000000"),
+            ("EASD03", None, "000000000"),
+            ("EASD04", None, "000000000"),
+            ("EAIT", None, "000812345"),
+            ("ERQ1", None, "003012345"),
+            ("ERQ2", None, "000198765"),
+            ("ERQ3", None, "000091234"),
+            ("ERQ4", None, "000801234"),
+            ("IRMS1", None, "004"),
+            ("IRMS2", None, "002"),
+            ("IRMS3", None, "001"),
+            ("URMS1", None, "233"),
+            ("URMS2", None, "236"),
+            ("URMS3", None, "238"),
+            ("PREF", None, "12"),
+            ("PCOUP", None, "12"),
+            ("SINSTS", None, "01150"),
+            ("SINSTS1", None, "00870"),
+            ("SINSTS2", None, "00190"),
+            ("SINSTS3", None, "00090"),
+            ("SMAXSN", Some("H240612071532"), "03120"),
+            ("SMAXSN1", Some("H240612071532"), "01980"),
+            ("SMAXSN2", Some("H240612064410"), "00710"),
+            ("SMAXSN3", Some("H240612080105"), "00560"),
+            ("SMAXSN-1", Some("H240611192010"), "05840"),
+            ("SMAXSN1-1", Some("H240611192010"), "03010"),
+            ("SMAXSN2-1", Some("H240611125503"), "01620"),
+            ("SMAXSN3-1", Some("H240611192240"), "01480"),
+            ("SINSTI", None, "00000"),
+            ("SMAXIN", Some("H240612123005"), "02210"),
+            ("SMAXIN-1", Some("H240611131540"), "03470"),
+            ("CCASN", Some("H240612143000"), "01080"),
+            ("CCASN-1", Some("H240612140000"), "00990"),
+            ("CCAIN", Some("H240612143000"), "00000"),
+            ("CCAIN-1", Some("H240612140000"), "00120"),
+            ("UMOY1", Some("H240612143000"), "232"),
+            ("UMOY2", Some("H240612143000"), "235"),
+            ("UMOY3", Some("H240612143000"), "237"),
+            ("STGE", None, "013A0501"),
+            ("MSG1", None, "PAS DE          MESSAGE         "),
+            ("PRM", None, "12345678901234"),
+            ("RELAIS", None, "000"),
+            ("NTARF", None, "02"),
+            ("NJOURF", None, "00"),
+            ("NJOURF+1", None, "00"),
+            ("PJOURF+1", None, profile),
+        ],
+    )
+}
+
+fn historic_base() -> Reading {
+    historic(&[
+        ("ADCO", "021728654321"),
+        ("OPTARIF", "BASE"),
+        ("ISOUSC", "30"),
+        ("BASE", "002345678"),
+        ("PTEC", "TH.."),
+        ("IINST", "003"),
+        ("IMAX", "090"),
+        ("PAPP", "00650"),
+        ("HHPHC", "A"),
+        ("MOTDETAT", "000000"),
+    ])
+}
+
+fn ctx() -> Context {
+    Context::new("linky", "homeassistant")
+}
+
+fn messages(r: &Reading) -> Vec<Message> {
+    let labels = r.entries.iter().map(|e| e.label.as_str());
+    let id = r
+        .meter
+        .as_deref()
+        .expect("the reference frames carry their id");
+    config_messages(id, r.mode, &Contract::from_reading(r), labels, &ctx())
+}
+
+/// Topic → parsed payload.
+fn configs(r: &Reading) -> BTreeMap<String, Value> {
+    messages(r)
+        .into_iter()
+        .map(|m| (m.topic, serde_json::from_str(&m.payload).unwrap()))
+        .collect()
+}
+
+fn reference_meters() -> [(&'static str, Reading); 3] {
+    [
+        ("historic-ejp.json", historic_ejp()),
+        ("historic-tempo.json", historic_tempo()),
+        (
+            "standard-three-phase-producer.json",
+            standard_three_phase_producer(),
+        ),
+    ]
+}
+
+fn all_configs() -> Vec<Value> {
+    reference_meters()
+        .iter()
+        .chain([("", historic_base())].iter())
+        .flat_map(|(_, r)| configs(r).into_values())
+        .collect()
+}
+
+fn object_ids(r: &Reading, component: &str) -> BTreeSet<String> {
+    configs(r)
+        .keys()
+        .filter_map(|t| t.strip_prefix(&format!("homeassistant/{component}/")))
+        .map(|rest| rest.split('/').nth(1).unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden files: what users read in ha-discovery/.
+
+#[test]
+fn reference_payloads_are_the_files_in_ha_discovery() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ha-discovery");
+    let update = std::env::var_os("LINKYMON_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    for (file, reading) in reference_meters() {
+        let path = dir.join(file);
+        let actual = configs(&reading);
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            let text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
+            std::fs::write(&path, text).unwrap();
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with LINKYMON_UPDATE_GOLDEN=1 to create it",
+                path.display()
+            )
+        });
+        let expected: BTreeMap<String, Value> = serde_json::from_str(&text).unwrap();
+        let topics: BTreeSet<&String> = actual.keys().chain(expected.keys()).collect();
+        let first = topics
+            .into_iter()
+            .find(|t| actual.get(*t) != expected.get(*t));
+        if let Some(topic) = first {
+            panic!(
+                "{} differs first at {topic}:\n{}LINKYMON_UPDATE_GOLDEN=1 rewrites the file",
+                path.display(),
+                difference(expected.get(topic), actual.get(topic)),
+            );
+        }
+    }
+}
+
+/// The keys of a payload that differ, one line each, rather than two whole payloads.
+fn difference(file: Option<&Value>, code: Option<&Value>) -> String {
+    let (Some(Value::Object(file)), Some(Value::Object(code))) = (file, code) else {
+        return format!("  file: {file:?}\n  code: {code:?}\n");
+    };
+    let keys: BTreeSet<&String> = file.keys().chain(code.keys()).collect();
+    keys.into_iter()
+        .filter(|k| file.get(*k) != code.get(*k))
+        .map(|k| format!("  {k}: file {:?}, code {:?}\n", file.get(k), code.get(k)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rules.
+
+#[test]
+fn one_device_is_shared_by_every_entity() {
+    let configs = configs(&historic_ejp());
+    let device = &configs.values().next().unwrap()["device"];
+    assert_eq!(device["identifiers"], json!(["linky_021728123456"]));
+    assert_eq!(device["name"], "Linky 021728123456");
+    assert_eq!(device["manufacturer"], "Enedis");
+    assert_eq!(device["model"], "Linky historic EJP");
+    assert_eq!(device["serial_number"], "021728123456");
+    assert_eq!(device["sw_version"], env!("CARGO_PKG_VERSION"));
+    for (topic, config) in &configs {
+        assert_eq!(&config["device"], device, "{topic}");
+        assert_eq!(config["origin"]["name"], "linkymon", "{topic}");
+        assert_eq!(config["origin"]["support_url"], SUPPORT_URL, "{topic}");
+    }
+}
+
+#[test]
+fn unique_ids_are_scoped_to_the_meter() {
+    let ids = |r: &Reading| -> BTreeSet<String> {
+        let configs = configs(r);
+        let ids: BTreeSet<String> = configs
+            .values()
+            .map(|c| c["unique_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), configs.len(), "a unique_id is used twice");
+        ids
+    };
+    let (ejp, tempo) = (ids(&historic_ejp()), ids(&historic_tempo()));
+    assert!(ejp.iter().all(|id| id.starts_with("linky_021728123456_")));
+    assert!(tempo.iter().all(|id| id.starts_with("linky_031961234567_")));
+    assert!(ejp.is_disjoint(&tempo), "two meters share an entity");
+}
+
+#[test]
+fn njourf_plus_one_gets_a_valid_object_id_and_topic() {
+    let configs = configs(&standard_three_phase_producer());
+    let config = &configs["homeassistant/sensor/linky_123456789012/njourf_1/config"];
+    assert_eq!(config["state_topic"], "linky/123456789012/NJOURF_1");
+    assert_eq!(config["unique_id"], "linky_123456789012_njourf_1");
+    assert_eq!(
+        config["default_entity_id"],
+        "sensor.linky_123456789012_njourf_1"
+    );
+    let config = &configs["homeassistant/sensor/linky_123456789012/smaxsn1_1/config"];
+    assert_eq!(config["state_topic"], "linky/123456789012/SMAXSN1-1");
+    for topic in configs.keys() {
+        let object_id = topic.split('/').nth(3).unwrap();
+        assert!(
+            object_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "{topic}"
+        );
+    }
+}
+
+#[test]
+fn only_labels_the_meter_sends_get_entities() {
+    let reading = historic_ejp();
+    let fixed = [
+        "power",
+        "injection",
+        "frames_ok",
+        "checksum_errors",
+        "bytes_skipped",
+        "uptime_s",
+    ];
+    let mut expected: BTreeSet<String> = reading
+        .entries
+        .iter()
+        .map(|e| object_id(&e.label))
+        .collect();
+    expected.extend(fixed.map(String::from));
+    assert_eq!(object_ids(&reading, "sensor"), expected);
+}
+
+#[test]
+fn labels_outside_the_table_become_plain_diagnostics_when_their_name_fits_a_topic() {
+    let contract = Contract::from_reading(&historic_ejp());
+    let labels = ["ADCO", "TENSION", "BAD#", "ADCO"];
+    let messages = config_messages("021728123456", Mode::Historic, &contract, labels, &ctx());
+    let tension: Vec<_> = messages
+        .iter()
+        .filter(|m| m.topic.contains("/tension/"))
+        .collect();
+    assert_eq!(tension.len(), 1);
+    let config: Value = serde_json::from_str(&tension[0].payload).unwrap();
+    assert_eq!(config["name"], "TENSION");
+    assert_eq!(config["entity_category"], "diagnostic");
+    assert!(config.get("device_class").is_none());
+    assert!(!messages.iter().any(|m| m.topic.contains("bad")));
+    // A label named like a fixed entity does not take its place.
+    let with_power = config_messages("1", Mode::Historic, &contract, ["POWER"], &ctx());
+    let power: Vec<_> = with_power
+        .iter()
+        .filter(|m| m.topic.contains("/power/"))
+        .collect();
+    assert_eq!(power.len(), 1);
+    assert!(
+        power[0]
+            .payload
+            .contains("\"state_topic\":\"linky/1/power\"")
+    );
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m.topic.contains("/adco/"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn energy_indexes_are_total_increasing_wh() {
+    for reading in [
+        historic_ejp(),
+        historic_tempo(),
+        standard_three_phase_producer(),
+    ] {
+        let configs = configs(&reading);
+        let indexes = reading
+            .entries
+            .iter()
+            .filter(|e| labels::spec(&e.label).is_some_and(|s| s.unit == Some(Unit::Wh)));
+        for entry in indexes {
+            let id = reading.meter.as_deref().unwrap();
+            let topic = format!(
+                "homeassistant/sensor/linky_{id}/{}/config",
+                object_id(&entry.label)
+            );
+            let config = &configs[&topic];
+            assert_eq!(config["device_class"], "energy", "{topic}");
+            assert_eq!(config["state_class"], "total_increasing", "{topic}");
+            assert_eq!(config["unit_of_measurement"], "Wh", "{topic}");
+        }
+    }
+}
+
+#[test]
+fn reactive_indexes_are_reactive_energy_in_varh() {
+    let configs = configs(&standard_three_phase_producer());
+    let config = &configs["homeassistant/sensor/linky_123456789012/erq1/config"];
+    assert_eq!(config["device_class"], "reactive_energy");
+    assert_eq!(config["unit_of_measurement"], "varh");
+    assert_eq!(config["state_class"], "total_increasing");
+}
+
+#[test]
+fn pref_is_published_in_va() {
+    let configs = configs(&standard_three_phase_producer());
+    for label in ["pref", "pcoup"] {
+        let config = &configs[&format!("homeassistant/sensor/linky_123456789012/{label}/config")];
+        assert_eq!(config["device_class"], "apparent_power");
+        assert_eq!(config["unit_of_measurement"], "VA");
+        assert_eq!(config["value_template"], "{{ value | int * 1000 }}");
+    }
+}
+
+#[test]
+fn ejp_binary_sensors_are_absent_on_a_base_contract() {
+    assert!(object_ids(&historic_base(), "binary_sensor").is_empty());
+    assert!(object_ids(&historic_tempo(), "binary_sensor").is_empty());
+    assert!(object_ids(&standard_three_phase_producer(), "binary_sensor").is_empty());
+    let ejp = BTreeSet::from(["ejp".to_owned(), "ejp_notice".to_owned()]);
+    assert_eq!(object_ids(&historic_ejp(), "binary_sensor"), ejp);
+    // Standard mode can signal a mobile peak on any contract but Tempo.
+    let contract = Contract {
+        tariff: Tariff::Base,
+        three_phase: false,
+        producer: false,
+    };
+    let binary = config_messages("1", Mode::Standard, &contract, ["ADSC"], &ctx())
+        .into_iter()
+        .filter(|m| m.topic.starts_with("homeassistant/binary_sensor/"))
+        .count();
+    assert_eq!(binary, 2);
+}
+
+#[test]
+fn ejp_binary_sensors_read_on_and_off_at_qos_one() {
+    let configs = configs(&historic_ejp());
+    let config = &configs["homeassistant/binary_sensor/linky_021728123456/ejp_notice/config"];
+    assert_eq!(config["state_topic"], "linky/021728123456/ejp_notice");
+    assert_eq!(
+        (&config["payload_on"], &config["payload_off"]),
+        (&json!("ON"), &json!("OFF"))
+    );
+    assert_eq!(config["qos"], 1);
+    assert_eq!(
+        config["default_entity_id"],
+        "binary_sensor.linky_021728123456_ejp_notice"
+    );
+}
+
+#[test]
+fn tempo_contracts_get_colour_entities_that_show_unknown_when_not_announced() {
+    assert!(!object_ids(&historic_ejp(), "sensor").contains("tempo_today"));
+    for reading in [historic_tempo(), standard_three_phase_producer()] {
+        let id = reading.meter.clone().unwrap();
+        let configs = configs(&reading);
+        let config = &configs[&format!("homeassistant/sensor/linky_{id}/tempo_tomorrow/config")];
+        assert_eq!(config["state_topic"], format!("linky/{id}/state"));
+        assert_eq!(config["device_class"], "enum");
+        assert_eq!(config["options"], json!(["blue", "white", "red"]));
+        assert_eq!(
+            config["value_template"],
+            "{{ value_json.derived.tempo_tomorrow | default('None') }}"
+        );
+    }
+}
+
+#[test]
+fn enum_templates_render_only_their_options_or_none() {
+    for (label, values) in ENUMS {
+        let spec = labels::spec(label).unwrap();
+        assert_eq!((spec.kind, spec.unit), (Kind::Text, None), "{label}");
+        for (raw, shown) in values.iter() {
+            assert!(raw.len() == usize::from(spec.width), "{label} {raw}");
+            assert!(
+                !shown.is_empty() && !shown.contains('\''),
+                "{label} {shown}"
+            );
+        }
+    }
+    let configs = configs(&historic_tempo());
+    let demain = &configs["homeassistant/sensor/linky_031961234567/demain/config"];
+    assert_eq!(demain["options"], json!(TEMPO_COLOURS));
+    assert_eq!(
+        demain["value_template"],
+        "{{ {'BLEU': 'blue', 'BLAN': 'white', 'ROUG': 'red'}.get(value) }}"
+    );
+    let ptec = &configs["homeassistant/sensor/linky_031961234567/ptec/config"];
+    assert_eq!(ptec["options"].as_array().unwrap().len(), 11);
+    assert!(
+        ptec["value_template"]
+            .as_str()
+            .unwrap()
+            .contains("'TH..': 'BASE'")
+    );
+}
+
+#[test]
+fn dated_texts_show_their_horodate_from_state() {
+    let configs = configs(&standard_three_phase_producer());
+    let date = &configs["homeassistant/sensor/linky_123456789012/date/config"];
+    assert_eq!(date["state_topic"], "linky/123456789012/state");
+    assert_eq!(
+        date["value_template"],
+        "{{ value_json.values.DATE_ts | default('None') }}"
+    );
+    assert_eq!(date["entity_category"], "diagnostic");
+}
+
+#[test]
+fn identity_status_and_decoder_counters_are_diagnostics() {
+    let configs = configs(&standard_three_phase_producer());
+    let category = |object_id: &str| {
+        configs[&format!("homeassistant/sensor/linky_123456789012/{object_id}/config")]
+            ["entity_category"]
+            .clone()
+    };
+    for object_id in [
+        "adsc",
+        "stge",
+        "prm",
+        "vtic",
+        "frames_ok",
+        "checksum_errors",
+        "bytes_skipped",
+        "uptime_s",
+    ] {
+        assert_eq!(category(object_id), "diagnostic", "{object_id}");
+    }
+    for object_id in ["east", "sinsts"] {
+        assert_eq!(category(object_id), Value::Null, "{object_id}");
+    }
+    let frames = &configs["homeassistant/sensor/linky_123456789012/frames_ok/config"];
+    assert_eq!(frames["state_topic"], "linky/123456789012/diag");
+    assert_eq!(frames["value_template"], "{{ value_json.frames_ok }}");
+}
+
+#[test]
+fn every_payload_has_availability_and_default_entity_id() {
+    for config in all_configs() {
+        assert_eq!(
+            config["availability_topic"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next_back(),
+            Some("availability")
+        );
+        assert_eq!(config["payload_available"], "online");
+        assert_eq!(config["payload_not_available"], "offline");
+        let unique_id = config["unique_id"].as_str().unwrap();
+        let default_entity_id = config["default_entity_id"].as_str().unwrap();
+        assert!(
+            default_entity_id == format!("sensor.{unique_id}")
+                || default_entity_id == format!("binary_sensor.{unique_id}"),
+            "{default_entity_id}"
+        );
+        assert!(
+            config.get("object_id").is_none(),
+            "object_id was removed in 2026.4"
+        );
+    }
+}
+
+#[test]
+fn every_config_is_retained_at_qos_one_under_the_discovery_prefix() {
+    let ctx = Context::new("home/linky", "ha");
+    let contract = Contract::from_reading(&historic_ejp());
+    for m in config_messages("021728123456", Mode::Historic, &contract, ["PAPP"], &ctx) {
+        assert!(m.retain && m.qos == 1, "{}", m.topic);
+        assert!(
+            m.topic.starts_with("ha/") && m.topic.ends_with("/config"),
+            "{}",
+            m.topic
+        );
+        let config: Value = serde_json::from_str(&m.payload).unwrap();
+        assert_eq!(
+            config["availability_topic"],
+            "home/linky/021728123456/availability"
+        );
+    }
+}
+
+#[test]
+fn no_entity_has_a_unit_with_an_enum_class() {
+    for config in all_configs() {
+        if config["device_class"] == "enum" {
+            assert!(config.get("unit_of_measurement").is_none(), "{config}");
+            assert!(config.get("state_class").is_none(), "{config}");
+            assert!(
+                !config["options"].as_array().unwrap().is_empty(),
+                "{config}"
+            );
+        } else {
+            assert!(config.get("options").is_none(), "{config}");
+        }
+    }
+}
+
+/// Units and state classes per device class, from Home Assistant's sensor documentation
+/// (developers.home-assistant.io, "Available device classes") and its `DEVICE_CLASS_STATE_CLASSES`.
+#[test]
+fn every_class_unit_and_state_class_is_one_home_assistant_accepts() {
+    let any = &["measurement", "total", "total_increasing"][..];
+    let accepted: BTreeMap<&str, (&[&str], &[&str])> = BTreeMap::from([
+        (
+            "energy",
+            (&["Wh", "kWh"][..], &["total", "total_increasing"][..]),
+        ),
+        (
+            "reactive_energy",
+            (&["varh", "kvarh"][..], &["total", "total_increasing"][..]),
+        ),
+        ("apparent_power", (&["VA"][..], &["measurement"][..])),
+        ("power", (&["W", "kW"][..], &["measurement"][..])),
+        ("current", (&["A", "mA"][..], &["measurement"][..])),
+        ("voltage", (&["V", "mV"][..], &["measurement"][..])),
+        ("duration", (&["d", "h", "min", "s", "ms"][..], any)),
+    ]);
+    for config in all_configs() {
+        let unit = config.get("unit_of_measurement").and_then(Value::as_str);
+        let state_class = config.get("state_class").and_then(Value::as_str);
+        match config.get("device_class").and_then(Value::as_str) {
+            None | Some("enum") => assert_eq!(unit, None, "{config}"),
+            Some(class) => {
+                let (units, state_classes) = accepted
+                    .get(class)
+                    .unwrap_or_else(|| panic!("{class} is not checked here"));
+                assert!(unit.is_some_and(|u| units.contains(&u)), "{config}");
+                assert!(
+                    state_class.is_none_or(|s| state_classes.contains(&s)),
+                    "{config}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn object_ids_are_unique_across_the_table_and_the_fixed_entities() {
+    let everything = labels::LABELS.iter().map(|s| s.label);
+    let contract = Contract {
+        tariff: Tariff::Tempo,
+        three_phase: true,
+        producer: true,
+    };
+    let messages = config_messages("1", Mode::Standard, &contract, everything, &ctx());
+    let object_ids: BTreeSet<&str> = messages
+        .iter()
+        .map(|m| m.topic.split('/').nth(3).unwrap())
+        .collect();
+    assert_eq!(object_ids.len(), messages.len());
+    assert_eq!(messages.len(), labels::LABELS.len() + 8);
+}
+
+#[test]
+fn the_device_model_names_mode_and_contract() {
+    let model = |r: &Reading| configs(r).into_values().next().unwrap()["device"]["model"].clone();
+    assert_eq!(model(&historic_ejp()), "Linky historic EJP");
+    assert_eq!(model(&historic_tempo()), "Linky historic Tempo");
+    assert_eq!(model(&historic_base()), "Linky historic Base");
+    assert_eq!(
+        model(&standard_three_phase_producer()),
+        "Linky standard Tempo three-phase producer"
+    );
+}
+
+#[test]
+fn the_output_does_not_depend_on_the_order_labels_were_seen() {
+    let contract = Contract::from_reading(&historic_ejp());
+    let a = config_messages(
+        "1",
+        Mode::Historic,
+        &contract,
+        ["PAPP", "ADCO", "PTEC"],
+        &ctx(),
+    );
+    let b = config_messages(
+        "1",
+        Mode::Historic,
+        &contract,
+        ["PTEC", "PAPP", "ADCO"],
+        &ctx(),
+    );
+    assert_eq!(a, b);
+}
