@@ -11,7 +11,8 @@ use tracing::{info, warn};
 use crate::config::{Config, MeterMode, PortSpec};
 use crate::meter::{Meter, PowerEstimator, Reading};
 use crate::publish::mqtt::{MqttSettings, Published, publish};
-use crate::source::{Replay, Serial, Source};
+use crate::simulate::SimConfig;
+use crate::source::{Replay, Serial, Simulated, Source};
 use crate::tic::{Decoder, Mode, ModeHint};
 
 /// With `mode: auto`, how long a baud rate may go without a valid group before the other
@@ -39,7 +40,16 @@ pub fn open_source(config: &Config) -> anyhow::Result<Source> {
                 || format!("cannot read the capture {} (meter.port)", path.display()),
             )?,
         ),
-        PortSpec::Simulate => anyhow::bail!("meter.port: simulate is not available yet"),
+        PortSpec::Simulate => Source::Simulated(
+            Simulated::new(
+                SimConfig {
+                    voltage: config.meter.voltage.into(),
+                    ..SimConfig::default()
+                },
+                config.meter.simulate_speed,
+            )
+            .context("meter.port: simulate")?,
+        ),
     })
 }
 

@@ -5,6 +5,7 @@
 //! reacts to every ConnAck (online, discovery, subscription) and to Home Assistant's
 //! `online` status by announcing again.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Message;
+use super::discovery;
 use super::policy::{Extras, Policy};
 use super::topics::Topics;
 use crate::meter::{MeterStats, Reading};
@@ -117,6 +119,8 @@ pub async fn publish(
     ));
 
     let mut policy = Policy::new(topics.clone(), settings.interval.as_secs_f64());
+    let mut announcer = Announcer::new(&settings);
+    announcer.learn(&first.reading);
     let mut last = first;
     let mut dropped = 0u64;
     send_all(
@@ -141,6 +145,9 @@ pub async fn publish(
         tokio::select! {
             next = readings.recv(), if !source_ended => match next {
                 Some(p) => {
+                    if announcer.learn(&p.reading) && settings.discovery && connected_once {
+                        send_all(&client, announcer.changed(&p.reading), &mut dropped);
+                    }
                     let messages = policy.on_reading(&p.reading, &p.ts, p.at, Extras { power_w: p.power_w });
                     send_all(&client, messages, &mut dropped);
                     last = p;
@@ -162,7 +169,7 @@ pub async fn publish(
                     connected_once = true;
                     let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
                     if settings.discovery {
-                        messages.extend(announce(&settings, &last.reading));
+                        messages.extend(announcer.all(&last.reading));
                     }
                     send_all(&client, messages, &mut dropped);
                     if let Err(e) = client.try_subscribe(status_topic.clone(), QoS::AtLeastOnce) {
@@ -173,7 +180,7 @@ pub async fn publish(
                     }
                 }
                 LinkEvent::HomeAssistantOnline if settings.discovery => {
-                    send_all(&client, announce(&settings, &last.reading), &mut dropped);
+                    send_all(&client, announcer.all(&last.reading), &mut dropped);
                 }
                 LinkEvent::HomeAssistantOnline | LinkEvent::Disconnected => {}
             },
@@ -212,9 +219,62 @@ async fn next_with_id(readings: &mut mpsc::Receiver<Published>) -> Option<Publis
     None
 }
 
-/// The discovery configs for this meter. Filled by the discovery module.
-fn announce(_settings: &MqttSettings, _reading: &Reading) -> Vec<Message> {
-    Vec::new()
+/// What Home Assistant has been told about this meter: discovery is re-sent whole on every
+/// ConnAck and `online` status, and for new labels (PEJP, ADPS come and go) as they appear.
+struct Announcer {
+    context: discovery::Context,
+    labels: BTreeSet<String>,
+    sent: HashMap<String, String>,
+}
+
+impl Announcer {
+    fn new(settings: &MqttSettings) -> Self {
+        Announcer {
+            context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix),
+            labels: BTreeSet::new(),
+            sent: HashMap::new(),
+        }
+    }
+
+    /// Remembers the reading's labels; true when one is new.
+    fn learn(&mut self, reading: &Reading) -> bool {
+        let mut new = false;
+        for e in &reading.entries {
+            if !self.labels.contains(&e.label) {
+                self.labels.insert(e.label.clone());
+                new = true;
+            }
+        }
+        new
+    }
+
+    fn configs(&self, reading: &Reading) -> Vec<Message> {
+        let Some(id) = reading.meter.as_deref() else {
+            return Vec::new();
+        };
+        let contract = discovery::Contract::from_reading(reading);
+        discovery::config_messages(id, reading.mode, &contract, &self.labels, &self.context)
+    }
+
+    /// Every config, for a new connection or a Home Assistant restart.
+    fn all(&mut self, reading: &Reading) -> Vec<Message> {
+        let configs = self.configs(reading);
+        self.sent = configs
+            .iter()
+            .map(|m| (m.topic.clone(), m.payload.clone()))
+            .collect();
+        configs
+    }
+
+    /// Only the configs that are new or changed since the last announcement.
+    fn changed(&mut self, reading: &Reading) -> Vec<Message> {
+        let mut configs = self.configs(reading);
+        configs.retain(|m| self.sent.get(&m.topic) != Some(&m.payload));
+        for m in &configs {
+            self.sent.insert(m.topic.clone(), m.payload.clone());
+        }
+        configs
+    }
 }
 
 fn diag_json(last: &Published, uptime_s: u64, dropped: u64) -> String {

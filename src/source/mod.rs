@@ -6,9 +6,11 @@
 
 mod replay;
 mod serial;
+mod simulated;
 
 pub use replay::Replay;
 pub use serial::{Serial, SerialError};
+pub use simulated::Simulated;
 
 use std::io;
 
@@ -47,6 +49,8 @@ pub enum Source {
     Serial(Serial),
     /// A capture file, paced at the line rate.
     Replay(Replay),
+    /// A synthetic meter.
+    Simulated(Simulated),
 }
 
 impl Source {
@@ -55,6 +59,7 @@ impl Source {
         match self {
             Source::Serial(s) => Ok(s.read(buf).await),
             Source::Replay(r) => Ok(r.read(buf).await),
+            Source::Simulated(s) => Ok(s.read(buf).await),
         }
     }
 
@@ -79,6 +84,7 @@ impl Source {
         match self {
             Source::Serial(s) => Some(s.baud()),
             Source::Replay(r) => Some(r.baud()),
+            Source::Simulated(_) => None,
         }
     }
 }
