@@ -1,5 +1,7 @@
 //! The integration tests: one binary, run against the library and the real executable.
 
 mod corpus;
+mod daemon;
 mod decode_cli;
 mod harness;
+mod mqtt;

@@ -1,0 +1,358 @@
+//! `linkymon run` against a real mosquitto, watched with mosquitto_sub as a user would.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::fixtures_dir;
+use crate::mqtt::{
+    Broker, Subscriber, TempDir, linkymon, mosquitto_pub, signal, wait_exit, write_config,
+};
+
+const TEMPO_ID: &str = "021861348497";
+const SIM_ID: &str = "021728123456";
+
+fn replay_config(dir: &TempDir, port: u16, capture: &str, extra: &str) -> std::path::PathBuf {
+    let capture = fixtures_dir().join(capture);
+    write_config(
+        dir,
+        port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n{extra}",
+            capture.display()
+        ),
+    )
+}
+
+fn simulate_config(dir: &TempDir, port: u16, speed: u32) -> std::path::PathBuf {
+    write_config(
+        dir,
+        port,
+        &format!("meter:\n  port: simulate\n  simulate_speed: {speed}\npublish:\n  interval: 0\n"),
+    )
+}
+
+#[test]
+fn a_replay_publishes_state_retained_values_and_discovery_then_goes_offline() {
+    let broker = Broker::start();
+    let dir = TempDir::new("replay");
+    let config = replay_config(&dir, broker.port, "hist-1p-tempo-pyteleinfo.tic", "");
+    let live = Subscriber::start(broker.port, &["linky/#"]);
+    let status = linkymon(&config, &["run"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let states = live.wait_count(
+        &format!("linky/{TEMPO_ID}/state"),
+        10,
+        Duration::from_secs(3),
+    );
+    assert_eq!(states.len(), 10, "one state per frame with interval 0");
+    let first: Value = serde_json::from_str(&states[0]).unwrap();
+    assert_eq!(first["meter"], TEMPO_ID);
+    assert_eq!(first["values"]["DEMAIN"], "ROUG");
+    assert_eq!(first["derived"]["tempo_tomorrow"], "red");
+    assert!(
+        first["ts"].as_str().unwrap().len() >= 25,
+        "ts with offset: {}",
+        first["ts"]
+    );
+
+    // A late subscriber sees the retained values, as Home Assistant does after a restart.
+    let late = Subscriber::start(broker.port, &["linky/#", "homeassistant/#"]);
+    late.wait_for("the retained PTEC", Duration::from_secs(3), |l| {
+        l == format!("linky/{TEMPO_ID}/PTEC HCJB")
+    });
+    let payload = |topic: &str| late.payloads(&format!("linky/{TEMPO_ID}/{topic}")).pop();
+    assert_eq!(payload("availability").as_deref(), Some("offline"));
+    assert_eq!(
+        payload("BBRHCJB").as_deref(),
+        Some("18328876"),
+        "the last frame's value, without leading zeros"
+    );
+    assert_eq!(payload("ejp").as_deref(), Some("OFF"));
+    assert_eq!(payload("injection").as_deref(), Some("0"));
+    let configs: Vec<Value> = late
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("homeassistant/"))
+        .map(|l| serde_json::from_str(l.split_once(' ').unwrap().1).unwrap())
+        .collect();
+    let expected = linkymon_discovery_count(&first);
+    assert_eq!(configs.len(), expected, "one retained config per entity");
+    for c in &configs {
+        assert!(
+            c["unique_id"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("linky_{TEMPO_ID}_")),
+            "{c}"
+        );
+        assert_eq!(c["device"]["identifiers"][0], format!("linky_{TEMPO_ID}"));
+        assert_eq!(
+            c["availability_topic"],
+            format!("linky/{TEMPO_ID}/availability")
+        );
+    }
+}
+
+/// The number of configs the library makes for the labels of this state.
+fn linkymon_discovery_count(state: &Value) -> usize {
+    use linkymon::publish::discovery::{Context, Contract, config_messages};
+    let labels: Vec<String> = state["values"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let frame = linkymon::tic::encode_frame(
+        linkymon::tic::Mode::Historic,
+        [
+            ("ADCO", None, TEMPO_ID),
+            ("OPTARIF", None, "BBR("),
+            ("PTEC", None, "HCJB"),
+        ],
+    );
+    let mut decoder = linkymon::tic::Decoder::default();
+    let mut reading = None;
+    decoder.push(&frame, |f| {
+        reading = Some(linkymon::meter::Meter::new(230).read(&f, 0.0))
+    });
+    let contract = Contract::from_reading(&reading.unwrap());
+    config_messages(
+        TEMPO_ID,
+        linkymon::tic::Mode::Historic,
+        &contract,
+        &labels,
+        &Context::new("linky", "homeassistant"),
+    )
+    .len()
+}
+
+#[test]
+fn ejp_goes_on_when_the_simulated_peak_starts_and_sigterm_says_offline() {
+    let broker = Broker::start();
+    let dir = TempDir::new("sim");
+    // 3000× from 06:00: the notice comes after 0.6 s, the peak after 1.2 s.
+    let config = simulate_config(&dir, broker.port, 3000);
+    let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/#")]);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let topic = |t: &str| format!("linky/{SIM_ID}/{t}");
+    sub.wait_for("online", Duration::from_secs(5), |l| {
+        l == format!("{} online", topic("availability"))
+    });
+    sub.wait_for("the EJP notice", Duration::from_secs(5), |l| {
+        l == format!("{} ON", topic("ejp_notice"))
+    });
+    sub.wait_for("the EJP peak", Duration::from_secs(5), |l| {
+        l == format!("{} ON", topic("ejp"))
+    });
+    sub.wait_for("PTEC PM..", Duration::from_secs(2), |l| {
+        l == format!("{} PM..", topic("PTEC"))
+    });
+    let peak_state = sub.wait_for("a peak state", Duration::from_secs(2), |l| {
+        l.starts_with(&topic("state")) && l.contains(r#""ejp":true"#)
+    });
+    assert!(
+        peak_state.contains(r#""PEJP":30"#),
+        "PEJP is sent during the peak too"
+    );
+    signal(&daemon, "TERM");
+    let status = wait_exit(&mut daemon, Duration::from_secs(3));
+    assert!(status.success(), "{status}");
+    sub.wait_for("offline", Duration::from_secs(2), |l| {
+        l == format!("{} offline", topic("availability"))
+    });
+}
+
+#[test]
+fn the_last_will_says_offline_after_kill_9() {
+    let broker = Broker::start();
+    let dir = TempDir::new("will");
+    let config = simulate_config(&dir, broker.port, 60);
+    let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/availability")]);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sub.wait_for("online", Duration::from_secs(5), |l| l.ends_with(" online"));
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    sub.wait_for("the Last Will", Duration::from_secs(5), |l| {
+        l.ends_with(" offline")
+    });
+}
+
+#[test]
+fn discovery_is_resent_when_home_assistant_comes_online() {
+    let broker = Broker::start();
+    let dir = TempDir::new("hastatus");
+    let config = simulate_config(&dir, broker.port, 60);
+    let sub = Subscriber::start(broker.port, &["homeassistant/+/+/+/config"]);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sub.wait_for("discovery", Duration::from_secs(5), |l| {
+        l.contains("/ejp/config ")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let first = sub.lines().len();
+    mosquitto_pub(broker.port, "homeassistant/status", "online");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while sub.lines().len() < 2 * first && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(sub.lines().len(), 2 * first, "every config once more");
+    signal(&daemon, "TERM");
+    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
+}
+
+#[test]
+fn the_daemon_reconnects_after_the_broker_restarts() {
+    let mut broker = Broker::start();
+    let dir = TempDir::new("reconnect");
+    let config = simulate_config(&dir, broker.port, 60);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/availability")]);
+        sub.wait_for("online", Duration::from_secs(5), |l| l.ends_with(" online"));
+    }
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon must survive a broker outage"
+    );
+    broker.restart();
+    // The new broker lost everything: the daemon says online again and republishes values.
+    let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/#")]);
+    sub.wait_for("online again", Duration::from_secs(5), |l| {
+        l.ends_with("/availability online")
+    });
+    sub.wait_for("values again", Duration::from_secs(5), |l| {
+        l.starts_with(&format!("linky/{SIM_ID}/EJPHN "))
+    });
+    signal(&daemon, "TERM");
+    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        stderr.matches("MQTT broker unreachable").count(),
+        1,
+        "logged once per change of state: {stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_config_key_exits_2_naming_it() {
+    let dir = TempDir::new("badkey");
+    let config = write_config(&dir, 1883, "publish:\n  intervall: 5s\n");
+    let out = linkymon(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("publish.intervall") && stderr.contains("interval"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_serial_port_that_does_not_exist_is_exit_1() {
+    let dir = TempDir::new("noport");
+    let config = write_config(&dir, 1883, "meter:\n  port: /dev/ttyNOPE0\n");
+    let out = linkymon(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("/dev/ttyNOPE0") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A socat pseudo-terminal pair: the daemon reads `meter`, the test writes into `feed`.
+struct Pty {
+    child: std::process::Child,
+    meter: std::path::PathBuf,
+    feed: std::path::PathBuf,
+}
+
+impl Pty {
+    fn start(dir: &TempDir) -> Self {
+        let (meter, feed) = (dir.path("meter"), dir.path("feed"));
+        let child = std::process::Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", meter.display()))
+            .arg(format!("pty,raw,echo=0,link={}", feed.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat is not installed: run ./scripts/test.sh");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !(meter.exists() && feed.exists()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "socat did not create the PTY pair"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Pty { child, meter, feed }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn frames_written_into_a_pseudo_terminal_reach_mqtt() {
+    let broker = Broker::start();
+    let dir = TempDir::new("pty");
+    let pty = Pty::start(&dir);
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: {}\n  mode: auto\npublish:\n  interval: 0\n",
+            pty.meter.display()
+        ),
+    );
+    let sub = Subscriber::start(broker.port, &[&format!("linky/{TEMPO_ID}/state")]);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let capture = std::fs::read(fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pty.feed)
+        .unwrap()
+        .write_all(&capture)
+        .unwrap();
+    let states = sub.wait_count(
+        &format!("linky/{TEMPO_ID}/state"),
+        10,
+        Duration::from_secs(5),
+    );
+    assert_eq!(states.len(), 10);
+    signal(&daemon, "TERM");
+    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    // This kernel's pseudo-terminals refuse 7 data bits with parity: the fallback is said once.
+    assert!(stderr.matches("refuses 7E1").count() <= 1, "{stderr}");
+    assert!(stderr.contains("found the meter's mode"), "{stderr}");
+}
