@@ -35,11 +35,18 @@ fuzz_target!(|data: &[u8]| {
     // Every counted group began with an LF inside a frame; every frame with an STX.
     let count = |wanted: u8| data.iter().filter(|&&b| b & 0x7F == wanted).count() as u64;
     let groups = stats.groups_ok + stats.groups_bad_checksum + stats.groups_malformed;
-    assert!(groups <= count(LF), "{groups} groups from {} LF: {stats:?}", count(LF));
+    assert!(
+        groups <= count(LF),
+        "{groups} groups from {} LF: {stats:?}",
+        count(LF)
+    );
     assert!(stats.frames_ok <= count(STX), "{stats:?}");
     assert_eq!(stats.frames_ok, frames.len() as u64);
     let kept: u64 = frames.iter().map(|f| f.len() as u64).sum();
-    assert!(kept <= stats.groups_ok, "{kept} groups in frames, {stats:?}");
+    assert!(
+        kept <= stats.groups_ok,
+        "{kept} groups in frames, {stats:?}"
+    );
 
     let mut meter = Meter::new(230);
     let mut last_end = 0;
