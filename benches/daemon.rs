@@ -1,0 +1,220 @@
+//! End-to-end figures of `linkymon run`: PTY → daemon → mosquitto → subscriber.
+//!
+//! `cargo bench --bench daemon` prints CPU time per frame and per published message, peak
+//! RSS, the latency from a frame's last byte to its `state` message (median, p99), the CPU
+//! share at the real 1200-baud line rate, and the delay to the first publication. It needs
+//! mosquitto and socat (`./scripts/test.sh` installs them). Not a test: nothing is asserted.
+
+#[path = "../tests/integration/mqtt.rs"]
+#[allow(dead_code)]
+mod mqtt;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use linkymon::tic::{Mode, encode_frame};
+use mqtt::{Broker, TempDir, write_config};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+const ID: &str = "021728123456";
+
+/// A historic EJP frame whose PAPP carries a sequence number, to match messages to frames.
+fn frame(seq: u32) -> Vec<u8> {
+    let papp = format!("{:05}", seq % 100_000);
+    let hn = format!("{:09}", 688_322 + seq / 10);
+    let iinst = format!("{:03}", seq % 40);
+    encode_frame(
+        Mode::Historic,
+        [
+            ("ADCO", None, ID),
+            ("OPTARIF", None, "EJP."),
+            ("ISOUSC", None, "45"),
+            ("EJPHN", None, hn.as_str()),
+            ("EJPHPM", None, "000080072"),
+            ("PTEC", None, "HN.."),
+            ("IINST", None, iinst.as_str()),
+            ("IMAX", None, "090"),
+            ("PAPP", None, papp.as_str()),
+            ("HHPHC", None, "A"),
+            ("MOTDETAT", None, "000000"),
+        ],
+    )
+}
+
+struct Pty {
+    child: Child,
+    meter: std::path::PathBuf,
+    feed: std::fs::File,
+}
+
+fn pty(dir: &TempDir) -> Pty {
+    let (meter, feed) = (dir.path("meter"), dir.path("feed"));
+    let child = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", meter.display()))
+        .arg(format!("pty,raw,echo=0,link={}", feed.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat");
+    while !(meter.exists() && feed.exists()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let feed = std::fs::OpenOptions::new().write(true).open(&feed).unwrap();
+    Pty { child, meter, feed }
+}
+
+/// Receives `state` messages and reports (PAPP, arrival instant), plus a count of all messages.
+fn subscriber(port: u16) -> (mpsc::Receiver<(u32, Instant)>, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let (tx, rx) = mpsc::channel();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = count.clone();
+    let mut options = MqttOptions::new("bench-sub", "127.0.0.1", port);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = Client::new(options, 100);
+    client.subscribe(format!("linky/{ID}/#"), QoS::AtMostOnce).unwrap();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            let Ok(Event::Incoming(Packet::Publish(p))) = event else { continue };
+            let now = Instant::now();
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if p.topic.ends_with("/state") {
+                let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+                let papp = v["values"]["PAPP"].as_u64().unwrap_or(0) as u32;
+                if tx.send((papp, now)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    (rx, count)
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benchmarks; there is nothing to list.
+    }
+    let broker = Broker::start();
+    let dir = TempDir::new("bench");
+    let mut pty = pty(&dir);
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!("meter:\n  port: {}\n  mode: historic\npublish:\n  interval: 0\n", pty.meter.display()),
+    );
+    let (states, messages) = subscriber(broker.port);
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_linkymon"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // 1. First publication after the first complete frame (includes the MQTT connection).
+    let t = Instant::now();
+    pty.feed.write_all(&frame(1)).unwrap();
+    let (_, at) = states.recv_timeout(Duration::from_secs(5)).expect("no first state");
+    println!("first publication: {:.2} ms after the first frame's last byte", (at - t).as_secs_f64() * 1e3);
+    std::thread::sleep(Duration::from_millis(300));
+    while states.try_recv().is_ok() {}
+
+    // 2. Latency, one frame at a time.
+    let mut latencies = Vec::new();
+    for seq in 2..1002 {
+        let bytes = frame(seq);
+        pty.feed.write_all(&bytes).unwrap();
+        let sent = Instant::now();
+        loop {
+            let (papp, at) = states.recv_timeout(Duration::from_secs(2)).expect("a state went missing");
+            if papp == seq {
+                latencies.push((at - sent).as_secs_f64() * 1e3);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "latency last byte → state at a subscriber (1000 frames): median {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap()
+    );
+
+    // 3. Throughput: frames back to back, as fast as the PTY takes them.
+    let frames = 20_000u32;
+    let cpu0 = cpu_seconds(pid);
+    let msgs0 = messages.load(std::sync::atomic::Ordering::Relaxed);
+    let t = Instant::now();
+    let mut stream = Vec::new();
+    for seq in 0..frames {
+        stream.extend(frame(10_000 + seq));
+    }
+    pty.feed.write_all(&stream).unwrap();
+    let mut received = 0;
+    let last = 10_000 + frames - 1;
+    while let Ok((papp, _)) = states.recv_timeout(Duration::from_secs(10)) {
+        received += 1;
+        if papp == last % 100_000 {
+            break;
+        }
+    }
+    let wall = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu = cpu_seconds(pid) - cpu0;
+    let published = messages.load(std::sync::atomic::Ordering::Relaxed) - msgs0;
+    println!(
+        "throughput: {frames} frames in {wall:.2} s, {received} states received ({:.2} % lost), {published} messages",
+        100.0 * f64::from(frames - received.min(frames)) / f64::from(frames)
+    );
+    println!(
+        "CPU: {:.1} µs per frame, {:.2} µs per published message",
+        cpu * 1e6 / f64::from(frames),
+        cpu * 1e6 / published as f64
+    );
+
+    // 4. The real line rate: 1200 baud, 20 s.
+    let cpu0 = cpu_seconds(pid);
+    let t = Instant::now();
+    let mut seq = 40_000;
+    while t.elapsed() < Duration::from_secs(20) {
+        let bytes = frame(seq);
+        for chunk in bytes.chunks(12) {
+            pty.feed.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_micros(100_000)); // 12 bytes at 120 bytes/s
+        }
+        std::thread::sleep(Duration::from_millis(25)); // inter-frame silence
+        seq += 1;
+    }
+    let cpu = cpu_seconds(pid) - cpu0;
+    println!(
+        "at 1200 baud: {:.3} % of one core over {:.0} s ({} frames)",
+        100.0 * cpu / t.elapsed().as_secs_f64(),
+        t.elapsed().as_secs_f64(),
+        seq - 40_000
+    );
+    println!("peak RSS: {} kB", peak_rss_kb(pid));
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = daemon.wait();
+    let _ = pty.child.kill();
+}
