@@ -65,17 +65,26 @@ fn pty(dir: &TempDir) -> Pty {
 }
 
 /// Receives `state` messages and reports (PAPP, arrival instant), plus a count of all messages.
-fn subscriber(port: u16) -> (mpsc::Receiver<(u32, Instant)>, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+fn subscriber(
+    port: u16,
+) -> (
+    mpsc::Receiver<(u32, Instant)>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     let (tx, rx) = mpsc::channel();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = count.clone();
     let mut options = MqttOptions::new("bench-sub", "127.0.0.1", port);
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = Client::new(options, 100);
-    client.subscribe(format!("linky/{ID}/#"), QoS::AtMostOnce).unwrap();
+    client
+        .subscribe(format!("linky/{ID}/#"), QoS::AtMostOnce)
+        .unwrap();
     std::thread::spawn(move || {
         for event in connection.iter() {
-            let Ok(Event::Incoming(Packet::Publish(p))) = event else { continue };
+            let Ok(Event::Incoming(Packet::Publish(p))) = event else {
+                continue;
+            };
             let now = Instant::now();
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if p.topic.ends_with("/state") {
@@ -93,7 +102,12 @@ fn subscriber(port: u16) -> (mpsc::Receiver<(u32, Instant)>, std::sync::Arc<std:
 
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0 // USER_HZ
 }
@@ -118,7 +132,10 @@ fn main() {
     let config = write_config(
         &dir,
         broker.port,
-        &format!("meter:\n  port: {}\n  mode: historic\npublish:\n  interval: 0\n", pty.meter.display()),
+        &format!(
+            "meter:\n  port: {}\n  mode: historic\npublish:\n  interval: 0\n",
+            pty.meter.display()
+        ),
     );
     let (states, messages) = subscriber(broker.port);
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_linkymon"))
@@ -133,8 +150,13 @@ fn main() {
     // 1. First publication after the first complete frame (includes the MQTT connection).
     let t = Instant::now();
     pty.feed.write_all(&frame(1)).unwrap();
-    let (_, at) = states.recv_timeout(Duration::from_secs(5)).expect("no first state");
-    println!("first publication: {:.2} ms after the first frame's last byte", (at - t).as_secs_f64() * 1e3);
+    let (_, at) = states
+        .recv_timeout(Duration::from_secs(5))
+        .expect("no first state");
+    println!(
+        "first publication: {:.2} ms after the first frame's last byte",
+        (at - t).as_secs_f64() * 1e3
+    );
     std::thread::sleep(Duration::from_millis(300));
     while states.try_recv().is_ok() {}
 
@@ -145,7 +167,9 @@ fn main() {
         pty.feed.write_all(&bytes).unwrap();
         let sent = Instant::now();
         loop {
-            let (papp, at) = states.recv_timeout(Duration::from_secs(2)).expect("a state went missing");
+            let (papp, at) = states
+                .recv_timeout(Duration::from_secs(2))
+                .expect("a state went missing");
             if papp == seq {
                 latencies.push((at - sent).as_secs_f64() * 1e3);
                 break;
@@ -214,7 +238,9 @@ fn main() {
         seq - 40_000
     );
     println!("peak RSS: {} kB", peak_rss_kb(pid));
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = daemon.wait();
     let _ = pty.child.kill();
 }

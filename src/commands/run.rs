@@ -19,6 +19,9 @@ use crate::tic::{Decoder, Mode, ModeHint};
 /// is tried: two historic frames' worth.
 const BAUD_PROBE: Duration = Duration::from_secs(5);
 
+/// How long a frame may wait for the publisher before it is counted as not published.
+const HANDOVER: Duration = Duration::from_millis(100);
+
 /// The latest reading, for local consumers (screen, LED) that must not depend on MQTT.
 pub type LatestReading = watch::Receiver<Option<Arc<Reading>>>;
 
@@ -111,6 +114,7 @@ pub async fn acquire(
     let mut probe = (Instant::now(), 0u64);
     let mut confirmed = false;
     let mut pending = Vec::new();
+    let mut not_published = 0u64;
     loop {
         let n = tokio::select! {
             n = source.read(&mut buf) => n,
@@ -153,9 +157,15 @@ pub async fn acquire(
                 tic: stats,
                 meter: meter.stats(),
                 mode: frame.mode().as_str(),
+                frames_not_published: not_published,
             };
-            if readings.send(published).await.is_err() {
-                return;
+            // A slow publisher slows the reading down (a pseudo-terminal or a replay then
+            // waits, losing nothing); one stuck on an absent broker costs a frame at most
+            // this long, so the screen and LED keep following the meter.
+            match readings.send_timeout(published, HANDOVER).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => not_published += 1,
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
             }
         }
     }

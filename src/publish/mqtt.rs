@@ -9,7 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions, Outgoing, Packet,
+    QoS,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +66,9 @@ pub struct Published {
     pub meter: MeterStats,
     /// The line's mode.
     pub mode: &'static str,
+    /// Frames the acquisition loop could not hand to the publisher so far (it was waiting
+    /// for a slow or absent broker).
+    pub frames_not_published: u64,
 }
 
 enum LinkEvent {
@@ -108,9 +114,16 @@ pub async fn publish(
     if let Some(user) = &settings.username {
         options.set_credentials(user.clone(), settings.password.clone().unwrap_or_default());
     }
-    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 256);
+    // Without TCP_NODELAY, Nagle's algorithm and the broker's delayed ACK hold small
+    // messages for ~40 ms: the state of a frame would reach Home Assistant late.
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let status_topic = format!("{}/status", settings.discovery_prefix);
-    let (events_tx, mut events) = mpsc::channel(16);
+    // Unbounded: the poller must never wait on the publisher, which may be waiting on it.
+    // It only carries connection changes and Home Assistant restarts.
+    let (events_tx, mut events) = mpsc::unbounded_channel();
     let poller = tokio::spawn(poll(
         eventloop,
         status_topic.clone(),
@@ -122,19 +135,15 @@ pub async fn publish(
     let mut announcer = Announcer::new(&settings);
     announcer.learn(&first.reading);
     let mut last = first;
-    let mut dropped = 0u64;
-    send_all(
-        &client,
-        policy.on_reading(
-            &last.reading,
-            &last.ts,
-            last.at,
-            Extras {
-                power_w: last.power_w,
-            },
-        ),
-        &mut dropped,
+    let first_messages = policy.on_reading(
+        &last.reading,
+        &last.ts,
+        last.at,
+        Extras {
+            power_w: last.power_w,
+        },
     );
+    send_all(&client, first_messages, &shutdown).await;
     let mut diag_tick =
         tokio::time::interval_at(started + Duration::from_secs(60), Duration::from_secs(60));
     let mut connected_once = false;
@@ -146,10 +155,10 @@ pub async fn publish(
             next = readings.recv(), if !source_ended => match next {
                 Some(p) => {
                     if announcer.learn(&p.reading) && settings.discovery && connected_once {
-                        send_all(&client, announcer.changed(&p.reading), &mut dropped);
+                        send_all(&client, announcer.changed(&p.reading), &shutdown).await;
                     }
                     let messages = policy.on_reading(&p.reading, &p.ts, p.at, Extras { power_w: p.power_w });
-                    send_all(&client, messages, &mut dropped);
+                    send_all(&client, messages, &shutdown).await;
                     last = p;
                 }
                 // A replay ended: what is queued still needs the connection's ConnAck
@@ -171,7 +180,7 @@ pub async fn publish(
                     if settings.discovery {
                         messages.extend(announcer.all(&last.reading));
                     }
-                    send_all(&client, messages, &mut dropped);
+                    send_all(&client, messages, &shutdown).await;
                     if let Err(e) = client.try_subscribe(status_topic.clone(), QoS::AtLeastOnce) {
                         warn!("cannot subscribe to {status_topic}: {e}");
                     }
@@ -180,23 +189,29 @@ pub async fn publish(
                     }
                 }
                 LinkEvent::HomeAssistantOnline if settings.discovery => {
-                    send_all(&client, announcer.all(&last.reading), &mut dropped);
+                    send_all(&client, announcer.all(&last.reading), &shutdown).await;
                 }
                 LinkEvent::HomeAssistantOnline | LinkEvent::Disconnected => {}
             },
             _ = diag_tick.tick() => {
-                let diag = diag_json(&last, started.elapsed().as_secs(), dropped);
-                send_all(&client, vec![Message::new(topics.leaf("diag"), diag, false, 0)], &mut dropped);
+                let diag = diag_json(&last, started.elapsed().as_secs());
+                send_all(&client, vec![Message::new(topics.leaf("diag"), diag, false, 0)], &shutdown).await;
             }
             () = shutdown.cancelled() => break,
         }
     }
-    send_all(
-        &client,
-        vec![Message::new(topics.availability(), "offline", true, 1)],
-        &mut dropped,
-    );
-    let _ = client.try_disconnect();
+    // Stopping: the shutdown token has fired, so wait on a fresh one, briefly. If `offline`
+    // cannot even be queued, no DISCONNECT is sent and the broker publishes the Last Will.
+    let offline = vec![Message::new(topics.availability(), "offline", true, 1)];
+    if tokio::time::timeout(
+        Duration::from_secs(1),
+        send_all(&client, offline, &CancellationToken::new()),
+    )
+    .await
+    .is_ok()
+    {
+        let _ = client.try_disconnect();
+    }
     finish(poller).await;
 }
 
@@ -277,7 +292,7 @@ impl Announcer {
     }
 }
 
-fn diag_json(last: &Published, uptime_s: u64, dropped: u64) -> String {
+fn diag_json(last: &Published, uptime_s: u64) -> String {
     let t = &last.tic;
     serde_json::json!({
         "frames_ok": t.frames_ok,
@@ -289,24 +304,28 @@ fn diag_json(last: &Published, uptime_s: u64, dropped: u64) -> String {
         "frames_aborted": t.frames_aborted,
         "values_rejected": last.meter.values_rejected,
         "index_held": last.meter.index_held,
-        "messages_dropped": dropped,
+        "frames_not_published": last.frames_not_published,
     })
     .to_string()
 }
 
-fn send_all(client: &AsyncClient, messages: Vec<Message>, dropped: &mut u64) {
+/// Queues messages for the event loop, waiting while its queue is full (the broker is slow
+/// or away) unless the daemon is stopping. While it waits, the acquisition loop keeps
+/// reading the meter and counts the frames it could not hand over.
+async fn send_all(client: &AsyncClient, messages: Vec<Message>, shutdown: &CancellationToken) {
     for m in messages {
         let qos = if m.qos == 0 {
             QoS::AtMostOnce
         } else {
             QoS::AtLeastOnce
         };
-        if client
-            .try_publish(m.topic, qos, m.retain, m.payload)
-            .is_err()
-        {
-            // The request queue is full: the broker has been away for a while.
-            *dropped += 1;
+        tokio::select! {
+            sent = client.publish(m.topic, qos, m.retain, m.payload) => {
+                if sent.is_err() {
+                    return; // the event loop is gone: the daemon is stopping
+                }
+            }
+            () = shutdown.cancelled() => return,
         }
     }
 }
@@ -315,7 +334,7 @@ fn send_all(client: &AsyncClient, messages: Vec<Message>, dropped: &mut u64) {
 async fn poll(
     mut eventloop: rumqttc::EventLoop,
     status_topic: String,
-    events: mpsc::Sender<LinkEvent>,
+    events: mpsc::UnboundedSender<LinkEvent>,
     settings: MqttSettings,
 ) {
     let mut backoff = Backoff::default();
@@ -327,11 +346,11 @@ async fn poll(
                 backoff.reset();
                 info!(%broker, "connected to the MQTT broker");
                 down_logged = false;
-                let _ = events.send(LinkEvent::Connected).await;
+                let _ = events.send(LinkEvent::Connected);
             }
             Ok(Event::Incoming(Packet::Publish(p))) if p.topic == status_topic => {
                 if p.payload.as_ref() == b"online" {
-                    let _ = events.send(LinkEvent::HomeAssistantOnline).await;
+                    let _ = events.send(LinkEvent::HomeAssistantOnline);
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
@@ -347,7 +366,7 @@ async fn poll(
                 if !down_logged {
                     warn!(%broker, error = %describe(&e), "MQTT broker unreachable; retrying with backoff");
                     down_logged = true;
-                    let _ = events.send(LinkEvent::Disconnected).await;
+                    let _ = events.send(LinkEvent::Disconnected);
                 }
                 tokio::time::sleep(backoff.next_delay()).await;
             }
