@@ -59,18 +59,32 @@ fn without_gpio_the_led_and_relay_log_once_and_the_png_screen_and_mqtt_go_on() {
     sub.wait_count(&format!("linky/{SIM_ID}/state"), 3, Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(10);
     while lit_pixels(&screen).is_none_or(|lit| lit == 0) {
-        assert!(Instant::now() < deadline, "no picture in {}", screen.display());
+        assert!(
+            Instant::now() < deadline,
+            "no picture in {}",
+            screen.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     signal(&daemon, "TERM");
     let status = wait_exit(&mut daemon, Duration::from_secs(3));
     assert!(status.success(), "{status}");
-    assert_eq!(lit_pixels(&screen), Some(0), "the screen is cleared at shutdown");
+    assert_eq!(
+        lit_pixels(&screen),
+        Some(0),
+        "the screen is cleared at shutdown"
+    );
     let stderr = stderr_of(daemon);
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 2, "{stderr}");
-    assert!(warnings.iter().any(|l| l.contains("led.gpio: 17")), "{stderr}");
-    assert!(warnings.iter().any(|l| l.contains("relay.gpio: 27")), "{stderr}");
+    assert!(
+        warnings.iter().any(|l| l.contains("led.gpio: 17")),
+        "{stderr}"
+    );
+    assert!(
+        warnings.iter().any(|l| l.contains("relay.gpio: 27")),
+        "{stderr}"
+    );
 }
 
 #[test]
