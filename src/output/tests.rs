@@ -776,3 +776,80 @@ fn the_box_config_counts_the_relay_only_when_it_is_wired_and_meant_for_ejp() {
     config.relay.use_for_ejp = false;
     assert!(!BoxConfig::from(&config).relay_for_ejp);
 }
+
+/// A screen whose first `failures` writes fail, counting every attempt.
+struct FlakyScreen {
+    attempts: Arc<Mutex<u32>>,
+    failures: u32,
+}
+
+impl Display for FlakyScreen {
+    fn show(&mut self, _: &Framebuffer) -> Result<(), OutputError> {
+        let mut attempts = self.attempts.lock().unwrap();
+        *attempts += 1;
+        if *attempts <= self.failures {
+            return Err(OutputError::ScreenWrite {
+                reason: "BusWriteError".into(),
+            });
+        }
+        Ok(())
+    }
+    fn clear(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_screen_is_tried_again_once_a_minute_not_on_every_change() {
+    let attempts = Arc::new(Mutex::new(0));
+    let (latest, latest_rx) = watch::channel(None);
+    let latest = Arc::new(latest);
+    let (_relay, relay_rx) = watch::channel(None);
+    let shutdown = CancellationToken::new();
+    let devices = Devices {
+        display: Some(Box::new(FlakyScreen {
+            attempts: attempts.clone(),
+            failures: 1,
+        })),
+        led: None,
+        states: Vec::new(),
+        relay_for_ejp: false,
+    };
+    let task = tokio::spawn(drive(
+        devices,
+        latest_rx,
+        relay_rx,
+        shutdown.clone(),
+        || CLOCK,
+    ));
+    run_for(100).await;
+    assert_eq!(*attempts.lock().unwrap(), 1, "the first picture fails");
+    // Frames every second; the picture changes at once (no data, then consuming, then peak).
+    let feed = |reading: Reading, seconds: u32| {
+        let latest = latest.clone();
+        async move {
+            let reading = Arc::new(reading);
+            for _ in 0..seconds {
+                latest.send_replace(Some(reading.clone()));
+                run_for(1000).await;
+            }
+        }
+    };
+    feed(consuming(), 20).await;
+    feed(peak(), 20).await;
+    assert_eq!(*attempts.lock().unwrap(), 1, "no retry within the minute");
+    feed(peak(), 25).await;
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        2,
+        "tried again after a minute, and it worked"
+    );
+    feed(consuming(), 5).await;
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        3,
+        "back to drawing each change, once"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
