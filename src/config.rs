@@ -270,6 +270,11 @@ pub struct RelayConfig {
     pub debounce: Duration,
     /// The contact is closed when the pin reads low (the usual pull-up wiring).
     pub active_low: bool,
+    /// The contact closed counts as an EJP peak for the LED and the screen, besides what the
+    /// TIC says: for a contact the supplier programmed for EJP peaks, and for the hours when
+    /// the TIC line is silent. Turn it off when the contact switches something else (off-peak
+    /// hours): it is then only published.
+    pub use_for_ejp: bool,
 }
 
 impl Default for RelayConfig {
@@ -279,6 +284,7 @@ impl Default for RelayConfig {
             pull: Pull::Up,
             debounce: Duration::from_millis(50),
             active_low: true,
+            use_for_ejp: true,
         }
     }
 }
@@ -369,13 +375,13 @@ pub enum DisplayDriver {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LedState {
-    /// During an EJP peak period.
+    /// During an EJP peak period: steady.
     EjpPeak,
-    /// While an EJP peak is announced but not started.
+    /// While an EJP peak is announced but not started: blinking.
     EjpNotice,
-    /// On a Tempo red day.
+    /// On a Tempo red day: steady.
     TempoRedToday,
-    /// When tomorrow is a Tempo red day.
+    /// When tomorrow is a Tempo red day: blinking, like a notice.
     TempoRedTomorrow,
 }
 
@@ -1609,7 +1615,7 @@ mod tests {
             &mut expected,
         );
         assert_eq!(documented, expected);
-        assert_eq!(expected.len(), 44);
+        assert_eq!(expected.len(), 45);
     }
 
     /// A deserializer that feeds `Config::deserialize` placeholder values and records the key

@@ -8,6 +8,8 @@
 //! - [`meter`]: frames → typed [`meter::Reading`]s: the label table, STGE, EJP/Tempo,
 //!   injection, tariff period, and the guard that holds back impossible index jumps.
 //! - [`publish`]: readings → MQTT [`publish::Message`]s: topics, payloads, discovery, policy.
+//! - [`output`]: readings → the box: the OLED screen (or its PNG stand-in), the EJP LED and
+//!   the meter's relay contact, a pure screen/LED/debounce core under a thin rppal shell.
 //! - [`simulate`]: a synthetic historic EJP meter (time in, frame bytes out) for
 //!   `meter.port: simulate` and the demo, when there is no meter to read.
 //! - [`commands`]: one wiring file per subcommand; the only place that does I/O.
@@ -17,6 +19,7 @@
 pub mod commands;
 pub mod config;
 pub mod meter;
+pub mod output;
 pub mod publish;
 pub mod simulate;
 pub mod source;

@@ -43,6 +43,9 @@ pub struct Context {
     /// This program's version, shown on the device and the origin so users can tell which
     /// linkymon announced the entities.
     pub sw_version: String,
+    /// `relay.gpio` is set: announce the relay contact's binary sensor. The meter cannot tell
+    /// whether its contact is wired to us, so only the configuration decides.
+    pub relay: bool,
 }
 
 impl Context {
@@ -52,7 +55,14 @@ impl Context {
             base_topic: base_topic.into(),
             discovery_prefix: discovery_prefix.into(),
             sw_version: env!("CARGO_PKG_VERSION").to_owned(),
+            relay: false,
         }
+    }
+
+    /// The same context, announcing the relay contact when `relay` (`relay.gpio` is set).
+    pub fn with_relay(mut self, relay: bool) -> Self {
+        self.relay = relay;
+        self
     }
 }
 
@@ -265,7 +275,8 @@ pub fn object_id(label: &str) -> String {
 
 /// The retained discovery configs of meter `meter_id`: one entity per label in `labels` (the
 /// labels this meter has sent; others get none), plus `power`, `injection`, the decoder
-/// counters, and the EJP or Tempo entities its contract calls for.
+/// counters, the EJP or Tempo entities its contract calls for, and the relay contact when
+/// [`Context::relay`] says it is wired.
 ///
 /// Pass every label seen since start: labels such as `PEJP`, `ADPS` or `DPM1` come and go, so
 /// call again (and publish) when a new one shows up. The output does not depend on the order
@@ -299,7 +310,7 @@ where
         });
     // Table labels never share an object id (a test checks it); an unknown label that would
     // take one already used, fixed entities first, is left out rather than break both.
-    let fixed = fixed_entities(mode, contract, &topics);
+    let fixed = fixed_entities(mode, contract, ctx.relay, &topics);
     let mut taken: BTreeSet<String> = fixed.iter().map(|e| e.object_id.clone()).collect();
     let mut entities: Vec<Entity> = known
         .chain(unknown)
@@ -370,8 +381,9 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
     e
 }
 
-/// Entities that do not come from a label: estimates, decoder counters, EJP and Tempo.
-fn fixed_entities(mode: Mode, contract: &Contract, topics: &Topics) -> Vec<Entity> {
+/// Entities that do not come from a label: estimates, decoder counters, EJP, Tempo and the
+/// relay contact.
+fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics) -> Vec<Entity> {
     let (power, _) = unit_classes(Unit::W);
     let mut entities = vec![
         Entity {
@@ -413,6 +425,14 @@ fn fixed_entities(mode: Mode, contract: &Contract, topics: &Topics) -> Vec<Entit
                 ..Entity::sensor(key, name, topics.leaf(key))
             });
         }
+    }
+    if relay {
+        // Whatever the contract: the supplier may program the contact for any purpose.
+        entities.push(Entity {
+            component: "binary_sensor",
+            qos: 1,
+            ..Entity::sensor("relay", "Relay contact", topics.leaf("relay"))
+        });
     }
     if contract.tariff == Tariff::Tempo {
         let colours = [

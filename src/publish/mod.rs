@@ -8,6 +8,8 @@ pub mod mqtt;
 pub mod policy;
 pub mod topics;
 
+use topics::Topics;
+
 /// One MQTT publication, decided by the core and sent by the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -35,5 +37,27 @@ impl Message {
             retain,
             qos,
         }
+    }
+}
+
+/// `<base>/<id>/relay`: `ON` while the meter's relay contact is closed, retained at QoS 1 like
+/// `ejp`, so Home Assistant and late subscribers see the contact's state after a restart.
+pub fn relay_message(topics: &Topics, closed: bool) -> Message {
+    let payload = if closed { "ON" } else { "OFF" };
+    Message::new(topics.leaf("relay"), payload, true, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_state_is_on_or_off_retained_at_qos_one() {
+        let topics = Topics::new("linky", "021728123456");
+        assert_eq!(
+            relay_message(&topics, true),
+            Message::new("linky/021728123456/relay", "ON", true, 1)
+        );
+        assert_eq!(relay_message(&topics, false).payload, "OFF");
     }
 }

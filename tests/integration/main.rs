@@ -5,3 +5,4 @@ mod daemon;
 mod decode_cli;
 mod harness;
 mod mqtt;
+mod the_box;

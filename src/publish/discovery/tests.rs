@@ -451,6 +451,36 @@ fn ejp_binary_sensors_read_on_and_off_at_qos_one() {
 }
 
 #[test]
+fn the_relay_contact_is_announced_only_when_it_is_wired() {
+    let r = historic_base();
+    let labels: Vec<&str> = r.entries.iter().map(|e| e.label.as_str()).collect();
+    let contract = Contract::from_reading(&r);
+    let announce = |ctx: &Context| {
+        config_messages("021728123456", Mode::Historic, &contract, &labels, ctx)
+            .into_iter()
+            .find(|m| m.topic.contains("/relay/"))
+    };
+    assert_eq!(announce(&ctx()), None, "relay.gpio not set");
+    let message = announce(&ctx().with_relay(true)).expect("relay.gpio set");
+    assert_eq!(
+        message.topic,
+        "homeassistant/binary_sensor/linky_021728123456/relay/config"
+    );
+    assert!(message.retain && message.qos == 1);
+    let config: Value = serde_json::from_str(&message.payload).unwrap();
+    assert_eq!(config["state_topic"], "linky/021728123456/relay");
+    assert_eq!(config["unique_id"], "linky_021728123456_relay");
+    assert_eq!(
+        (
+            &config["payload_on"],
+            &config["payload_off"],
+            &config["qos"]
+        ),
+        (&json!("ON"), &json!("OFF"), &json!(1))
+    );
+}
+
+#[test]
 fn tempo_contracts_get_colour_entities_that_show_unknown_when_not_announced() {
     assert!(!object_ids(&historic_ejp(), "sensor").contains("tempo_today"));
     for reading in [historic_tempo(), standard_three_phase_producer()] {
@@ -646,13 +676,14 @@ fn object_ids_are_unique_across_the_table_and_the_fixed_entities() {
         three_phase: true,
         producer: true,
     };
-    let messages = config_messages("1", Mode::Standard, &contract, everything, &ctx());
+    let ctx = ctx().with_relay(true);
+    let messages = config_messages("1", Mode::Standard, &contract, everything, &ctx);
     let object_ids: BTreeSet<&str> = messages
         .iter()
         .map(|m| m.topic.split('/').nth(3).unwrap())
         .collect();
     assert_eq!(object_ids.len(), messages.len());
-    assert_eq!(messages.len(), labels::LABELS.len() + 8);
+    assert_eq!(messages.len(), labels::LABELS.len() + 9);
 }
 
 #[test]
