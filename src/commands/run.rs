@@ -69,6 +69,7 @@ pub fn mqtt_settings(config: &Config) -> MqttSettings {
         discovery: m.discovery,
         discovery_prefix: m.discovery_prefix.clone(),
         interval: config.publish.interval,
+        relay: config.relay.gpio.is_some(),
     }
 }
 
@@ -76,10 +77,26 @@ pub fn mqtt_settings(config: &Config) -> MqttSettings {
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let source = open_source(&config)?;
     let (readings_tx, readings_rx) = mpsc::channel(256);
-    let (latest_tx, _latest) = watch::channel(None);
+    let (latest_tx, latest_rx) = watch::channel(None);
+    let (relay_tx, relay_rx) = watch::channel(None);
+    // The box outlives the publisher a little: a replay's end clears the screen after
+    // `offline` went out, and SIGTERM stops both.
+    let box_stop = shutdown.child_token();
+    let relay_task = tokio::spawn(crate::output::run_relay(
+        config.relay.clone(),
+        relay_tx,
+        box_stop.clone(),
+    ));
+    let box_task = tokio::spawn(crate::output::run_box(
+        crate::output::BoxConfig::from(&config),
+        latest_rx,
+        relay_rx.clone(),
+        box_stop.clone(),
+    ));
     let publisher = tokio::spawn(publish(
         mqtt_settings(&config),
         readings_rx,
+        relay_rx,
         shutdown.clone(),
     ));
     let hint = forced_mode(config.meter.mode).map_or(ModeHint::Auto, ModeHint::Force);
@@ -92,8 +109,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown,
     )
     .await;
-    publisher.await.context("the MQTT publisher failed")?;
-    Ok(())
+    let published = publisher.await.context("the MQTT publisher failed");
+    box_stop.cancel();
+    let _ = tokio::join!(box_task, relay_task);
+    published
 }
 
 /// The acquisition loop: reads bytes, decodes frames, hands readings on. Ends at the end of

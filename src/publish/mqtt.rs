@@ -47,6 +47,8 @@ pub struct MqttSettings {
     pub discovery_prefix: String,
     /// `publish.interval`.
     pub interval: Duration,
+    /// `relay.gpio` is set: announce and publish the relay contact.
+    pub relay: bool,
 }
 
 /// One decoded frame on its way to the broker, with what the shell measured.
@@ -82,6 +84,7 @@ enum LinkEvent {
 pub async fn publish(
     settings: MqttSettings,
     mut readings: mpsc::Receiver<Published>,
+    mut relay: tokio::sync::watch::Receiver<Option<bool>>,
     shutdown: CancellationToken,
 ) {
     let started = tokio::time::Instant::now();
@@ -148,6 +151,7 @@ pub async fn publish(
         tokio::time::interval_at(started + Duration::from_secs(60), Duration::from_secs(60));
     let mut connected_once = false;
     let mut source_ended = false;
+    let mut relay_open = true;
     let give_up = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(give_up);
     loop {
@@ -170,6 +174,15 @@ pub async fn publish(
                 }
             },
             () = &mut give_up, if source_ended => break,
+            changed = relay.changed(), if relay_open => match changed {
+                Ok(()) => {
+                    let closed = *relay.borrow_and_update();
+                    if let Some(closed) = closed {
+                        send_all(&client, vec![super::relay_message(&topics, closed)], &shutdown).await;
+                    }
+                }
+                Err(_) => relay_open = false,
+            },
             Some(event) = events.recv() => match event {
                 LinkEvent::Connected => {
                     if connected_once {
@@ -179,6 +192,10 @@ pub async fn publish(
                     let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
                     if settings.discovery {
                         messages.extend(announcer.all(&last.reading));
+                    }
+                    let relay_closed = *relay.borrow();
+                    if let Some(closed) = relay_closed {
+                        messages.push(super::relay_message(&topics, closed));
                     }
                     send_all(&client, messages, &shutdown).await;
                     if let Err(e) = client.try_subscribe(status_topic.clone(), QoS::AtLeastOnce) {
@@ -245,7 +262,8 @@ struct Announcer {
 impl Announcer {
     fn new(settings: &MqttSettings) -> Self {
         Announcer {
-            context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix),
+            context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix)
+                .with_relay(settings.relay),
             labels: BTreeSet::new(),
             sent: HashMap::new(),
         }

@@ -1,8 +1,5 @@
 //! `linkymon run` with the box configured on a machine that has no I²C and no GPIO: one clear
 //! log line per missing device, MQTT goes on, and the PNG virtual screen shows the meter.
-//!
-//! Ignored until `output::run_box` and `output::run_relay` are wired into `commands::run`
-//! (issue 4); remove the `ignore` attributes in the commit that wires them.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -34,7 +31,6 @@ fn stderr_of(child: std::process::Child) -> String {
 }
 
 #[test]
-#[ignore = "needs run_box and run_relay wired into commands::run (issue 4)"]
 fn without_gpio_the_led_and_relay_log_once_and_the_png_screen_and_mqtt_go_on() {
     if on_a_pi() {
         return;
@@ -88,7 +84,6 @@ fn without_gpio_the_led_and_relay_log_once_and_the_png_screen_and_mqtt_go_on() {
 }
 
 #[test]
-#[ignore = "needs run_box wired into commands::run (issue 4)"]
 fn without_i2c_an_ssd1306_screen_logs_once_and_mqtt_goes_on() {
     if on_a_pi() {
         return;
