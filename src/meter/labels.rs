@@ -315,9 +315,15 @@ pub const LABELS: &[LabelSpec] = &[
     text("PPOINTE", 98, Diagnostic, "Next peak day schedule"),
 ];
 
-/// The row for a label, if the specifications know it.
+/// The row for a label, if the specifications know it. A hash lookup: this runs for every
+/// group of every frame.
 pub fn spec(label: &str) -> Option<&'static LabelSpec> {
-    LABELS.iter().find(|s| s.label == label)
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static LabelSpec>> =
+        std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| LABELS.iter().map(|s| (s.label, s)).collect())
+        .get(label)
+        .copied()
 }
 
 /// How a label's data is published; unknown labels (a firmware's `TENSION`) are text.

@@ -79,7 +79,7 @@ impl Meter {
                 self.values_rejected += 1;
                 continue;
             }
-            let value = match labels::kind_of(group.label) {
+            let value = match spec.map_or(Kind::Text, |s| s.kind) {
                 Kind::Text => Value::Text(group.value.trim().to_owned()),
                 Kind::Number => match parse_number(group.value) {
                     Some(n) => Value::Number(n),

@@ -229,10 +229,14 @@ impl Decoder {
         if unterminated {
             self.stats.frames_unterminated += 1;
         }
+        // The next frame is about as long: start its buffers at this one's size.
+        let (text_len, spans_len) = (self.text.len(), self.spans.len());
+        let text = std::mem::replace(&mut self.text, String::with_capacity(text_len));
+        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(spans_len));
         Some(Frame {
             mode,
-            text: std::mem::take(&mut self.text),
-            spans: std::mem::take(&mut self.spans),
+            text,
+            spans,
             end_offset: self.offset,
         })
     }
@@ -267,9 +271,13 @@ impl Decoder {
         if checksum(summed) != content[len - 1] {
             return Err(GroupError::BadChecksum);
         }
-        let mut push = |field: &[u8]| {
+        // The body was checked to be printable ASCII above, so this never fails.
+        let Ok(body) = std::str::from_utf8(body) else {
+            return Err(GroupError::Malformed);
+        };
+        let mut push = |field: &str| {
             let start = self.text.len() as u32;
-            self.text.extend(field.iter().map(|&b| char::from(b)));
+            self.text.push_str(field);
             start..self.text.len() as u32
         };
         let span = GroupSpan {
