@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::Message;
 use super::discovery;
-use super::policy::{Extras, Policy};
+use super::policy::{Diag, Extras, Policy};
 use super::topics::Topics;
 use crate::meter::{MeterStats, Reading};
 use crate::source::Backoff;
@@ -211,8 +211,14 @@ pub async fn publish(
                 LinkEvent::HomeAssistantOnline | LinkEvent::Disconnected => {}
             },
             _ = diag_tick.tick() => {
-                let diag = diag_json(&last, started.elapsed().as_secs());
-                send_all(&client, vec![Message::new(topics.leaf("diag"), diag, false, 0)], &shutdown).await;
+                let diag = Diag {
+                    tic: last.tic,
+                    meter: last.meter,
+                    mode: last.mode,
+                    uptime_s: started.elapsed().as_secs(),
+                    frames_not_published: last.frames_not_published,
+                };
+                send_all(&client, vec![policy.diag(&diag)], &shutdown).await;
             }
             () = shutdown.cancelled() => break,
         }
@@ -308,23 +314,6 @@ impl Announcer {
         }
         configs
     }
-}
-
-fn diag_json(last: &Published, uptime_s: u64) -> String {
-    let t = &last.tic;
-    serde_json::json!({
-        "frames_ok": t.frames_ok,
-        "checksum_errors": t.groups_bad_checksum,
-        "bytes_skipped": t.bytes_skipped,
-        "mode": last.mode,
-        "uptime_s": uptime_s,
-        "groups_malformed": t.groups_malformed,
-        "frames_aborted": t.frames_aborted,
-        "values_rejected": last.meter.values_rejected,
-        "index_held": last.meter.index_held,
-        "frames_not_published": last.frames_not_published,
-    })
-    .to_string()
 }
 
 /// Queues messages for the event loop, waiting while its queue is full (the broker is slow

@@ -44,6 +44,21 @@ impl Flags {
     }
 }
 
+/// The health counters published on `diag` every minute.
+#[derive(Debug, Clone, Copy)]
+pub struct Diag {
+    /// The decoder's counters.
+    pub tic: crate::tic::Stats,
+    /// The meter model's counters.
+    pub meter: crate::meter::MeterStats,
+    /// The line's mode (`historic` or `standard`).
+    pub mode: &'static str,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// Frames the publisher could not take in time (a slow or absent broker).
+    pub frames_not_published: u64,
+}
+
 /// Extra values the shell computes across frames.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Extras {
@@ -161,6 +176,23 @@ impl Policy {
             out.push(Message::new(topic.clone(), payload.clone(), true, qos));
             self.published.insert(topic, (payload, now));
         }
+    }
+
+    /// The `diag` message: the contract's keys first, then the other counters.
+    pub fn diag(&self, d: &Diag) -> Message {
+        let payload = serde_json::json!({
+            "frames_ok": d.tic.frames_ok,
+            "checksum_errors": d.tic.groups_bad_checksum,
+            "bytes_skipped": d.tic.bytes_skipped,
+            "mode": d.mode,
+            "uptime_s": d.uptime_s,
+            "groups_malformed": d.tic.groups_malformed,
+            "frames_aborted": d.tic.frames_aborted,
+            "values_rejected": d.meter.values_rejected,
+            "index_held": d.meter.index_held,
+            "frames_not_published": d.frames_not_published,
+        });
+        Message::new(self.topics.leaf("diag"), payload.to_string(), false, 0)
     }
 
     /// Forgets what was published, so that after a reconnection to a broker that lost its
@@ -317,6 +349,43 @@ mod tests {
             Extras::default(),
         );
         assert_eq!(topics_of(&out), ["state", "PAPP"]);
+    }
+
+    #[test]
+    fn diag_carries_the_contract_counters_unretained() {
+        let mut tic = crate::tic::Stats::default();
+        tic.frames_ok = 12;
+        tic.groups_bad_checksum = 3;
+        tic.bytes_skipped = 40;
+        let diag = Diag {
+            tic,
+            meter: Default::default(),
+            mode: "historic",
+            uptime_s: 61,
+            frames_not_published: 0,
+        };
+        let m = policy(10.0).diag(&diag);
+        assert_eq!(
+            (m.topic.as_str(), m.retain, m.qos),
+            ("linky/021728123456/diag", false, 0)
+        );
+        let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+        assert_eq!(
+            (
+                &v["frames_ok"],
+                &v["checksum_errors"],
+                &v["bytes_skipped"],
+                &v["mode"],
+                &v["uptime_s"]
+            ),
+            (
+                &12.into(),
+                &3.into(),
+                &40.into(),
+                &"historic".into(),
+                &61.into()
+            )
+        );
     }
 
     #[test]
