@@ -353,10 +353,12 @@ mod tests {
 
     #[test]
     fn diag_carries_the_contract_counters_unretained() {
-        let mut tic = crate::tic::Stats::default();
-        tic.frames_ok = 12;
-        tic.groups_bad_checksum = 3;
-        tic.bytes_skipped = 40;
+        let tic = crate::tic::Stats {
+            frames_ok: 12,
+            groups_bad_checksum: 3,
+            bytes_skipped: 40,
+            ..Default::default()
+        };
         let diag = Diag {
             tic,
             meter: Default::default(),

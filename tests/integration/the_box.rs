@@ -102,7 +102,11 @@ fn without_i2c_an_ssd1306_screen_logs_once_and_mqtt_goes_on() {
         .spawn()
         .unwrap();
     let states = sub.wait_count(&format!("linky/{SIM_ID}/state"), 5, Duration::from_secs(15));
-    assert_eq!(states.len(), 5, "the daemon keeps publishing");
+    assert!(
+        states.len() >= 5,
+        "the daemon keeps publishing: {} states",
+        states.len()
+    );
     signal(&daemon, "TERM");
     let status = wait_exit(&mut daemon, Duration::from_secs(3));
     assert!(status.success(), "{status}");
