@@ -5,6 +5,7 @@
 //! changed. With an interval of 0 every frame publishes everything. Time is given, never read.
 
 use std::collections::HashMap;
+use std::fmt::{Display, Write};
 
 use super::Message;
 use super::topics::Topics;
@@ -15,9 +16,35 @@ use crate::meter::{Reading, Value};
 pub struct Policy {
     topics: Topics,
     interval_s: f64,
-    published: HashMap<String, (String, f64)>,
+    published: HashMap<String, Slot>,
+    scratch: String,
     last_state_at: Option<f64>,
     last_flags: Option<Flags>,
+}
+
+/// What was last published on one retained topic.
+#[derive(Debug, Clone)]
+struct Slot {
+    topic: String,
+    payload: String,
+    at: f64,
+}
+
+/// A retained topic: a TIC label, or a leaf of the contract (`ejp`, `injection`…). Leaves
+/// are lowercase and labels uppercase, so their names never collide.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Label(&'a str),
+    Leaf(&'static str),
+}
+
+impl<'a> Key<'a> {
+    fn name(self) -> &'a str {
+        match self {
+            Key::Label(l) => l,
+            Key::Leaf(l) => l,
+        }
+    }
 }
 
 /// The states whose change is news at once.
@@ -77,6 +104,7 @@ impl Policy {
             topics,
             interval_s,
             published: HashMap::new(),
+            scratch: String::new(),
             last_state_at: None,
             last_flags: None,
         }
@@ -111,42 +139,33 @@ impl Policy {
             self.last_state_at = Some(now);
         }
         for entry in &reading.entries {
-            let payload = entry.value.to_string();
-            let topic = self.topics.label(&entry.label);
             let urgent = matches!(entry.value, Value::Text(_));
-            self.offer(&mut out, topic, payload, urgent, now, 0);
+            self.offer(
+                &mut out,
+                Key::Label(&entry.label),
+                &entry.value,
+                urgent,
+                now,
+                0,
+            );
         }
         let d = &reading.derived;
         self.offer(
             &mut out,
-            self.topics.leaf("injection"),
-            d.injection_w.to_string(),
+            Key::Leaf("injection"),
+            &d.injection_w,
             false,
             now,
             0,
         );
         if let Some(w) = extras.power_w {
-            self.offer(
-                &mut out,
-                self.topics.leaf("power"),
-                w.to_string(),
-                false,
-                now,
-                0,
-            );
+            self.offer(&mut out, Key::Leaf("power"), &w, false, now, 0);
         }
+        self.offer(&mut out, Key::Leaf("ejp"), &on_off(d.ejp), true, now, 1);
         self.offer(
             &mut out,
-            self.topics.leaf("ejp"),
-            on_off(d.ejp).to_owned(),
-            true,
-            now,
-            1,
-        );
-        self.offer(
-            &mut out,
-            self.topics.leaf("ejp_notice"),
-            on_off(d.ejp_notice).to_owned(),
+            Key::Leaf("ejp_notice"),
+            &on_off(d.ejp_notice),
             true,
             now,
             1,
@@ -156,26 +175,50 @@ impl Policy {
     }
 
     /// Queues a retained value when it is new, changed and urgent, or changed and its
-    /// interval has passed.
+    /// interval has passed. The payload is formatted into a scratch buffer and topics are
+    /// built once per key: most frames change few values, and this runs for every label.
     fn offer(
         &mut self,
         out: &mut Vec<Message>,
-        topic: String,
-        payload: String,
+        key: Key<'_>,
+        value: &dyn Display,
         urgent: bool,
         now: f64,
         qos: u8,
     ) {
-        let due = match self.published.get(&topic) {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value}");
+        let name = key.name();
+        let due = match self.published.get(name) {
             None => true,
-            Some((last, _)) if *last == payload => false,
+            Some(slot) if slot.payload == self.scratch => false,
             Some(_) if urgent => true,
-            Some((_, at)) => now - at >= self.interval_s,
+            Some(slot) => now - slot.at >= self.interval_s,
         };
-        if due {
-            out.push(Message::new(topic.clone(), payload.clone(), true, qos));
-            self.published.insert(topic, (payload, now));
+        if !due {
+            return;
         }
+        let topic = match self.published.get_mut(name) {
+            Some(slot) => {
+                slot.payload.clone_from(&self.scratch);
+                slot.at = now;
+                slot.topic.clone()
+            }
+            None => {
+                let topic = match key {
+                    Key::Label(label) => self.topics.label(label),
+                    Key::Leaf(leaf) => self.topics.leaf(leaf),
+                };
+                let slot = Slot {
+                    topic: topic.clone(),
+                    payload: self.scratch.clone(),
+                    at: now,
+                };
+                self.published.insert(name.to_owned(), slot);
+                topic
+            }
+        };
+        out.push(Message::new(topic, self.scratch.clone(), true, qos));
     }
 
     /// The `diag` message: the contract's keys first, then the other counters.
