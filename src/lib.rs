@@ -8,6 +8,8 @@
 //! - [`meter`]: frames → typed [`meter::Reading`]s: the label table, STGE, EJP/Tempo,
 //!   injection, tariff period, and the guard that holds back impossible index jumps.
 //! - [`publish`]: readings → MQTT [`publish::Message`]s: topics, payloads, discovery, policy.
+//! - [`sidecar`]: `state` messages → daily logs in the Perl tool's format → day reports and
+//!   HTML pages with costs; pure, driven by `linkymon logger` and `linkymon graph`.
 //! - [`simulate`]: a synthetic historic EJP meter (time in, frame bytes out) for
 //!   `meter.port: simulate` and the demo, when there is no meter to read.
 //! - [`commands`]: one wiring file per subcommand; the only place that does I/O.
@@ -18,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod meter;
 pub mod publish;
+pub mod sidecar;
 pub mod simulate;
 pub mod source;
 pub mod tic;
