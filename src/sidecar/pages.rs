@@ -61,6 +61,33 @@ pub struct PageContext<'a> {
     pub assets: &'a Assets,
 }
 
+/// The `<meta>` of a day page that carries its index row, so the logger can rebuild the
+/// index from the pages it already wrote instead of reading every log again.
+const DAY_META: &str = "linkymon-day";
+
+/// The index row a day page carries (see [`day_page`]); `None` for anything else.
+pub fn read_day_meta(html: &str) -> Option<IndexRow> {
+    let pattern = format!("<meta name=\"{DAY_META}\" content=\"");
+    let rest = &html[html.find(&pattern)? + pattern.len()..];
+    let content = &rest[..rest.find('"')?];
+    let mut parts = content.split(';');
+    let date = parts.next()?.parse().ok()?;
+    let total_wh = parts.next()?.parse().ok()?;
+    let injected_wh = parts.next()?.parse().ok()?;
+    let cost = parts.next()?;
+    Some(IndexRow {
+        date,
+        total_wh,
+        injected_wh,
+        cost: if cost.is_empty() {
+            None
+        } else {
+            Some(cost.parse().ok()?)
+        },
+        in_progress: false,
+    })
+}
+
 /// The days a day page links to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Nav {
@@ -109,18 +136,19 @@ tr.total td{font-weight:600;border-top:2px solid #999}.bands span{display:inline
 margin:0 .3em 0 1em;vertical-align:middle;border:1px solid #ccc}#errors{color:#b00020}.note{color:#666}";
 
 /// Registered before dygraphs loads, so a missing script is reported too.
-const ERROR_HOOK: &str = "<script>window.linkymonErrors=[];function linkymonError(m){\
-linkymonErrors.push(m);document.body&&(document.body.dataset.errors=linkymonErrors.length);\
-var e=document.getElementById('errors');if(e){var li=document.createElement('li');\
-li.textContent=m;e.appendChild(li);}}window.addEventListener('error',function(e){\
-linkymonError(e.message||('cannot load '+((e.target&&(e.target.src||e.target.href))||'a resource')));},true);\
-</script>";
+const ERROR_HOOK: &str = "<script>window.linkymonErrors=[];function linkymonShowErrors(){\
+var e=document.getElementById('errors');if(!e)return;e.textContent='';linkymonErrors.forEach(function(m){\
+var li=document.createElement('li');li.textContent=m;e.appendChild(li);});\
+document.body.dataset.errors=linkymonErrors.length;}function linkymonError(m){linkymonErrors.push(m);\
+linkymonShowErrors();}window.addEventListener('error',function(e){linkymonError(e.message||\
+('cannot load '+((e.target&&(e.target.src||e.target.href))||'a resource')));},true);\
+document.addEventListener('DOMContentLoaded',linkymonShowErrors);</script>";
 
-fn head(out: &mut String, title: &str, assets: Option<&Assets>) {
+fn head(out: &mut String, title: &str, assets: Option<&Assets>, meta: &str) {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n{meta}\
          <title>{}</title>\n<style>{STYLE}</style>\n{ERROR_HOOK}\n",
         escape(title)
     );
@@ -156,7 +184,14 @@ pub fn day_page(report: &DayReport, costs: &Costs, nav: &Nav, ctx: &PageContext)
         title_prefix(ctx.meter),
         date.strftime("%A %-d %B %Y")
     );
-    head(&mut out, &title, Some(ctx.assets));
+    let meta = format!(
+        "<meta name=\"{DAY_META}\" content=\"{};{};{};{}\">\n",
+        report.date,
+        report.total_wh(),
+        report.injected_wh,
+        costs.total.map_or_else(String::new, |c| format!("{c:.6}"))
+    );
+    head(&mut out, &title, Some(ctx.assets), &meta);
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     out.push_str("<nav>");
     match nav.previous {
@@ -325,7 +360,7 @@ pub fn index_page(rows: &[IndexRow], ctx: &PageContext) -> String {
     sorted.sort_by_key(|r| std::cmp::Reverse(r.date));
     let title = format!("{} — daily consumption", title_prefix(ctx.meter));
     let mut out = String::with_capacity(1024 + rows.len() * 200);
-    head(&mut out, &title, None);
+    head(&mut out, &title, None, "");
     let _ = writeln!(out, "<h1>{}</h1>\n<ul id=\"errors\"></ul>", escape(&title));
     let injects = rows.iter().any(|r| r.injected_wh > 0);
     out.push_str("<table id=\"days\">\n<tr><th>Day</th><th>Energy (kWh)</th>");
@@ -404,6 +439,17 @@ mod tests {
         ));
         assert!(page.contains("<strong id=\"max-power\">1500 VA</strong> at 08:00:00"));
         assert!(page.contains("src=\"assets/dygraph.min.js\""));
+        assert_eq!(
+            read_day_meta(&page),
+            Some(IndexRow {
+                date: date(2021, 2, 20),
+                total_wh: 750,
+                injected_wh: 0,
+                cost: Some(0.3),
+                in_progress: false,
+            })
+        );
+        assert_eq!(read_day_meta("<html>"), None);
     }
 
     #[test]

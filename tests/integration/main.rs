@@ -4,4 +4,5 @@ mod corpus;
 mod daemon;
 mod decode_cli;
 mod harness;
+mod logger;
 mod mqtt;
