@@ -395,6 +395,70 @@ mod tests {
         assert_eq!(date_of_file(Path::new("/x/linky.log")), None);
     }
 
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("linkymon-graph-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_atomic_write_leaves_no_temporary_file() {
+        let dir = scratch("atomic");
+        let page = dir.join("index.html");
+        write_atomic(&page, b"old").unwrap();
+        write_atomic(&page, b"new").unwrap();
+        assert_eq!(fs::read(&page).unwrap(), b"new");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn dygraphs_is_copied_once_when_the_package_is_there() {
+        let dir = scratch("assets");
+        let debian = dir.join("debian");
+        fs::create_dir_all(&debian).unwrap();
+        assert!(
+            !install_assets(&dir.join("pages"), &debian).unwrap(),
+            "no package"
+        );
+        fs::write(debian.join("dygraph.min.js"), "js").unwrap();
+        fs::write(debian.join("dygraph.min.css"), "css").unwrap();
+        assert!(install_assets(&dir.join("pages"), &debian).unwrap());
+        let copied = dir.join("pages/assets/dygraph.min.js");
+        assert_eq!(fs::read(&copied).unwrap(), b"js");
+        let before = fs::metadata(&copied).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        install_assets(&dir.join("pages"), &debian).unwrap();
+        assert_eq!(
+            fs::metadata(&copied).unwrap().modified().unwrap(),
+            before,
+            "not rewritten"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unreadable_lines_are_counted_with_their_numbers_and_blank_lines_skipped() {
+        let dir = scratch("read");
+        let log = dir.join("2021-02-20.log");
+        fs::write(
+            &log,
+            b"2021/02/20 19:10:22\tDATA\tPeriode=HN..\n\nbad\n\xff\xfe\n2021/02/20 19:10:30\tDATA\tPeriode=HN..\n",
+        )
+        .unwrap();
+        let read = read_log(&log).unwrap();
+        assert_eq!(read.lines.len(), 2);
+        assert_eq!(
+            read.unreadable,
+            [
+                (3, LineProblem::Parse(ParseError::BadTime)),
+                (4, LineProblem::NotUtf8)
+            ]
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn parallel_map_keeps_the_order() {
         let items: Vec<u32> = (0..100).collect();

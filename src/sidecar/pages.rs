@@ -326,7 +326,7 @@ if(rows.length===0){el.textContent='No data.';return;}
 new Dygraph(el,rows,{
  labels:['Time','Drawn (VA)','Injected (W)'],
  colors:['#c0392b','#27ae60'],
- ylabel:'Power',fillGraph:true,fillAlpha:0.2,strokeWidth:1.2,
+ axes:{y:{axisLabelWidth:60}},fillGraph:true,fillAlpha:0.2,strokeWidth:1.2,
  legend:'always',labelsSeparateLines:false,showRangeSelector:true,rangeSelectorHeight:30,
  underlayCallback:function(ctx,area,g){bands.forEach(function(b){
   var l=g.toDomXCoord(base+b[0]*1000),r=g.toDomXCoord(base+b[1]*1000);
