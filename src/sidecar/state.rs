@@ -54,8 +54,8 @@ pub enum StateError {
     /// No `ts` (only `linkymon decode` leaves it out), or one that is not ISO 8601 with offset.
     #[error("no usable `ts` (ISO 8601 with offset): {0:?}")]
     Time(Option<String>),
-    /// No `meter` id.
-    #[error("no `meter` id")]
+    /// No `meter` id, or one that is not letters and digits (it names files and topics).
+    #[error("no usable `meter` id (letters and digits)")]
     NoMeter,
 }
 
@@ -182,6 +182,12 @@ mod tests {
         assert!(matches!(State::parse(no_ts), Err(StateError::Time(None))));
         let no_meter = r#"{"ts":"2026-01-01T10:00:00+01:00","meter":null,"values":{}}"#;
         assert_eq!(State::parse(no_meter), Err(StateError::NoMeter));
+        let path = r#"{"ts":"2026-01-01T10:00:00+01:00","meter":"../etc","values":{}}"#;
+        assert_eq!(
+            State::parse(path),
+            Err(StateError::NoMeter),
+            "it names a directory"
+        );
         assert!(matches!(State::parse("[]"), Err(StateError::Json(_))));
     }
 }
