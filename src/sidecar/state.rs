@@ -82,7 +82,7 @@ impl State {
             .ok_or_else(|| StateError::Time(raw.ts.clone()))?;
         let meter = raw
             .meter
-            .filter(|m| !m.is_empty())
+            .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphanumeric()))
             .ok_or(StateError::NoMeter)?;
         let mode = match raw.mode.as_deref() {
             Some("standard") => Mode::Standard,
