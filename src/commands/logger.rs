@@ -165,9 +165,13 @@ enum LinkEvent {
     Message(String, String),
 }
 
-/// Drives the connection, with our own backoff (rumqttc's `poll` retries at once). After our
-/// DISCONNECT it keeps reading for a moment and still forwards what arrives: rumqttc has
-/// acknowledged those messages, so dropping them would lose them.
+/// Drives the connection, with our own backoff (rumqttc's `poll` retries at once).
+///
+/// Around our DISCONNECT, each message is logged exactly once: rumqttc acknowledges a message
+/// as it reads it, in the same byte stream as the DISCONNECT. What was read before the
+/// DISCONNECT went out is acknowledged, so it is forwarded (and logged before the logger
+/// stops); what arrives after it can no longer be acknowledged, so the broker sends it again
+/// to the next session, and it is dropped here rather than logged twice.
 async fn poll(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<LinkEvent>, broker: String) {
     let mut backoff = Backoff::default();
     let mut down_logged = false;
@@ -199,7 +203,7 @@ async fn poll(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<LinkEvent>
                     return;
                 }
             }
-            Event::Incoming(Packet::Publish(p)) => {
+            Event::Incoming(Packet::Publish(p)) if closing.is_none() => {
                 let payload = String::from_utf8_lossy(&p.payload).into_owned();
                 if events
                     .send(LinkEvent::Message(p.topic, payload))

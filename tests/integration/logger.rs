@@ -216,7 +216,13 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
             logger_section(&dir, 3)
         ),
     );
-    let states = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/state")]);
+    let states = Subscriber::start(
+        broker.port,
+        &[
+            &format!("linky/{SIM_ID}/state"),
+            &format!("linky/{SIM_ID}/availability"),
+        ],
+    );
     let first = Logger::start(&config);
     let mut daemon = linkymon(&config, &["run"])
         .stderr(Stdio::null())
@@ -235,7 +241,10 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
     std::thread::sleep(Duration::from_millis(500));
     signal(&daemon, "TERM");
     assert!(wait_exit(&mut daemon, Duration::from_secs(5)).success());
-    std::thread::sleep(Duration::from_millis(300));
+    // `offline` comes after the last state on the daemon's connection: all states are in.
+    states.wait_for("offline", Duration::from_secs(5), |l| {
+        l == format!("linky/{SIM_ID}/availability offline")
+    });
     let published = states.payloads(&format!("linky/{SIM_ID}/state"));
     let expected_lines = published.len() / 3;
     let lines = wait_lines(&dir.path("logs"), expected_lines, Duration::from_secs(5));
