@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use as real parts (a broker, a pseudo-terminal).
-packages=(mosquitto mosquitto-clients socat)
+# Debian packages the tests use as real parts (a broker, a pseudo-terminal, a browser
+# and the dygraphs the pages copy).
+packages=(mosquitto mosquitto-clients socat chromium libjs-dygraphs)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -10,6 +10,8 @@
 //! - [`publish`]: readings → MQTT [`publish::Message`]s: topics, payloads, discovery, policy.
 //! - [`output`]: readings → the box: the OLED screen (or its PNG stand-in), the EJP LED and
 //!   the meter's relay contact, a pure screen/LED/debounce core under a thin rppal shell.
+//! - [`sidecar`]: `state` messages → daily logs in the Perl tool's format → day reports and
+//!   HTML pages with costs; pure, driven by `linkymon logger` and `linkymon graph`.
 //! - [`simulate`]: a synthetic historic EJP meter (time in, frame bytes out) for
 //!   `meter.port: simulate` and the demo, when there is no meter to read.
 //! - [`commands`]: one wiring file per subcommand; the only place that does I/O.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod meter;
 pub mod output;
 pub mod publish;
+pub mod sidecar;
 pub mod simulate;
 pub mod source;
 pub mod tic;

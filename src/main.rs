@@ -25,6 +25,21 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The sidecar: daily logs, graph pages and today's cost from the daemon's MQTT states.
+    Logger {
+        /// Configuration file (default: $LINKYMON_CONFIG, then /etc/linkymon/config.yaml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// (Re)build graph pages from daily logs, ours or the Perl LinkyMonitor's.
+    Graph {
+        /// Configuration file (default: $LINKYMON_CONFIG, then /etc/linkymon/config.yaml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The daily logs (`YYYY-MM-DD.log`); pages go to `logger.pages_dir`.
+        #[arg(required = true, value_name = "LOG")]
+        logs: Vec<PathBuf>,
+    },
     /// Decode a raw TIC capture (or stdin) into one JSON object per valid frame.
     Decode {
         /// The TIC dialect; auto decides from each group's separator.
@@ -65,6 +80,11 @@ fn main() -> ExitCode {
         Command::Run { config } => with_runtime(config, |config, shutdown| async move {
             linkymon::commands::run::run(config, shutdown).await
         }),
+        Command::Logger { config } => with_runtime(config, |config, shutdown| async move {
+            linkymon::commands::logger::run(config, shutdown).await
+        }),
+        Command::Graph { config, logs } => with_config(config)
+            .and_then(|config| linkymon::commands::graph::run(&config, &logs).map(|_| ())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,13 +111,7 @@ where
     F: FnOnce(Config, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let config = Config::load(config.as_deref())?;
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let config = with_config(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -106,6 +120,18 @@ where
         tokio::spawn(stop_on_signal(shutdown.clone()));
         daemon(config, shutdown).await
     })
+}
+
+/// Loads the configuration and starts logging to stderr.
+fn with_config(config: Option<PathBuf>) -> anyhow::Result<Config> {
+    let config = Config::load(config.as_deref())?;
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    Ok(config)
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

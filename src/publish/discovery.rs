@@ -124,8 +124,33 @@ impl Contract {
     /// What one reading says about the contract. A frame that lost its `OPTARIF`/`NGTF` group
     /// to a bad checksum gives [`Tariff::Unknown`], so callers should prefer a complete frame.
     pub fn from_reading(r: &Reading) -> Self {
-        let option = r.text("OPTARIF").or(r.text("NGTF"));
-        let tariff = if r.derived.tempo_today.is_some() {
+        Contract::from_parts(
+            r.text("OPTARIF").or(r.text("NGTF")),
+            r.derived.tempo_today.is_some(),
+            r.derived.stge.is_some_and(|s| s.producer),
+            |l| r.get(l).is_some(),
+        )
+    }
+
+    /// The same from a `state` payload's `values` and `derived` objects, for consumers of
+    /// MQTT (the logger) that announce entities on the daemon's device.
+    pub fn from_state(values: &Map<String, Value>, derived: &Value) -> Self {
+        let text = |l: &str| values.get(l).and_then(Value::as_str);
+        Contract::from_parts(
+            text("OPTARIF").or(text("NGTF")),
+            derived.get("tempo_today").is_some_and(|t| !t.is_null()),
+            derived["stge"]["producer"].as_bool().unwrap_or(false),
+            |l| values.contains_key(l),
+        )
+    }
+
+    fn from_parts(
+        option: Option<&str>,
+        tempo_today: bool,
+        stge_producer: bool,
+        has: impl Fn(&str) -> bool,
+    ) -> Self {
+        let tariff = if tempo_today {
             Tariff::Tempo // STGE (or a historic PTEC colour) says so whatever the name
         } else {
             option.map_or(Tariff::Unknown, Tariff::from_option)
@@ -133,8 +158,8 @@ impl Contract {
         let third_phase = ["IINST3", "IMAX3", "IRMS3", "URMS3", "SINSTS3"];
         Contract {
             tariff,
-            three_phase: third_phase.iter().any(|l| r.get(l).is_some()),
-            producer: r.derived.stge.is_some_and(|s| s.producer) || r.get("EAIT").is_some(),
+            three_phase: third_phase.iter().any(|l| has(l)),
+            producer: stge_producer || has("EAIT"),
         }
     }
 
@@ -233,6 +258,10 @@ struct Entity {
     classes: Classes,
     options: Vec<&'static str>,
     diagnostic: bool,
+    /// A unit that is not one of the table's (the currency of a cost).
+    unit_text: Option<String>,
+    /// `state_class: total` resetting each day: Home Assistant reads the reset from `date`.
+    last_reset: bool,
 }
 
 impl Entity {
@@ -247,6 +276,8 @@ impl Entity {
             classes: Classes::default(),
             options: Vec::new(),
             diagnostic: false,
+            unit_text: None,
+            last_reset: false,
         }
     }
 }
@@ -319,6 +350,17 @@ where
         .collect();
     entities.extend(fixed);
 
+    messages(&entities, meter_id, mode, contract, ctx)
+}
+
+/// The configs of `entities`, all on the meter's one device.
+fn messages(
+    entities: &[Entity],
+    meter_id: &str,
+    mode: Mode,
+    contract: &Contract,
+    ctx: &Context,
+) -> Vec<Message> {
     let device = json!({
         "identifiers": [format!("linky_{meter_id}")],
         "name": format!("Linky {meter_id}"),
@@ -332,7 +374,7 @@ where
         "sw_version": ctx.sw_version,
         "support_url": SUPPORT_URL,
     });
-    let availability = topics.availability();
+    let availability = Topics::new(&ctx.base_topic, meter_id).availability();
     entities
         .iter()
         .map(|e| {
@@ -344,6 +386,58 @@ where
             Message::new(topic, payload.to_string(), true, 1)
         })
         .collect()
+}
+
+/// The logger's entities, on the same device as the daemon's: today's cost (`monetary`,
+/// `total`, reset at local midnight) and today's energy per period code, all read from the
+/// retained `<base>/<id>/today` message. `periods` are the codes the meter's indexes count
+/// (`HN`, `PM`…); call again when one appears. `mode` and `contract` give the device's model,
+/// the same the daemon announces, so the two never disagree about the device.
+pub fn today_config_messages<I>(
+    meter_id: &str,
+    mode: Mode,
+    contract: &Contract,
+    periods: I,
+    currency: &str,
+    ctx: &Context,
+) -> Vec<Message>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let topic = Topics::new(&ctx.base_topic, meter_id).leaf("today");
+    let periods: BTreeSet<String> = periods.into_iter().map(|p| p.as_ref().to_owned()).collect();
+    let mut entities = vec![Entity {
+        classes: Classes {
+            device_class: Some("monetary"),
+            state_class: Some("total"),
+            unit: None,
+        },
+        qos: 1,
+        value_template: Some("{{ value_json.cost }}".to_owned()),
+        last_reset: true,
+        unit_text: Some(currency.to_owned()),
+        ..Entity::sensor("today_cost", "Cost today", topic.clone())
+    }];
+    for period in periods
+        .iter()
+        .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        entities.push(Entity {
+            // Today's total restarts from 0 at midnight, which `total_increasing` expects.
+            classes: classes("energy", TOTAL_INCREASING, "Wh"),
+            qos: 1,
+            value_template: Some(format!(
+                "{{{{ value_json.energy_wh.{period} | default(0) }}}}"
+            )),
+            ..Entity::sensor(
+                format!("today_energy_{}", object_id(period)),
+                format!("Energy today {period}"),
+                topic.clone(),
+            )
+        });
+    }
+    messages(&entities, meter_id, mode, contract, ctx)
 }
 
 /// The entity of one label, from its row in the table.
@@ -497,6 +591,15 @@ fn payload(
         if let Some(v) = value {
             put(key, v.into());
         }
+    }
+    if let Some(unit) = &e.unit_text {
+        put("unit_of_measurement", unit.as_str().into());
+    }
+    if e.last_reset {
+        put(
+            "last_reset_value_template",
+            "{{ as_local(as_datetime(value_json.date)).isoformat() }}".into(),
+        );
     }
     if !e.options.is_empty() {
         put("options", e.options.clone().into());

@@ -4,5 +4,6 @@ mod corpus;
 mod daemon;
 mod decode_cli;
 mod harness;
+mod logger;
 mod mqtt;
 mod the_box;

@@ -717,3 +717,55 @@ fn the_output_does_not_depend_on_the_order_labels_were_seen() {
     );
     assert_eq!(a, b);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The logger's entities.
+
+#[test]
+fn the_loggers_entities_share_the_daemons_device_and_read_today() {
+    let reading = historic_ejp();
+    let contract = Contract::from_reading(&reading);
+    let ctx = Context::new("linky", "homeassistant");
+    let id = "021728123456";
+    let daemon = config_messages(id, Mode::Historic, &contract, ["ADCO", "PAPP"], &ctx);
+    let logger = today_config_messages(id, Mode::Historic, &contract, ["PM", "HN"], "EUR", &ctx);
+    let parse = |m: &Message| serde_json::from_str::<Value>(&m.payload).unwrap();
+    let topics: Vec<&str> = logger.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "homeassistant/sensor/linky_021728123456/today_cost/config",
+            "homeassistant/sensor/linky_021728123456/today_energy_hn/config",
+            "homeassistant/sensor/linky_021728123456/today_energy_pm/config",
+        ]
+    );
+    assert!(logger.iter().all(|m| m.retain && m.qos == 1));
+    let cost = parse(&logger[0]);
+    assert_eq!(cost["device"], parse(&daemon[0])["device"], "one device");
+    assert_eq!(cost["device_class"], "monetary");
+    assert_eq!(cost["state_class"], "total");
+    assert_eq!(cost["unit_of_measurement"], "EUR");
+    assert_eq!(cost["state_topic"], "linky/021728123456/today");
+    assert_eq!(cost["value_template"], "{{ value_json.cost }}");
+    assert_eq!(cost["unique_id"], "linky_021728123456_today_cost");
+    assert_eq!(
+        cost["availability_topic"],
+        "linky/021728123456/availability"
+    );
+    assert!(cost["last_reset_value_template"].is_string());
+    let hn = parse(&logger[1]);
+    assert_eq!(hn["device_class"], "energy");
+    assert_eq!(hn["unit_of_measurement"], "Wh");
+    assert_eq!(
+        hn["value_template"],
+        "{{ value_json.energy_wh.HN | default(0) }}"
+    );
+}
+
+#[test]
+fn the_contract_read_from_a_state_payload_is_the_one_read_from_the_frame() {
+    let reading = historic_ejp();
+    let state: Value = serde_json::from_str(&reading.to_state_json(None)).unwrap();
+    let from_state = Contract::from_state(state["values"].as_object().unwrap(), &state["derived"]);
+    assert_eq!(from_state, Contract::from_reading(&reading));
+}

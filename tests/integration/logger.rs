@@ -1,0 +1,531 @@
+//! `linkymon logger` and `linkymon graph` with real parts: mosquitto, the daemon on a replay or
+//! the simulator, and a headless Chromium reading the pages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use linkymon::sidecar::LogLine;
+use serde_json::Value;
+
+use crate::harness::{assert_golden, fixtures_dir, root};
+use crate::mqtt::{Broker, Subscriber, TempDir, linkymon, signal, wait_exit, write_config};
+
+const TEMPO_ID: &str = "021861348497";
+const SIM_ID: &str = "021728123456";
+
+fn paris() -> TimeZone {
+    TimeZone::get("Europe/Paris").unwrap()
+}
+
+/// A running `linkymon logger` whose stderr is collected.
+struct Logger {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Logger {
+    /// Starts the logger and waits until it has subscribed.
+    fn start(config: &Path) -> Self {
+        let mut child = linkymon(config, &["logger"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let logger = Logger { child, stderr };
+        logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
+        // The SUBSCRIBE follows the ConnAck at once; give the broker a moment to take it.
+        std::thread::sleep(Duration::from_millis(300));
+        logger
+    }
+
+    fn wait_stderr(&self, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr.lock().unwrap().iter().any(|l| l.contains(what)) {
+            assert!(
+                Instant::now() < deadline,
+                "the logger did not say {what:?}: {:#?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, a clean exit, and what it said.
+    fn stop(mut self) -> Vec<String> {
+        signal(&self.child, "TERM");
+        let status = wait_exit(&mut self.child, Duration::from_secs(5));
+        assert!(status.success(), "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The daily logs in `dir`, by name.
+fn logs(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    logs.sort();
+    logs
+}
+
+fn all_lines(dir: &Path) -> Vec<String> {
+    logs(dir)
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn wait_lines(dir: &Path, count: usize, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines = all_lines(dir);
+        if lines.len() >= count || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn logger_section(dir: &TempDir, frames_per_line: u32) -> String {
+    format!(
+        "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: {frames_per_line}\n  \
+         timezone: Europe/Paris\n  pages_interval: 1s\n  subscription_per_day: 0.5\n  \
+         prices: {{HCJB: 0.1296, HPJB: 0.1609, HN: 0.1386, PM: 0.7524}}\n",
+        dir.path("logs").display(),
+        dir.path("pages").display()
+    )
+}
+
+#[test]
+fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
+    let broker = Broker::start();
+    let dir = TempDir::new("logger-replay");
+    let capture = fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic");
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n{}",
+            capture.display(),
+            logger_section(&dir, 2)
+        ),
+    );
+    let sub = Subscriber::start(broker.port, &["linky/+/today", "homeassistant/#"]);
+    let logger = Logger::start(&config);
+    let status = linkymon(&config, &["run"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let lines = wait_lines(&dir.path("logs"), 5, Duration::from_secs(5));
+    let today = sub.wait_for("today", Duration::from_secs(5), |l| {
+        l.starts_with(&format!("linky/{TEMPO_ID}/today "))
+    });
+    sub.wait_for("the cost entity", Duration::from_secs(5), |l| {
+        l.starts_with(&format!(
+            "homeassistant/sensor/linky_{TEMPO_ID}/today_cost/config "
+        ))
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // one pages_interval
+    logger.stop();
+
+    // Ten frames, two per line: five lines, the time column aside, as golden.
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    let times: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    for t in &times {
+        assert!(t.parse::<LogLine>().is_err(), "not a line by itself");
+        assert_eq!(t.len(), 19, "{t}");
+    }
+    let masked: String = lines
+        .iter()
+        .map(|l| format!("YYYY/MM/DD HH:MM:SS\t{}\n", l.split_once('\t').unwrap().1))
+        .collect();
+    assert_golden(
+        &root().join("tests/fixtures/golden/logger/hist-1p-tempo-pyteleinfo.log"),
+        &masked,
+    );
+    // Filed under the local day of the lines' own time.
+    let first: LogLine = lines[0].parse().unwrap();
+    let date = first.time.date();
+    let files = logs(&dir.path("logs"));
+    assert_eq!(
+        files,
+        [dir.path("logs").join(format!("{date}.log"))],
+        "one file, named after the local day"
+    );
+
+    let today: Value = serde_json::from_str(today.split_once(' ').unwrap().1).unwrap();
+    assert_eq!(today["date"], date.to_string());
+    assert_eq!(today["currency"], "EUR");
+    assert!(today["energy_wh"]["HCJB"].is_u64(), "{today}");
+    assert!(
+        today["cost"].as_f64().unwrap() >= 0.5,
+        "subscription included: {today}"
+    );
+
+    let page = std::fs::read_to_string(dir.path("pages").join(format!("{date}.html"))).unwrap();
+    assert!(page.contains(&format!("Linky {TEMPO_ID}")), "{page}");
+    assert!(page.contains("data-period=\"HCJB\""), "{page}");
+    let index = std::fs::read_to_string(dir.path("pages/index.html")).unwrap();
+    assert!(index.contains(&format!("href=\"{date}.html\"")), "{index}");
+    assert!(
+        dir.path("pages/assets/dygraph.min.js").is_file(),
+        "dygraphs copied from Debian's package"
+    );
+}
+
+#[test]
+fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
+    let broker = Broker::start();
+    let dir = TempDir::new("logger-restart");
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: simulate\n  simulate_speed: 100\npublish:\n  interval: 0\n{}",
+            logger_section(&dir, 3)
+        ),
+    );
+    let states = Subscriber::start(
+        broker.port,
+        &[
+            &format!("linky/{SIM_ID}/state"),
+            &format!("linky/{SIM_ID}/availability"),
+        ],
+    );
+    let first = Logger::start(&config);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    states.wait_count(&format!("linky/{SIM_ID}/state"), 40, Duration::from_secs(5));
+    first.stop();
+    // The daemon goes on; the broker keeps the logger's messages in its session.
+    let seen_while_away = states.payloads(&format!("linky/{SIM_ID}/state")).len();
+    states.wait_count(
+        &format!("linky/{SIM_ID}/state"),
+        seen_while_away + 30,
+        Duration::from_secs(5),
+    );
+    let second = Logger::start(&config);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&daemon, "TERM");
+    assert!(wait_exit(&mut daemon, Duration::from_secs(5)).success());
+    // `offline` comes after the last state on the daemon's connection: all states are in.
+    states.wait_for("offline", Duration::from_secs(5), |l| {
+        l == format!("linky/{SIM_ID}/availability offline")
+    });
+    let published = states.payloads(&format!("linky/{SIM_ID}/state"));
+    let expected_lines = published.len() / 3;
+    let lines = wait_lines(&dir.path("logs"), expected_lines, Duration::from_secs(5));
+    second.stop();
+
+    // Every line is the one an uninterrupted logger writes: the time and indexes of every
+    // third state, in order.
+    assert_eq!(lines.len(), expected_lines, "{} states", published.len());
+    let tz = paris();
+    for (i, text) in lines.iter().enumerate() {
+        let line: LogLine = text.parse().unwrap();
+        let state: Value = serde_json::from_str(&published[3 * i + 2]).unwrap();
+        let ts: jiff::Timestamp = state["ts"].as_str().unwrap().parse().unwrap();
+        assert_eq!(line.time, tz.to_datetime(ts), "line {i}: {text}");
+        assert_eq!(
+            line.index("HN"),
+            state["values"]["EJPHN"].as_u64(),
+            "line {i}: {text}"
+        );
+    }
+}
+
+#[test]
+fn graph_reads_a_perl_log_and_reports_unreadable_lines_by_file_and_line() {
+    let dir = TempDir::new("graph-perl");
+    let log = dir.path("2021-02-20.log");
+    std::fs::write(
+        &log,
+        "2021/02/20 19:10:22\tDATA\tPeriode=HN.., IndexHN=000688322, IndexHPM=000080072, PuissConsommee=00000, IConsommee=013\n\
+         2021/02/20 19:10:3\x01 garbage\n\
+         2021/02/20 19:20:22\tDATA\tPeriode=PM.., IndexHN=000688322, IndexHPM=000081072, PuissConsommee=03000, IConsommee=013, Tension=231\n",
+    )
+    .unwrap();
+    let config = dir.path("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "logger:\n  pages_dir: {}\n  prices: {{HN: 0.1386, PM: 0.7524}}\n",
+            dir.path("pages").display()
+        ),
+    )
+    .unwrap();
+    let out = linkymon(&config, &["graph"]).arg(&log).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2: skipped", log.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 unreadable lines skipped"), "{stderr}");
+    let page = std::fs::read_to_string(dir.path("pages/2021-02-20.html")).unwrap();
+    assert!(
+        page.contains("<td>PM</td><td class=\"kwh\">1.000</td><td class=\"price\">0.7524</td><td class=\"cost\">0.75 EUR</td>"),
+        "{page}"
+    );
+}
+
+#[test]
+fn graph_without_logs_is_a_usage_error() {
+    let dir = TempDir::new("graph-usage");
+    let config = dir.path("config.yaml");
+    std::fs::write(&config, "").unwrap();
+    let out = linkymon(&config, &["graph"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unwritable_log_dir_is_one_clear_line() {
+    let dir = TempDir::new("logger-unwritable");
+    let blocker = dir.path("file");
+    std::fs::write(&blocker, "").unwrap();
+    let config = write_config(
+        &dir,
+        1,
+        &format!("logger:\n  dir: {}/logs\n", blocker.display()),
+    );
+    let out = linkymon(&config, &["logger"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("logger.dir"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pages in a real browser.
+
+/// Headless Chromium on a page: the DOM after the page's scripts ran, and its console.
+fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
+    let profile = TempDir::new("chromium-profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .env("TZ", "Europe/Paris")
+        .output()
+        .expect("chromium is not installed: run ./scripts/test.sh, which installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The hand-checked day of `sidecar::day`'s tests, with the day before.
+fn write_hand_checked_logs(dir: &TempDir) -> Vec<PathBuf> {
+    let before = dir.path("2021-02-19.log");
+    std::fs::write(
+        &before,
+        "2021/02/19 23:59:00\tDATA\tPeriode=HN.., IndexHN=001000000, IndexHPM=000500000, PuissConsommee=00300, IConsommee=001\n",
+    )
+    .unwrap();
+    let day = dir.path("2021-02-20.log");
+    std::fs::write(
+        &day,
+        "2021/02/20 00:01:00\tDATA\tPeriode=HN.., IndexHN=001000100, IndexHPM=000500000, PuissConsommee=00400, IConsommee=002\n\
+         2021/02/20 06:59:00\tDATA\tPeriode=HN.., IndexHN=001002100, IndexHPM=000500000, PuissConsommee=00000, IConsommee=005, PuissInjectee=01200\n\
+         2021/02/20 07:01:00\tDATA\tPeriode=PM.., IndexHN=001002100, IndexHPM=000500300, PuissConsommee=03500, IConsommee=015\n\
+         2021/02/20 23:58:00\tDATA\tPeriode=PM.., IndexHN=001002100, IndexHPM=000512300, PuissConsommee=00800, IConsommee=004\n",
+    )
+    .unwrap();
+    vec![before, day]
+}
+
+fn graph_config(dir: &TempDir) -> PathBuf {
+    let config = dir.path("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "logger:\n  pages_dir: {}\n  subscription_per_day: 0.5\n  \
+             prices: {{HN: 0.1386, PM: 0.7524}}\n",
+            dir.path("pages").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn attribute<'a>(dom: &'a str, element: &str, name: &str) -> &'a str {
+    let at = dom
+        .find(element)
+        .unwrap_or_else(|| panic!("no {element} in {dom}"));
+    let rest = &dom[at..];
+    let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    &rest[start..start + rest[start..].find('"').unwrap()]
+}
+
+#[test]
+fn a_day_page_draws_its_chart_in_chromium_with_the_hand_checked_totals_and_no_error() {
+    let dir = TempDir::new("chromium-day");
+    let logs = write_hand_checked_logs(&dir);
+    let config = graph_config(&dir);
+    let out = linkymon(&config, &["graph"]).args(&logs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (dom, console) = chromium(&dir.path("pages/2021-02-20.html"), &["--dump-dom"]);
+    let drawn: u64 = attribute(&dom, "id=\"chart\"", "data-drawn")
+        .parse()
+        .unwrap_or(0);
+    assert!(drawn > 1000, "dygraphs painted {drawn} pixels");
+    assert!(dom.contains("class=\"dygraph-legend\""), "dygraphs ran");
+    assert_eq!(attribute(&dom, "<body", "data-errors"), "0", "{dom}");
+    let console: Vec<&str> = console.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    for row in [
+        "<td>HN</td><td class=\"kwh\">2.100</td><td class=\"price\">0.1386</td><td class=\"cost\">0.29 EUR</td>",
+        "<td>PM</td><td class=\"kwh\">12.300</td><td class=\"price\">0.7524</td><td class=\"cost\">9.25 EUR</td>",
+        "<td>Total</td><td class=\"kwh\">14.400</td><td></td><td class=\"cost\">10.05 EUR</td>",
+    ] {
+        assert!(dom.contains(row), "{row} not in {dom}");
+    }
+    assert!(dom.contains("<strong id=\"max-power\">3500 VA</strong> at 07:01:00"));
+    assert!(dom.contains("<strong id=\"injected\">0.300 kWh</strong>"));
+
+    let (index, _) = chromium(&dir.path("pages/index.html"), &["--dump-dom"]);
+    assert!(index.find("2021-02-20.html").unwrap() < index.find("2021-02-19.html").unwrap());
+    assert!(
+        index.contains("<td class=\"cost\">10.05 EUR</td>"),
+        "{index}"
+    );
+}
+
+/// A simulated EJP day (notice, peak, solar injection), one line every 80 s, as the logger
+/// writes it with its defaults: the page the README shows.
+fn write_simulated_day(dir: &TempDir) -> PathBuf {
+    use linkymon::meter::Meter;
+    use linkymon::sidecar::{Aggregator, State};
+    use linkymon::simulate::{SimConfig, Simulator};
+    use linkymon::tic::Decoder;
+    let tz = paris();
+    let date = jiff::civil::date(2021, 2, 20);
+    let midnight = linkymon::sidecar::day::midnight(date, &tz);
+    let mut sim = Simulator::new(SimConfig {
+        start: 0.0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut decoder = Decoder::default();
+    let mut meter = Meter::new(230);
+    let mut aggregator = Aggregator::new(8, tz.clone());
+    let mut text = String::new();
+    for step in 0..86_400 / 10 {
+        let t = f64::from(step) * 10.0;
+        let bytes = sim.frame_at(t);
+        let mut frames = Vec::new();
+        decoder.push(&bytes, |f| frames.push(f));
+        for frame in frames {
+            let reading = meter.read(&frame, t);
+            let at = midnight
+                .checked_add(jiff::SignedDuration::from_secs(10 * i64::from(step)))
+                .unwrap();
+            let ts = at
+                .to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string();
+            let state = State::parse(&reading.to_state_json(Some(&ts))).unwrap();
+            for filed in aggregator.push(state) {
+                assert_eq!(filed.date, date);
+                text.push_str(&format!("{}\n", filed.line));
+            }
+        }
+    }
+    let path = dir.path("2021-02-20.log");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_simulated_day_page_renders_in_chromium_and_its_screenshot_is_in_the_docs() {
+    let dir = TempDir::new("chromium-shot");
+    let log = write_simulated_day(&dir);
+    let config = graph_config(&dir);
+    let out = linkymon(&config, &["graph"]).arg(&log).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = dir.path("pages/2021-02-20.html");
+    let (dom, _) = chromium(&page, &["--dump-dom"]);
+    let drawn: u64 = attribute(&dom, "id=\"chart\"", "data-drawn")
+        .parse()
+        .unwrap_or(0);
+    assert!(drawn > 10_000, "dygraphs painted {drawn} pixels");
+    assert_eq!(attribute(&dom, "<body", "data-errors"), "0", "{dom}");
+
+    let shot = dir.path("day.png");
+    chromium(
+        &page,
+        &[
+            "--window-size=1100,900",
+            "--hide-scrollbars",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+    if std::env::var_os("LINKYMON_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(root().join("docs")).unwrap();
+        std::fs::write(root().join("docs/logger-day.png"), &png).unwrap();
+    }
+}
