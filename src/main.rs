@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use linkymon::commands::decode::{self, Input};
+use linkymon::commands::demo::DemoOptions;
 use linkymon::config::{Config, ConfigError};
 use linkymon::tic::{Mode, ModeHint};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Everything on this machine, no meter and no broker needed: a simulated meter, an
+    /// embedded MQTT broker, the daemon with a virtual screen, and the logger.
+    Demo {
+        /// Where the logs, pages and screen go.
+        #[arg(long, value_name = "DIR", default_value = "linkymon-demo")]
+        data: PathBuf,
+        /// The embedded broker's port on 127.0.0.1.
+        #[arg(long, value_name = "N", default_value_t = 1883)]
+        port: u16,
+        /// Simulated seconds per real second (60: an EJP day in 24 minutes).
+        #[arg(long, value_name = "X", default_value_t = 60.0, value_parser = parse_speed)]
+        speed: f64,
+    },
     /// The edge daemon: read the meter, decode, publish to MQTT with Home Assistant discovery.
     Run {
         /// Configuration file (default: $LINKYMON_CONFIG, then /etc/linkymon/config.yaml).
@@ -67,6 +81,15 @@ impl From<ModeArg> for ModeHint {
     }
 }
 
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!(
+            "`{text}` is not a positive number of simulated seconds per second"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -77,12 +100,17 @@ fn main() -> ExitCode {
             };
             decode::run(input, mode.into())
         }
-        Command::Run { config } => with_runtime(config, |config, shutdown| async move {
-            linkymon::commands::run::run(config, shutdown).await
+        Command::Run { config } => with_config(config).and_then(|config| {
+            with_runtime(|shutdown| linkymon::commands::run::run(config, shutdown))
         }),
-        Command::Logger { config } => with_runtime(config, |config, shutdown| async move {
-            linkymon::commands::logger::run(config, shutdown).await
+        Command::Logger { config } => with_config(config).and_then(|config| {
+            with_runtime(|shutdown| linkymon::commands::logger::run(config, shutdown))
         }),
+        Command::Demo { data, port, speed } => {
+            init_logging();
+            let options = DemoOptions { data, port, speed };
+            with_runtime(|shutdown| linkymon::commands::demo::run(options, shutdown))
+        }
         Command::Graph { config, logs } => with_config(config)
             .and_then(|config| linkymon::commands::graph::run(&config, &logs).map(|_| ())),
     };
@@ -104,34 +132,37 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// Loads the configuration, starts logging, a single-threaded runtime (a Pi Zero has one
-/// core) and the signal handler that turns SIGINT/SIGTERM into a clean shutdown.
-fn with_runtime<F, Fut>(config: Option<PathBuf>, daemon: F) -> anyhow::Result<()>
+/// Runs a daemon on a single-threaded runtime (a Pi Zero has one core), with the signal
+/// handler that turns SIGINT/SIGTERM into a clean shutdown.
+fn with_runtime<F, Fut>(daemon: F) -> anyhow::Result<()>
 where
-    F: FnOnce(Config, CancellationToken) -> Fut,
+    F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let config = with_config(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        daemon(config, shutdown).await
+        daemon(shutdown).await
     })
 }
 
 /// Loads the configuration and starts logging to stderr.
 fn with_config(config: Option<PathBuf>) -> anyhow::Result<Config> {
     let config = Config::load(config.as_deref())?;
+    init_logging();
+    Ok(config)
+}
+
+fn init_logging() {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
-    Ok(config)
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {
