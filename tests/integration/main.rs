@@ -3,6 +3,7 @@
 mod corpus;
 mod daemon;
 mod decode_cli;
+mod demo;
 mod harness;
 mod logger;
 mod mqtt;
