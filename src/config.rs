@@ -597,6 +597,32 @@ impl Config {
             };
             return Err(bad_value(set, format!("needs `{unset}` as well")));
         }
+        if mqtt.embedded_broker && !cfg!(feature = "embedded-broker") {
+            return Err(bad_value(
+                "mqtt.embedded_broker",
+                "this linkymon was built without the embedded broker (cargo feature \
+                 `embedded-broker`): set it to false and run a broker such as mosquitto"
+                    .into(),
+            ));
+        }
+        if mqtt.embedded_broker && mqtt.tls {
+            return Err(bad_value(
+                "mqtt.tls",
+                "the embedded broker speaks plain MQTT: set `mqtt.tls: false`, or \
+                 `mqtt.embedded_broker: false` to use a TLS broker"
+                    .into(),
+            ));
+        }
+        if crate::broker::listen_addr(&mqtt.embedded_bind, mqtt.port).is_err() {
+            return Err(bad_value(
+                "mqtt.embedded_bind",
+                format!(
+                    "`{}` is not an IP address; write 127.0.0.1 (this machine only), \
+                     0.0.0.0 (every IPv4 interface) or :: (every interface)",
+                    mqtt.embedded_bind
+                ),
+            ));
+        }
         check_topic_level("mqtt.base_topic", &mqtt.base_topic)?;
         check_topic_level("mqtt.discovery_prefix", &mqtt.discovery_prefix)?;
 
@@ -1510,6 +1536,8 @@ mod tests {
                 "logger.subscription_per_day",
             ),
             ("led:\n  gpio: 17\nrelay:\n  gpio: 17\n", "relay.gpio"),
+            ("mqtt:\n  embedded_bind: localhost\n", "mqtt.embedded_bind"),
+            ("mqtt:\n  embedded_broker: true\n  tls: true\n", "mqtt.tls"),
         ] {
             let message = error_of(from_yaml(yaml));
             assert!(
@@ -1518,6 +1546,21 @@ mod tests {
             );
         }
         assert!(from_yaml("mqtt:\n  base_topic: home/linky\n").is_ok());
+    }
+
+    #[test]
+    fn the_embedded_broker_is_refused_only_by_a_build_without_it() {
+        let result = from_yaml("mqtt:\n  embedded_broker: true\n  embedded_bind: '::'\n");
+        if cfg!(feature = "embedded-broker") {
+            assert!(result.unwrap().mqtt.embedded_broker);
+        } else {
+            let message = error_of(result);
+            assert!(
+                message.contains("bad value for `mqtt.embedded_broker`"),
+                "{message}"
+            );
+            assert!(message.contains("embedded-broker"), "{message}");
+        }
     }
 
     #[test]

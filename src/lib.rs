@@ -14,10 +14,13 @@
 //!   HTML pages with costs; pure, driven by `linkymon logger` and `linkymon graph`.
 //! - [`simulate`]: a synthetic historic EJP meter (time in, frame bytes out) for
 //!   `meter.port: simulate` and the demo, when there is no meter to read.
+//! - [`broker`]: the embedded MQTT broker (rumqttd) for `mqtt.embedded_broker`, so a box
+//!   without mosquitto still serves Home Assistant and the logger.
 //! - [`commands`]: one wiring file per subcommand; the only place that does I/O.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod commands;
 pub mod config;
 pub mod meter;

@@ -158,10 +158,22 @@ fn with_config(config: Option<PathBuf>) -> anyhow::Result<Config> {
 
 fn init_logging() {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The embedded broker's own lines (every client connecting, and disconnecting at error
+    // level) would drown ours: linkymon::broker logs what matters about it.
+    let filter = Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target(linkymon::broker::LOG_TARGET, LevelFilter::OFF);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false),
+        )
+        .with(filter)
         .init();
 }
 

@@ -74,7 +74,10 @@ pub fn mqtt_settings(config: &Config) -> MqttSettings {
 }
 
 /// Runs the daemon until `shutdown` fires or a replay ends.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // `mqtt.embedded_broker`: the broker runs in this process and the publisher is pointed at
+    // it; it outlives the publisher, so `offline` still reaches the subscribers.
+    let broker = crate::broker::start_configured(&mut config.mqtt).await?;
     let source = open_source(&config)?;
     let (readings_tx, readings_rx) = mpsc::channel(256);
     let (latest_tx, latest_rx) = watch::channel(None);
@@ -112,6 +115,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let published = publisher.await.context("the MQTT publisher failed");
     box_stop.cancel();
     let _ = tokio::join!(box_task, relay_task);
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
     published
 }
 

@@ -125,6 +125,11 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn start(port: u16, topics: &[&str]) -> Self {
+        Self::start_with(port, topics, &[])
+    }
+
+    /// Like [`Subscriber::start`], with more `mosquitto_sub` options (a Last Will, credentials).
+    pub fn start_with(port: u16, topics: &[&str], options: &[&str]) -> Self {
         require("mosquitto_sub");
         // mosquitto_sub block-buffers a pipe: stdbuf makes it hand over each line at once.
         let mut cmd = Command::new("stdbuf");
@@ -139,6 +144,7 @@ impl Subscriber {
             "-q",
             "1",
         ]);
+        cmd.args(options);
         let probe = format!("linkymon-test/probe/{}", free_port());
         for t in topics.iter().copied().chain([probe.as_str()]) {
             cmd.args(["-t", t]);
@@ -169,6 +175,11 @@ impl Subscriber {
             lines,
             probe,
         }
+    }
+
+    /// Sends a signal to this `mosquitto_sub` (`KILL`: it dies without a word to the broker).
+    pub fn signal(&self, name: &str) {
+        signal(&self.child, name);
     }
 
     /// Every line so far.
