@@ -82,6 +82,10 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             options.port
         )
     })?;
+    // The broker first, so that the daemon and the logger both find it at their first try.
+    let mut config = config;
+    let broker = crate::broker::start_configured(&mut config.mqtt).await?;
+    config.mqtt.embedded_broker = false; // running here already
     let today = jiff::ZonedDateTime::now().strftime("%Y-%m-%d").to_string();
     print!("{}", banner(&config, &today));
     let stop = shutdown.child_token();
@@ -99,6 +103,9 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             r
         }
     );
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
     daemon.context("the daemon failed")??;
     logger.context("the logger failed")??;
     Ok(())
