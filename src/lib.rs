@@ -30,3 +30,6 @@ pub mod sidecar;
 pub mod simulate;
 pub mod source;
 pub mod tic;
+
+#[cfg(test)]
+mod testing;

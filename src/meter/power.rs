@@ -66,22 +66,10 @@ fn energy_drawn(reading: &Reading) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meter::Meter;
-    use crate::tic::{Decoder, ModeHint, encode_frame};
 
     fn reading(hchc: i64, hchp: i64) -> Reading {
         let (a, b) = (format!("{hchc:09}"), format!("{hchp:09}"));
-        let bytes = encode_frame(
-            Mode::Historic,
-            [
-                ("ADCO", None, "012345678901"),
-                ("HCHC", None, &*a),
-                ("HCHP", None, &*b),
-            ],
-        );
-        let mut frames = Vec::new();
-        Decoder::new(ModeHint::Auto).push(&bytes, |f| frames.push(f));
-        Meter::new(230).read(&frames[0], 0.0)
+        crate::testing::historic(&[("ADCO", "012345678901"), ("HCHC", &a), ("HCHP", &b)])
     }
 
     #[test]

@@ -1,18 +1,6 @@
 use super::*;
-use crate::tic::{Decoder, ModeHint, encode_frame};
 
-fn frame(mode: Mode, groups: &[(&str, Option<&str>, &str)]) -> Frame {
-    let bytes = encode_frame(mode, groups.iter().copied());
-    let mut frames = Vec::new();
-    Decoder::new(ModeHint::Auto).push(&bytes, |f| frames.push(f));
-    assert_eq!(frames.len(), 1);
-    frames.remove(0)
-}
-
-fn historic(groups: &[(&str, &str)]) -> Frame {
-    let groups: Vec<_> = groups.iter().map(|(l, v)| (*l, None, *v)).collect();
-    frame(Mode::Historic, &groups)
-}
+use crate::testing::{frame, historic_frame as historic};
 
 fn ejp_frame(ptec: &str, pejp: bool, papp: &str, iinst: &str) -> Frame {
     let mut groups = vec![

@@ -16,21 +16,12 @@ use super::status::{FORGET_AFTER_S, NOTICE_HOLD_S, SILENT_AFTER_S};
 use super::task::{Devices, drive, sample_contact};
 use super::*;
 use crate::config::{DisplayConfig, LedConfig, LedState, RelayConfig};
-use crate::meter::{Meter, Reading, TempoColour};
-use crate::tic::{Decoder, Mode, ModeHint, encode_frame};
+use crate::meter::{Reading, TempoColour};
 
 // ---------------------------------------------------------------------------------------------
 // Readings, built from frames the way the daemon sees them.
 
-fn historic(groups: &[(&str, &str)]) -> Reading {
-    let groups: Vec<_> = groups.iter().map(|(l, v)| (*l, None, *v)).collect();
-    let bytes = encode_frame(Mode::Historic, groups.iter().copied());
-    let mut frames = Vec::new();
-    Decoder::new(ModeHint::Force(Mode::Historic)).push(&bytes, |f| frames.push(f));
-    let reading = Meter::new(230).read(&frames[0], 0.0);
-    assert_eq!(reading.entries.len(), groups.len(), "a group was refused");
-    reading
-}
+use crate::testing::historic;
 
 /// A historic EJP meter; `ptec` `None` stands for a frame whose PTEC group was lost.
 fn ejp(ptec: Option<&str>, notice: bool, papp: &str, iinst: &str) -> Reading {

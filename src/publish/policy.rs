@@ -250,24 +250,16 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meter::Meter;
-    use crate::tic::{Decoder, Mode, ModeHint, encode_frame};
 
     fn reading(ptec: &str, papp: &str, hn: &str) -> Reading {
-        let bytes = encode_frame(
-            Mode::Historic,
-            [
-                ("ADCO", None, "021728123456"),
-                ("OPTARIF", None, "EJP."),
-                ("EJPHN", None, hn),
-                ("PTEC", None, ptec),
-                ("PAPP", None, papp),
-                ("NJOURF+1", None, "00"),
-            ],
-        );
-        let mut frames = Vec::new();
-        Decoder::new(ModeHint::Auto).push(&bytes, |f| frames.push(f));
-        Meter::new(230).read(&frames[0], 0.0)
+        crate::testing::historic(&[
+            ("ADCO", "021728123456"),
+            ("OPTARIF", "EJP."),
+            ("EJPHN", hn),
+            ("PTEC", ptec),
+            ("PAPP", papp),
+            ("NJOURF+1", "00"),
+        ])
     }
 
     fn topics_of(messages: &[Message]) -> Vec<&str> {

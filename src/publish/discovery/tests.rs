@@ -4,26 +4,11 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::*;
-use crate::meter::Meter;
-use crate::tic::{Decoder, ModeHint, encode_frame};
 
 // ---------------------------------------------------------------------------------------------
 // Reference meters, built from frames the way the daemon sees them.
 
-fn read(mode: Mode, groups: &[(&str, Option<&str>, &str)]) -> Reading {
-    let bytes = encode_frame(mode, groups.iter().copied());
-    let mut frames = Vec::new();
-    Decoder::new(ModeHint::Force(mode)).push(&bytes, |f| frames.push(f));
-    assert_eq!(frames.len(), 1);
-    let reading = Meter::new(230).read(&frames[0], 0.0);
-    assert_eq!(reading.entries.len(), groups.len(), "a group was refused");
-    reading
-}
-
-fn historic(groups: &[(&str, &str)]) -> Reading {
-    let groups: Vec<_> = groups.iter().map(|(l, v)| (*l, None, *v)).collect();
-    read(Mode::Historic, &groups)
-}
+use crate::testing::{historic, reading as read};
 
 /// Single-phase EJP, during a peak notice (PEJP is only sent then).
 fn historic_ejp() -> Reading {
