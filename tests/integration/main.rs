@@ -5,5 +5,6 @@ mod corpus;
 mod daemon;
 mod decode_cli;
 mod harness;
+mod kit;
 mod mqtt;
 mod the_box;
