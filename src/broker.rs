@@ -282,6 +282,8 @@ mod imp {
                     .is_err()
             {
                 warn!("the embedded MQTT broker took more than 3 s to stop");
+            } else {
+                info!("embedded MQTT broker stopped");
             }
         }
     }
