@@ -22,11 +22,14 @@
 //!
 //! # What rumqttd does and does not do here
 //! Retained messages and the Last Will behave as with mosquitto (the integration tests check both
-//! with `mosquitto_sub`), with one limit: a new QoS 1 subscription receives at most 100 retained
-//! messages at once (rumqttd's in-flight window; QoS 0 subscriptions get up to
-//! [`MAX_OUTGOING_PACKETS`]). One meter has fewer than 100 retained topics under `<base>/<id>/`,
-//! and Home Assistant subscribes to each entity's topic on its own, so linkymon stays under it;
-//! `mosquitto_sub -t '#' -q 1` on a three-phase standard meter with discovery would not.
+//! with `mosquitto_sub`), with one limit: when a QoS 1 client subscribes, the retained messages
+//! its subscriptions match are sent within rumqttd's in-flight window of 100 unacknowledged
+//! messages, and the ones beyond it are dropped, not queued (QoS 0 subscriptions get up to
+//! [`MAX_OUTGOING_PACKETS`]). One meter retains fewer than 100 topics under `<base>/<id>/`
+//! (about 70 for a three-phase producer in standard mode), and Home Assistant subscribes to each
+//! entity's topic on its own, so linkymon alone stays under it; `mosquitto_sub -q 1 -t '#'` on a
+//! three-phase meter with its discovery configs, or many other devices announcing themselves
+//! through this broker, would not. Use mosquitto for a broker shared by a whole house.
 //! There is no persistence (retained values are re-sent by the daemon within a publish interval)
 //! and no TLS: bind it to loopback, or set `mqtt.username` and `mqtt.password`, which the broker
 //! then asks of every client (and which the daemon and the logger use themselves).
@@ -282,6 +285,8 @@ mod imp {
                     .is_err()
             {
                 warn!("the embedded MQTT broker took more than 3 s to stop");
+            } else {
+                info!("embedded MQTT broker stopped");
             }
         }
     }

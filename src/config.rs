@@ -597,19 +597,19 @@ impl Config {
             };
             return Err(bad_value(set, format!("needs `{unset}` as well")));
         }
-        if mqtt.embedded_broker && !cfg!(feature = "embedded-broker") {
-            return Err(bad_value(
-                "mqtt.embedded_broker",
-                "this linkymon was built without the embedded broker (cargo feature \
-                 `embedded-broker`): set it to false and run a broker such as mosquitto"
-                    .into(),
-            ));
-        }
         if mqtt.embedded_broker && mqtt.tls {
             return Err(bad_value(
                 "mqtt.tls",
                 "the embedded broker speaks plain MQTT: set `mqtt.tls: false`, or \
                  `mqtt.embedded_broker: false` to use a TLS broker"
+                    .into(),
+            ));
+        }
+        if mqtt.embedded_broker && !cfg!(feature = "embedded-broker") {
+            return Err(bad_value(
+                "mqtt.embedded_broker",
+                "this linkymon was built without the embedded broker (cargo feature \
+                 `embedded-broker`): set it to false and run a broker such as mosquitto"
                     .into(),
             ));
         }

@@ -380,3 +380,32 @@ fn a_bind_address_that_is_not_an_ip_is_a_config_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("mqtt.embedded_bind"), "{stderr}");
 }
+
+#[test]
+fn run_warns_when_its_broker_listens_on_every_interface_without_a_password() {
+    let port = free_port();
+    let dir = TempDir::new("embedded-open");
+    let config = write_config(
+        &dir,
+        port,
+        "  embedded_broker: true\n  embedded_bind: 0.0.0.0\nmeter:\n  port: simulate\n",
+    );
+    let log = dir.path("stderr.log");
+    let mut daemon = Daemon(
+        linkymon(&config, &["run"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    signal(&daemon.0, "TERM");
+    assert!(wait_exit(&mut daemon.0, Duration::from_secs(5)).success());
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "the embedded MQTT broker listens on 0.0.0.0:{port} without authentication"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("embedded MQTT broker stopped"), "{stderr}");
+}

@@ -6,6 +6,7 @@ mod daemon;
 mod decode_cli;
 mod demo;
 mod harness;
+mod kit;
 mod logger;
 mod mqtt;
 mod the_box;
