@@ -1163,6 +1163,8 @@ fn expected_in_words(expected: &str) -> String {
         "u64" => range(0, u64::MAX.into()),
         "i64" => range(i64::MIN.into(), i64::MAX.into()),
         "f64" | "f32" => "a number".into(),
+        // bytesize's own word for `spool_max`.
+        "parsable string" => "a size like 64MiB or 500kB".into(),
         // Serde names our section types (`struct MqttConfig`); users know them as sections.
         other if other.starts_with("struct ") => "a section of keys".into(),
         other => other.to_string(),

@@ -30,7 +30,10 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 1883)]
         port: u16,
         /// Simulated seconds per real second (60: an EJP day in 24 minutes).
-        #[arg(long, value_name = "X", default_value_t = 60.0, value_parser = parse_speed)]
+        // Negative numbers reach `parse_speed`, which says what is wrong, instead of clap
+        // taking `-3` for an unknown flag.
+        #[arg(long, value_name = "X", default_value_t = 60.0, value_parser = parse_speed,
+              allow_negative_numbers = true)]
         speed: f64,
     },
     /// The edge daemon: read the meter, decode, publish to MQTT with Home Assistant discovery.
