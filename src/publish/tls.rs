@@ -34,6 +34,12 @@ pub fn client_config(mqtt: &MqttConfig) -> Result<Option<Arc<ClientConfig>>, Con
     let builder = if mqtt.tls_server_name_check {
         builder.with_root_certificates(roots)
     } else {
+        tracing::warn!(
+            "mqtt.tls_server_name_check is off: any certificate from a trusted CA is accepted \
+             as {}, so whoever holds one can pose as the broker; add the host to the broker's \
+             certificate and turn the check back on",
+            mqtt.host
+        );
         let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| bad("mqtt.ca_file", format!("cannot use these roots: {e}")))?;

@@ -131,6 +131,16 @@ const CASES: &[Case] = &[
         "mqtt:\n  password_file: /nonexistent/pw\n",
         "/nonexistent/pw",
     ),
+    file(
+        "a TLS CA file that does not exist",
+        "mqtt:\n  tls: true\n  ca_file: /nonexistent/ca.pem\n",
+        "/nonexistent/ca.pem",
+    ),
+    file(
+        "a TLS CA file that is not PEM",
+        "mqtt:\n  tls: true\n  ca_file: /etc/hostname\n",
+        "`mqtt.ca_file`",
+    ),
     env(
         "a port that is not a number in the environment",
         &[("LINKYMON_MQTT__PORT", "x")],

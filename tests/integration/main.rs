@@ -10,3 +10,4 @@ mod harness;
 mod logger;
 mod mqtt;
 mod the_box;
+mod tls;
