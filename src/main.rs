@@ -152,10 +152,13 @@ where
     })
 }
 
-/// Loads the configuration and starts logging to stderr.
+/// Loads the configuration, starts logging to stderr and logs what the configuration warns of.
 fn with_config(config: Option<PathBuf>) -> anyhow::Result<Config> {
-    let config = Config::load(config.as_deref())?;
+    let (config, warnings) = Config::load_with_warnings(config.as_deref())?;
     init_logging();
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     Ok(config)
 }
 

@@ -306,3 +306,22 @@ fn an_untrusted_certificate_is_one_clear_line_about_the_certificate() {
     assert_eq!(complaints, 1, "{lines:#?}");
     assert_no_password(&lines);
 }
+
+#[test]
+fn a_config_readable_by_others_that_holds_a_password_draws_one_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("config-mode");
+    // A capture that is not there ends the run right after the start-up warnings.
+    let extra = format!(
+        "  username: {USER}\n  password: {PASSWORD}\nmeter:\n  port: replay:/nonexistent.tic\n"
+    );
+    let config = write_config(&dir, free_port(), &extra);
+    for (mode, warnings) in [(0o644, 1), (0o640, 1), (0o600, 0)] {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        let output = linkymon(&config, &["run"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let found = stderr.lines().filter(|l| l.contains("chmod 600")).count();
+        assert_eq!(found, warnings, "mode {mode:o}: {stderr}");
+        assert!(!stderr.contains(PASSWORD), "the password leaked: {stderr}");
+    }
+}
