@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use as real parts (a broker, a pseudo-terminal, a browser
-# and the dygraphs the pages copy).
-packages=(mosquitto mosquitto-clients socat chromium libjs-dygraphs)
+# Debian packages the tests use as real parts (a broker, a pseudo-terminal, a browser,
+# the dygraphs the pages copy, and openssl for the TLS tests' certificates).
+packages=(mosquitto mosquitto-clients socat chromium libjs-dygraphs openssl)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -514,6 +514,32 @@ impl Config {
         Config::load_from(Config::figment(path)?)
     }
 
+    /// Like [`Config::load`], with the warnings to log once logging is up: a password in a
+    /// file that other users can read (the config file, or `mqtt.password_file`).
+    pub fn load_with_warnings(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+        let figment = Config::figment(path)?;
+        let config = Config::load_from(figment.clone())?;
+        let mut files = Vec::new();
+        if let Some(Source::File(file)) = figment
+            .find_metadata("mqtt.password")
+            .and_then(|metadata| metadata.source.as_ref())
+        {
+            files.push(("mqtt.password", file.clone()));
+        }
+        if let Some(file) = &config.mqtt.password_file {
+            files.push(("mqtt.password_file", file.clone()));
+        }
+        let warnings = files
+            .into_iter()
+            .filter_map(|(key, file)| {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&file).ok()?.permissions().mode();
+                readable_by_others(&file, mode, key)
+            })
+            .collect();
+        Ok((config, warnings))
+    }
+
     /// The sources [`Config::load`] merges, without extracting them: for callers that add a
     /// provider of their own (say, command-line flags) on top.
     pub fn figment(path: Option<&Path>) -> Result<Figment, ConfigError> {
@@ -695,6 +721,20 @@ fn choose_file(
         Some(path) => Ok(Some(path)),
         None => Ok(system.exists().then(|| system.to_path_buf())),
     }
+}
+
+/// The warning for a file holding a password (set by `key`) that users other than its owner
+/// can read; `None` when only the owner can.
+fn readable_by_others(file: &Path, mode: u32, key: &str) -> Option<String> {
+    (mode & 0o044 != 0).then(|| {
+        format!(
+            "{} holds the MQTT password ({key}) and other users can read it (mode {:04o}): \
+             run `chmod 600 {}`",
+            file.display(),
+            mode & 0o7777,
+            file.display()
+        )
+    })
 }
 
 fn bad_value(key: &str, problem: String) -> ConfigError {
@@ -1163,6 +1203,8 @@ fn expected_in_words(expected: &str) -> String {
         "u64" => range(0, u64::MAX.into()),
         "i64" => range(i64::MIN.into(), i64::MAX.into()),
         "f64" | "f32" => "a number".into(),
+        // bytesize's own word for `spool_max`.
+        "parsable string" => "a size like 64MiB or 500kB".into(),
         // Serde names our section types (`struct MqttConfig`); users know them as sections.
         other if other.starts_with("struct ") => "a section of keys".into(),
         other => other.to_string(),
@@ -1214,6 +1256,17 @@ mod tests {
             Ok(config) => panic!("expected an error, got {config:?}"),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn a_password_file_readable_by_others_draws_a_warning_naming_it() {
+        let file = Path::new("/etc/linkymon/config.yaml");
+        let warning = readable_by_others(file, 0o100644, "mqtt.password").unwrap();
+        assert!(warning.contains("/etc/linkymon/config.yaml"), "{warning}");
+        assert!(warning.contains("mode 0644"), "{warning}");
+        assert!(warning.contains("chmod 600"), "{warning}");
+        assert!(readable_by_others(file, 0o100640, "mqtt.password").is_some());
+        assert_eq!(readable_by_others(file, 0o100600, "mqtt.password"), None);
     }
 
     #[test]

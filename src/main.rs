@@ -30,7 +30,10 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 1883)]
         port: u16,
         /// Simulated seconds per real second (60: an EJP day in 24 minutes).
-        #[arg(long, value_name = "X", default_value_t = 60.0, value_parser = parse_speed)]
+        // Negative numbers reach `parse_speed`, which says what is wrong, instead of clap
+        // taking `-3` for an unknown flag.
+        #[arg(long, value_name = "X", default_value_t = 60.0, value_parser = parse_speed,
+              allow_negative_numbers = true)]
         speed: f64,
     },
     /// The edge daemon: read the meter, decode, publish to MQTT with Home Assistant discovery.
@@ -149,10 +152,13 @@ where
     })
 }
 
-/// Loads the configuration and starts logging to stderr.
+/// Loads the configuration, starts logging to stderr and logs what the configuration warns of.
 fn with_config(config: Option<PathBuf>) -> anyhow::Result<Config> {
-    let config = Config::load(config.as_deref())?;
+    let (config, warnings) = Config::load_with_warnings(config.as_deref())?;
     init_logging();
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     Ok(config)
 }
 

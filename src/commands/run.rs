@@ -8,7 +8,7 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Config, MeterMode, PortSpec};
+use crate::config::{Config, ConfigError, MeterMode, PortSpec};
 use crate::meter::{Meter, PowerEstimator, Reading};
 use crate::publish::mqtt::{MqttSettings, Published, publish};
 use crate::simulate::SimConfig;
@@ -56,10 +56,10 @@ pub fn open_source(config: &Config) -> anyhow::Result<Source> {
     })
 }
 
-/// MQTT settings from the configuration.
-pub fn mqtt_settings(config: &Config) -> MqttSettings {
+/// MQTT settings from the configuration; a TLS file that cannot be used is a config error.
+pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
     let m = &config.mqtt;
-    MqttSettings {
+    Ok(MqttSettings {
         host: m.host.clone(),
         port: m.port,
         username: m.username.clone(),
@@ -70,7 +70,8 @@ pub fn mqtt_settings(config: &Config) -> MqttSettings {
         discovery_prefix: m.discovery_prefix.clone(),
         interval: config.publish.interval,
         relay: config.relay.gpio.is_some(),
-    }
+        tls: crate::publish::tls::client_config(m)?,
+    })
 }
 
 /// Runs the daemon until `shutdown` fires or a replay ends.
@@ -78,6 +79,7 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
     // `mqtt.embedded_broker`: the broker runs in this process and the publisher is pointed at
     // it; it outlives the publisher, so `offline` still reaches the subscribers.
     let broker = crate::broker::start_configured(&mut config.mqtt).await?;
+    let settings = mqtt_settings(&config)?;
     let source = open_source(&config)?;
     let (readings_tx, readings_rx) = mpsc::channel(256);
     let (latest_tx, latest_rx) = watch::channel(None);
@@ -96,12 +98,7 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
         relay_rx.clone(),
         box_stop.clone(),
     ));
-    let publisher = tokio::spawn(publish(
-        mqtt_settings(&config),
-        readings_rx,
-        relay_rx,
-        shutdown.clone(),
-    ));
+    let publisher = tokio::spawn(publish(settings, readings_rx, relay_rx, shutdown.clone()));
     let hint = forced_mode(config.meter.mode).map_or(ModeHint::Auto, ModeHint::Force);
     acquire(
         source,

@@ -1,11 +1,13 @@
 //! What goes to MQTT: topics, payloads, Home Assistant discovery and the publish policy.
 //!
 //! Everything here but [`mqtt`] is pure: it turns readings into [`Message`]s, tested on
-//! values alone. [`mqtt`] is the rumqttc glue that sends them.
+//! values alone. [`mqtt`] is the rumqttc glue that sends them; [`tls`] builds its rustls
+//! configuration.
 
 pub mod discovery;
 pub mod mqtt;
 pub mod policy;
+pub mod tls;
 pub mod topics;
 
 use topics::Topics;

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, run against the library and the real executable.
 
+mod bad_input;
 mod broker;
 mod corpus;
 mod daemon;
@@ -10,3 +11,4 @@ mod kit;
 mod logger;
 mod mqtt;
 mod the_box;
+mod tls;
