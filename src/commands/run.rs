@@ -63,7 +63,7 @@ pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
         host: m.host.clone(),
         port: m.port,
         username: m.username.clone(),
-        password: m.password.as_ref().map(|s| s.expose().to_owned()),
+        password: m.password.clone(),
         client_id: m.client_id.clone(),
         base_topic: m.base_topic.clone(),
         discovery: m.discovery,

@@ -36,7 +36,7 @@ pub struct MqttSettings {
     /// User name, if the broker wants one.
     pub username: Option<String>,
     /// Password, if the broker wants one.
-    pub password: Option<String>,
+    pub password: Option<crate::config::Secret>,
     /// The rustls configuration when `mqtt.tls` is on; see [`super::tls`].
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Client id; `linkymon-<meter id>` when not set.
@@ -122,7 +122,14 @@ pub async fn publish(
         )));
     }
     if let Some(user) = &settings.username {
-        options.set_credentials(user.clone(), settings.password.clone().unwrap_or_default());
+        options.set_credentials(
+            user.clone(),
+            settings
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        );
     }
     let (client, mut eventloop) = AsyncClient::new(options, 256);
     // Without TCP_NODELAY, Nagle's algorithm and the broker's delayed ACK hold small
