@@ -385,7 +385,7 @@ async fn poll(
             Ok(_) => {}
             Err(e) => {
                 if !down_logged {
-                    warn!(%broker, error = %describe(&e, settings.tls.is_some()), "MQTT broker unreachable; retrying with backoff");
+                    warn!(%broker, error = %describe(&e, settings.tls.is_some()), "no connection to the MQTT broker; retrying with backoff");
                     down_logged = true;
                     let _ = events.send(LinkEvent::Disconnected);
                 }

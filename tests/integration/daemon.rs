@@ -248,7 +248,7 @@ fn the_daemon_reconnects_after_the_broker_restarts() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert_eq!(
-        stderr.matches("MQTT broker unreachable").count(),
+        stderr.matches("no connection to the MQTT broker").count(),
         1,
         "logged once per change of state: {stderr}"
     );
