@@ -356,3 +356,67 @@ fn frames_written_into_a_pseudo_terminal_reach_mqtt() {
     assert!(stderr.matches("refuses 7E1").count() <= 1, "{stderr}");
     assert!(stderr.contains("found the meter's mode"), "{stderr}");
 }
+
+#[test]
+fn a_serial_device_that_vanishes_and_returns_is_read_again() {
+    let broker = Broker::start();
+    let dir = TempDir::new("pty-gone");
+    let pty = Pty::start(&dir);
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: {}\n  mode: historic\npublish:\n  interval: 0\n",
+            pty.meter.display()
+        ),
+    );
+    let topic = format!("linky/{TEMPO_ID}/state");
+    let sub = Subscriber::start(broker.port, &[&topic]);
+    let mut daemon = linkymon(&config, &["run"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let capture = std::fs::read(fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pty.feed)
+        .unwrap()
+        .write_all(&capture)
+        .unwrap();
+    assert_eq!(sub.wait_count(&topic, 10, Duration::from_secs(5)).len(), 10);
+
+    // The adapter is pulled out: the device node disappears under the daemon.
+    drop(pty);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon must wait for the device"
+    );
+    // It comes back (same path, a new device): frames flow again within 5 s.
+    let pty = Pty::start(&dir);
+    let returned = std::time::Instant::now();
+    let mut feed = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pty.feed)
+        .unwrap();
+    let deadline = returned + Duration::from_secs(5);
+    // Until the daemon has the port open, what is written is lost: keep the meter talking.
+    while sub.payloads(&topic).len() < 11 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no frame within 5 s of the device's return"
+        );
+        feed.write_all(&capture[..capture.len().min(600)]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    signal(&daemon, "TERM");
+    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        stderr.matches("serial port lost").count(),
+        1,
+        "logged once per change: {stderr}"
+    );
+    assert_eq!(stderr.matches("serial port back").count(), 1, "{stderr}");
+}
