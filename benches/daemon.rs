@@ -140,6 +140,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+fn spawn_daemon(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_linkymon"))
+        .args(["run", "-c"])
+        .arg(config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benchmarks; there is nothing to list.
@@ -156,12 +165,7 @@ fn main() {
         ),
     );
     let (states, messages) = subscriber(broker.port);
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_linkymon"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_daemon(&config);
     let pid = daemon.id();
     std::thread::sleep(Duration::from_millis(300));
 
@@ -246,12 +250,7 @@ fn main() {
 
     // 4. The real line rate, 1200 baud for 20 s, on a fresh daemon: the burst above leaves
     //    work behind (and a high-water mark) that a real line never causes.
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_linkymon"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_daemon(&config);
     let pid = daemon.id();
     std::thread::sleep(Duration::from_millis(300));
     pty.feed.write_all(&frame(39_999)).unwrap(); // connects, announces discovery

@@ -31,3 +31,26 @@ pub fn historic(groups: &[(&str, &str)]) -> Reading {
     let groups: Vec<_> = groups.iter().map(|(l, v)| (*l, None, *v)).collect();
     reading(Mode::Historic, &groups)
 }
+
+/// A single-phase historic Tempo meter (indexes of a real 2020 capture's shape) in the period
+/// `ptec`, tomorrow `demain`, drawing `papp` VA at `iinst` A, with HHPHC `hhphc`.
+pub fn historic_tempo(ptec: &str, demain: &str, iinst: &str, papp: &str, hhphc: &str) -> Reading {
+    historic(&[
+        ("ADCO", "031961234567"),
+        ("OPTARIF", "BBR("),
+        ("ISOUSC", "45"),
+        ("BBRHCJB", "001478389"),
+        ("BBRHPJB", "001012295"),
+        ("BBRHCJW", "000134553"),
+        ("BBRHPJW", "000213701"),
+        ("BBRHCJR", "000025098"),
+        ("BBRHPJR", "000006010"),
+        ("PTEC", ptec),
+        ("DEMAIN", demain),
+        ("IINST", iinst),
+        ("IMAX", "090"),
+        ("PAPP", papp),
+        ("HHPHC", hhphc),
+        ("MOTDETAT", "000000"),
+    ])
+}

@@ -65,24 +65,7 @@ fn peak() -> Reading {
 
 /// A historic Tempo meter on the peak hours of a red day, tomorrow white.
 fn tempo_red() -> Reading {
-    historic(&[
-        ("ADCO", "031961234567"),
-        ("OPTARIF", "BBR("),
-        ("ISOUSC", "45"),
-        ("BBRHCJB", "001478389"),
-        ("BBRHPJB", "001012295"),
-        ("BBRHCJW", "000134553"),
-        ("BBRHPJW", "000213701"),
-        ("BBRHCJR", "000025098"),
-        ("BBRHPJR", "000006010"),
-        ("PTEC", "HPJR"),
-        ("DEMAIN", "BLAN"),
-        ("IINST", "012"),
-        ("IMAX", "090"),
-        ("PAPP", "02760"),
-        ("HHPHC", "Y"),
-        ("MOTDETAT", "000000"),
-    ])
+    crate::testing::historic_tempo("HPJR", "BLAN", "012", "02760", "Y")
 }
 
 const CLOCK: Time = time(21, 4, 5, 0);

@@ -1,7 +1,6 @@
 //! `linkymon logger` and `linkymon graph` with real parts: mosquitto, the daemon on a replay or
 //! the simulator, and a headless Chromium reading the pages.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,15 +33,7 @@ impl Logger {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let stderr = crate::mqtt::collect_lines(child.stderr.take().unwrap());
         let logger = Logger { child, stderr };
         logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
         // The SUBSCRIBE follows the ConnAck at once; give the broker a moment to take it.

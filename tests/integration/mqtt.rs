@@ -50,6 +50,19 @@ fn require(program: &str) {
     );
 }
 
+/// Collects the lines a child writes to a pipe, as they come, on a thread of their own.
+pub fn collect_lines(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
 /// A mosquitto broker on 127.0.0.1, killed on drop.
 pub struct Broker {
     pub port: u16,
@@ -155,14 +168,7 @@ impl Subscriber {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let lines = collect_lines(stdout);
         // mosquitto_sub says nothing when subscribed: publish probes until one comes back.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !lines.lock().unwrap().iter().any(|l| l.starts_with(&probe)) {

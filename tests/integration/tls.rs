@@ -3,7 +3,6 @@
 //! untrusted certificate each give one clear log line while the daemon keeps retrying, and the
 //! password never shows.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -202,15 +201,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let stderr = crate::mqtt::collect_lines(child.stderr.take().unwrap());
         Daemon {
             child,
             stderr,

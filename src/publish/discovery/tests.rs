@@ -30,24 +30,7 @@ fn historic_ejp() -> Reading {
 
 /// Single-phase Tempo, on the peak hours of a blue day.
 fn historic_tempo() -> Reading {
-    historic(&[
-        ("ADCO", "031961234567"),
-        ("OPTARIF", "BBR("),
-        ("ISOUSC", "45"),
-        ("BBRHCJB", "001478389"),
-        ("BBRHPJB", "001012295"),
-        ("BBRHCJW", "000134553"),
-        ("BBRHPJW", "000213701"),
-        ("BBRHCJR", "000025098"),
-        ("BBRHPJR", "000006010"),
-        ("PTEC", "HPJB"),
-        ("DEMAIN", "BLEU"),
-        ("IINST", "001"),
-        ("IMAX", "090"),
-        ("PAPP", "00120"),
-        ("HHPHC", "A"),
-        ("MOTDETAT", "000000"),
-    ])
+    crate::testing::historic_tempo("HPJB", "BLEU", "001", "00120", "A")
 }
 
 /// Three-phase Tempo producer: the labels of the corpus capture
