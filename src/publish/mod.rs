@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod mqtt;
 pub mod policy;
+pub mod spool;
 pub mod tls;
 pub mod topics;
 
