@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::config::{Config, ConfigError, MeterMode, PortSpec};
 use crate::meter::{Meter, PowerEstimator, Reading};
 use crate::publish::mqtt::{MqttSettings, Published, publish};
+use crate::publish::spool::Spool;
 use crate::simulate::SimConfig;
 use crate::source::{Replay, Serial, Simulated, Source};
 use crate::tic::{Decoder, Mode, ModeHint};
@@ -18,6 +19,11 @@ use crate::tic::{Decoder, Mode, ModeHint};
 /// With `mode: auto`, how long a baud rate may go without a valid group before the other
 /// is tried: two historic frames' worth.
 const BAUD_PROBE: Duration = Duration::from_secs(5);
+
+/// With `mode: auto`, how long a found baud rate may go without a valid group, while bytes
+/// keep coming, before the other is tried again: the meter may have been switched between
+/// historic and standard mode (Enedis does it remotely), and then every byte is garbage.
+const BAUD_LOST: Duration = Duration::from_secs(15);
 
 /// How long a frame may wait for the publisher before it is counted as not published.
 const HANDOVER: Duration = Duration::from_millis(100);
@@ -74,6 +80,31 @@ pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
     })
 }
 
+/// Opens `mqtt.spool_dir`, saying what a previous run left there.
+fn open_spool(config: &Config) -> anyhow::Result<Spool> {
+    let dir = &config.mqtt.spool_dir;
+    let (spool, recovered) = Spool::open(dir, config.mqtt.spool_max).with_context(|| {
+        format!(
+            "cannot use the spool directory {} (mqtt.spool_dir): point it at a writable \
+             directory that no other linkymon uses",
+            dir.display()
+        )
+    })?;
+    if recovered.backlog > 0 {
+        info!(
+            messages = recovered.backlog,
+            "state messages from the last run wait in the spool"
+        );
+    }
+    if recovered.torn > 0 {
+        warn!(
+            records = recovered.torn,
+            "the spool had torn records (a power cut while writing?); cut off, the rest is kept"
+        );
+    }
+    Ok(spool)
+}
+
 /// Runs the daemon until `shutdown` fires or a replay ends.
 pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // `mqtt.embedded_broker`: the broker runs in this process and the publisher is pointed at
@@ -98,7 +129,14 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
         relay_rx.clone(),
         box_stop.clone(),
     ));
-    let publisher = tokio::spawn(publish(settings, readings_rx, relay_rx, shutdown.clone()));
+    let spool = open_spool(&config)?;
+    let publisher = tokio::spawn(publish(
+        settings,
+        spool,
+        readings_rx,
+        relay_rx,
+        shutdown.clone(),
+    ));
     let hint = forced_mode(config.meter.mode).map_or(ModeHint::Auto, ModeHint::Force);
     acquire(
         source,
@@ -163,6 +201,9 @@ pub async fn acquire(
             }
         } else if !confirmed && probe.0.elapsed() >= BAUD_PROBE {
             source.no_valid_groups();
+            probe.0 = Instant::now();
+        } else if confirmed && probe.0.elapsed() >= BAUD_LOST {
+            confirmed = !source.mode_lost();
             probe.0 = Instant::now();
         }
         for frame in pending.drain(..) {

@@ -494,10 +494,18 @@ fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics)
         ("checksum_errors", "Checksum errors"),
         ("bytes_skipped", "Bytes skipped"),
         ("uptime_s", "Uptime"),
+        ("spool_backlog", "Spool backlog"),
+        ("spool_bytes", "Spool size"),
     ];
     for (key, name) in diag {
         let classes = match key {
             "uptime_s" => classes("duration", None, "s"),
+            // `state` messages waiting on disk for the broker: non-zero after an outage.
+            "spool_backlog" => Classes {
+                state_class: MEASUREMENT,
+                ..Classes::default()
+            },
+            "spool_bytes" => classes("data_size", MEASUREMENT, "B"),
             // Counters restart with the daemon, which `total_increasing` expects.
             _ => Classes {
                 state_class: TOTAL_INCREASING,

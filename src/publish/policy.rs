@@ -84,6 +84,8 @@ pub struct Diag {
     pub uptime_s: u64,
     /// Frames the publisher could not take in time (a slow or absent broker).
     pub frames_not_published: u64,
+    /// The spool of `state` messages waiting for the broker.
+    pub spool: super::spool::SpoolStats,
 }
 
 /// Extra values the shell computes across frames.
@@ -234,6 +236,9 @@ impl Policy {
             "values_rejected": d.meter.values_rejected,
             "index_held": d.meter.index_held,
             "frames_not_published": d.frames_not_published,
+            "spool_backlog": d.spool.backlog,
+            "spool_bytes": d.spool.bytes,
+            "spool_dropped": d.spool.dropped,
         });
         Message::new(self.topics.leaf("diag"), payload.to_string(), false, 0)
     }
@@ -400,6 +405,7 @@ mod tests {
             mode: "historic",
             uptime_s: 61,
             frames_not_published: 0,
+            spool: Default::default(),
         };
         let m = policy(10.0).diag(&diag);
         assert_eq!(

@@ -290,6 +290,8 @@ fn only_labels_the_meter_sends_get_entities() {
         "checksum_errors",
         "bytes_skipped",
         "uptime_s",
+        "spool_backlog",
+        "spool_bytes",
     ];
     let mut expected: BTreeSet<String> = reading
         .entries
@@ -616,6 +618,10 @@ fn every_class_unit_and_state_class_is_one_home_assistant_accepts() {
         ("current", (&["A", "mA"][..], &["measurement"][..])),
         ("voltage", (&["V", "mV"][..], &["measurement"][..])),
         ("duration", (&["d", "h", "min", "s", "ms"][..], any)),
+        (
+            "data_size",
+            (&["B", "kB", "KiB", "MB", "MiB"][..], &["measurement"][..]),
+        ),
     ]);
     for config in all_configs() {
         let unit = config.get("unit_of_measurement").and_then(Value::as_str);
@@ -651,7 +657,7 @@ fn object_ids_are_unique_across_the_table_and_the_fixed_entities() {
         .map(|m| m.topic.split('/').nth(3).unwrap())
         .collect();
     assert_eq!(object_ids.len(), messages.len());
-    assert_eq!(messages.len(), labels::LABELS.len() + 9);
+    assert_eq!(messages.len(), labels::LABELS.len() + 11);
 }
 
 #[test]
