@@ -16,7 +16,11 @@ use std::io;
 
 use crate::tic::Mode;
 
-/// Doubling delays for reopening a port or reconnecting to a broker: 1 s to 60 s.
+/// Doubling delays for reopening a port or reconnecting to a broker: 1 s, 2 s, then every 4 s.
+///
+/// Capped low on purpose: a failed attempt (a device node that is not there, a refused TCP
+/// connection) costs next to nothing, while after an adapter is plugged back or a broker
+/// restarted, however long it was away, data must flow again within 5 s.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     next_s: u64,
@@ -29,10 +33,13 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay to wait now; the next one is twice as long, up to a minute.
+    /// The longest wait between two attempts, in seconds.
+    pub const MAX_S: u64 = 4;
+
+    /// The delay to wait now; the next one is twice as long, up to [`Backoff::MAX_S`].
     pub fn next_delay(&mut self) -> std::time::Duration {
         let delay = self.next_s;
-        self.next_s = (self.next_s * 2).min(60);
+        self.next_s = (self.next_s * 2).min(Self::MAX_S);
         std::time::Duration::from_secs(delay)
     }
 
@@ -79,6 +86,15 @@ impl Source {
         }
     }
 
+    /// Called when valid groups stopped while bytes still come: a serial port in `auto` probes
+    /// both baud rates again. True when it does.
+    pub fn mode_lost(&mut self) -> bool {
+        match self {
+            Source::Serial(s) => s.probe_again(),
+            _ => false,
+        }
+    }
+
     /// The line rate, when the source has one.
     pub fn baud(&self) -> Option<u32> {
         match self {
@@ -94,10 +110,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_to_a_minute_and_resets() {
+    fn backoff_doubles_to_four_seconds_and_resets() {
         let mut b = Backoff::default();
-        let delays: Vec<u64> = (0..8).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
+        let delays: Vec<u64> = (0..6).map(|_| b.next_delay().as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 4, 4, 4]);
         b.reset();
         assert_eq!(b.next_delay().as_secs(), 1);
     }

@@ -128,6 +128,21 @@ impl Serial {
         }
     }
 
+    /// In auto mode, forgets the baud rate found and tries the other: only garbage comes at
+    /// this one. True when it does.
+    pub fn probe_again(&mut self) -> bool {
+        if !self.auto || !self.locked {
+            return false;
+        }
+        warn!(
+            baud = self.baud,
+            "bytes but no valid group for a while: the meter may have changed mode; probing both baud rates again"
+        );
+        self.locked = false;
+        self.try_other_baud();
+        true
+    }
+
     /// Reads some bytes, reopening the port as long as it takes; never fails.
     pub async fn read(&mut self, buf: &mut [u8]) -> usize {
         loop {
