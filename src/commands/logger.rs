@@ -141,6 +141,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         warn!("the broker did not see the logger's disconnect within 3 s");
     }
+    for meter in logger.meters.values_mut() {
+        meter.write_unwritten();
+        if !meter.unwritten.is_empty() {
+            warn!(
+                "{} lines could not be written to {} and are lost",
+                meter.unwritten.len(),
+                meter.log_dir.display()
+            );
+        }
+    }
     logger.save_pending();
     logger.rebuild_pages(jiff::Timestamp::now());
     poller.abort(); // already over, unless the broker was unreachable
@@ -250,8 +260,15 @@ struct MeterLog {
     device: Option<(Mode, Contract)>,
     periods: BTreeSet<String>,
     announced: BTreeSet<String>,
+    /// Lines the disk refused (full, or the directory unwritable), oldest first: written
+    /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
+    unwritten: std::collections::VecDeque<(Date, LogLine)>,
     write_failed: bool,
 }
+
+/// Lines kept in memory while the log directory refuses them: a day and more of lines at
+/// the default 8 frames per line, about 1.5 MB.
+const MAX_UNWRITTEN: usize = 10_000;
 
 /// The lines of the newest day, kept to compute the `today` message after each line.
 struct Today {
@@ -555,6 +572,7 @@ impl MeterLog {
             device: None,
             periods: BTreeSet::new(),
             announced: BTreeSet::new(),
+            unwritten: std::collections::VecDeque::new(),
             write_failed: false,
         }
     }
@@ -578,31 +596,39 @@ impl MeterLog {
 
     /// Appends one line; the file is created with its day's first line.
     fn append(&mut self, date: Date, line: &LogLine) {
-        let path = self.log_path(date);
-        let result = fs::create_dir_all(&self.log_dir).and_then(|()| {
-            let mut file = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            file.write_all(format!("{line}\n").as_bytes())
-        });
-        match result {
-            Ok(()) => {
-                if self.write_failed {
-                    info!("writing {} works again", path.display());
-                    self.write_failed = false;
+        if self.unwritten.len() == MAX_UNWRITTEN {
+            self.unwritten.pop_front();
+            warn!("{MAX_UNWRITTEN} lines wait for the log directory: the oldest is dropped");
+        }
+        self.unwritten.push_back((date, line.clone()));
+        self.write_unwritten();
+    }
+
+    /// Writes the waiting lines in order, stopping at the first refusal (said once).
+    fn write_unwritten(&mut self) {
+        while let Some((date, line)) = self.unwritten.front() {
+            let (date, path) = (*date, self.log_path(*date));
+            match append_line(&self.log_dir, &path, line) {
+                Ok(()) => {
+                    self.unwritten.pop_front();
+                    self.dirty.insert(date);
                 }
-                self.dirty.insert(date);
-            }
-            Err(e) => {
-                if !self.write_failed {
-                    warn!(
-                        "cannot append to {}: {e}; lines are lost until it works",
-                        path.display()
-                    );
-                    self.write_failed = true;
+                Err(e) => {
+                    if !self.write_failed {
+                        warn!(
+                            "cannot append to {}: {e}; lines wait in memory (up to \
+                             {MAX_UNWRITTEN}) and are written as soon as it works again",
+                            path.display()
+                        );
+                        self.write_failed = true;
+                    }
+                    return;
                 }
             }
+        }
+        if self.write_failed {
+            info!("writing to {} works again", self.log_dir.display());
+            self.write_failed = false;
         }
     }
 
@@ -710,4 +736,20 @@ impl MeterLog {
             }
         }
     }
+}
+
+/// Appends one line to a daily log. A write the disk cuts short (full) is taken back, so
+/// the log never holds half a line.
+fn append_line(dir: &Path, path: &Path, line: &LogLine) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    let written = file.write_all(format!("{line}\n").as_bytes());
+    if written.is_err() {
+        let _ = file.set_len(len);
+    }
+    written
 }
