@@ -283,14 +283,16 @@ fn a_serial_port_that_does_not_exist_is_exit_1() {
 }
 
 /// A socat pseudo-terminal pair: the daemon reads `meter`, the test writes into `feed`.
-struct Pty {
+pub struct Pty {
+    /// The socat process that holds both ends.
     child: std::process::Child,
-    meter: std::path::PathBuf,
-    feed: std::path::PathBuf,
+    pub meter: std::path::PathBuf,
+    pub feed: std::path::PathBuf,
 }
 
 impl Pty {
-    fn start(dir: &TempDir) -> Self {
+    /// Starts socat and waits for both links.
+    pub fn start(dir: &TempDir) -> Self {
         let (meter, feed) = (dir.path("meter"), dir.path("feed"));
         let child = std::process::Command::new("socat")
             .arg(format!("pty,raw,echo=0,link={}", meter.display()))

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, run against the library and the real executable.
 
 mod bad_input;
+mod baud;
 mod broker;
 mod corpus;
 mod daemon;
@@ -10,5 +11,6 @@ mod harness;
 mod kit;
 mod logger;
 mod mqtt;
+mod outage;
 mod the_box;
 mod tls;

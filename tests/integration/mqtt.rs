@@ -73,13 +73,27 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Self {
+        Self::start_with("persistence false\n")
+    }
+
+    /// A broker that keeps sessions, their queued messages and retained values across a
+    /// restart, as Debian's mosquitto does (`persistence true`); see [`Broker::stop_gracefully`].
+    pub fn start_persistent() -> Self {
+        Self::start_with("persistence true\npersistence_location ./\n")
+    }
+
+    fn start_with(extra: &str) -> Self {
         require("mosquitto");
         let dir = TempDir::new("broker");
         let port = free_port();
         let conf = dir.path("mosquitto.conf");
+        let extra = extra.replace("./", &format!("{}/", dir.0.display()));
+        // mosquitto started as root drops to its own user, which must write its database here.
+        std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
         )
         .unwrap();
         let mut broker = Broker {
@@ -97,6 +111,15 @@ impl Broker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Stops the broker as `systemctl stop mosquitto` does (SIGTERM): it saves its sessions
+    /// first when it has persistence.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "TERM");
+            wait_exit(&mut child, Duration::from_secs(5));
         }
     }
 

@@ -1,0 +1,321 @@
+//! Outages with real parts: mosquitto stopped mid-stream and started again, the daemon
+//! spooling `state` messages to disk meanwhile (and killed with SIGKILL in one test), and the
+//! logger's daily log as the proof that every frame arrived, in order, at its own time; and
+//! the logger's disk filled up (a small tmpfs) and freed again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use linkymon::sidecar::LogLine;
+
+use crate::mqtt::{Broker, TempDir, collect_lines, linkymon, signal, wait_exit, write_config};
+
+/// Frames in the test capture: 80 at replay speed 10 last about 10 s.
+const FRAMES: usize = 80;
+
+/// A capture of `FRAMES` simulated historic EJP frames, ten simulated seconds apart (the
+/// index rises within what the daemon's glitch guard accepts at replay speed 10); returns its
+/// path and each frame's `(EJPHN, PAPP)` in order.
+fn write_capture(dir: &TempDir) -> (PathBuf, Vec<(u64, u32)>) {
+    use linkymon::meter::Meter;
+    use linkymon::simulate::{SimConfig, Simulator};
+    use linkymon::tic::Decoder;
+    let mut sim = Simulator::new(SimConfig::default()).unwrap();
+    let (mut decoder, mut meter) = (Decoder::default(), Meter::new(230));
+    let (mut bytes, mut indexes) = (Vec::new(), Vec::new());
+    for i in 0..FRAMES {
+        let frame = sim.frame_at(10.0 * i as f64);
+        decoder.push(&frame, |f| {
+            let reading = meter.read(&f, 10.0 * i as f64);
+            let json: serde_json::Value =
+                serde_json::from_str(&reading.to_state_json(None)).unwrap();
+            let v = &json["values"];
+            indexes.push((
+                v["EJPHN"].as_u64().unwrap(),
+                v["PAPP"].as_u64().unwrap() as u32,
+            ));
+        });
+        bytes.extend_from_slice(&frame);
+    }
+    assert_eq!(indexes.len(), FRAMES);
+    let path = dir.path("capture.tic");
+    std::fs::write(&path, bytes).unwrap();
+    (path, indexes)
+}
+
+fn config(dir: &TempDir, port: u16, capture: &Path) -> PathBuf {
+    write_config(
+        dir,
+        port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 10\npublish:\n  interval: 0\n\
+             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            capture.display(),
+            dir.path("logs").display(),
+            dir.path("pages").display()
+        ),
+    )
+}
+
+/// A child process whose stderr is collected.
+struct Running {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(config: &Path, command: &str) -> Self {
+        let mut child = linkymon(config, &[command])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        Running { child, stderr }
+    }
+
+    fn wait_stderr(&self, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr.lock().unwrap().iter().any(|l| l.contains(what)) {
+            assert!(
+                Instant::now() < deadline,
+                "{what:?} was not said: {:#?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn said(&self, what: &str) -> usize {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines of every daily log in `dir`, parsed, in file order.
+fn log_lines(dir: &Path) -> Vec<LogLine> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    files
+        .iter()
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines()
+                .map(|l| l.parse::<LogLine>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits until the log holds `count` lines, then a moment more to catch any extra one.
+fn wait_log(dir: &Path, count: usize, timeout: Duration) -> Vec<LogLine> {
+    let deadline = Instant::now() + timeout;
+    while log_lines(dir).len() < count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    log_lines(dir)
+}
+
+/// Each line's `(IndexHN, PuissConsommee)`, to compare with the capture's frames.
+fn hn(lines: &[LogLine]) -> Vec<(u64, u32)> {
+    lines
+        .iter()
+        .map(|l| (l.index("HN").unwrap(), l.consumed_va.unwrap()))
+        .collect()
+}
+
+fn now_paris() -> jiff::civil::DateTime {
+    TimeZone::get("Europe/Paris")
+        .unwrap()
+        .to_datetime(jiff::Timestamp::now())
+}
+
+#[test]
+fn a_broker_outage_loses_no_frame_and_each_keeps_its_own_time() {
+    let mut broker = Broker::start_persistent();
+    let dir = TempDir::new("outage");
+    let (capture, indexes) = write_capture(&dir);
+    let config = config(&dir, broker.port, &capture);
+    let logger = Running::start(&config, "logger");
+    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300)); // its SUBSCRIBE
+    let mut daemon = Running::start(&config, "run");
+    let logs = dir.path("logs");
+    wait_log(&logs, 15, Duration::from_secs(10));
+
+    broker.stop_gracefully();
+    let down_from = now_paris();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon must survive the outage"
+    );
+    let down_to = now_paris();
+    broker.restart();
+
+    // The replay ends, the daemon empties its spool and stops by itself.
+    let status = wait_exit(&mut daemon.child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let lines = wait_log(&logs, FRAMES, Duration::from_secs(10));
+    assert_eq!(hn(&lines), indexes, "every frame once, in order");
+    assert!(lines.windows(2).all(|w| w[0].time <= w[1].time));
+    // Frames read during the outage are filed at the time they were read, not delivered.
+    let second = jiff::SignedDuration::from_secs(1);
+    let during = lines
+        .iter()
+        .filter(|l| l.time >= down_from - second && l.time <= down_to + second)
+        .count();
+    assert!(during >= 15, "{during} lines from the outage's 3 s");
+    assert_eq!(daemon.said("no connection to the MQTT broker"), 1);
+    assert_eq!(daemon.said("connected to the MQTT broker"), 2);
+}
+
+#[test]
+fn a_daemon_killed_during_an_outage_sends_its_spool_after_restart() {
+    let mut broker = Broker::start_persistent();
+    let dir = TempDir::new("outage-kill");
+    let (capture, indexes) = write_capture(&dir);
+    let config = config(&dir, broker.port, &capture);
+    let logger = Running::start(&config, "logger");
+    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut first = Running::start(&config, "run");
+    let logs = dir.path("logs");
+    let before = wait_log(&logs, 10, Duration::from_secs(10)).len();
+
+    broker.stop_gracefully();
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&first.child, "KILL");
+    let _ = first.child.wait();
+    let spooled: u64 = std::fs::read_dir(dir.path("spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(spooled > 0, "the outage's frames are on disk");
+
+    broker.restart();
+    let mut second = Running::start(&config, "run");
+    second.wait_stderr(
+        "state messages from the last run wait in the spool",
+        Duration::from_secs(5),
+    );
+    let status = wait_exit(&mut second.child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+
+    // The first run's frames up to the kill, then the whole second run.
+    let got = hn(&wait_log(
+        &logs,
+        before + 10 + FRAMES,
+        Duration::from_secs(10),
+    ));
+    let first_run = got.len() - FRAMES;
+    assert_eq!(
+        &got[first_run..],
+        &indexes[..],
+        "the second run whole; all: {got:?}"
+    );
+    assert_eq!(
+        &got[..first_run],
+        &indexes[..first_run],
+        "the first run: a prefix of the capture, without gap"
+    );
+    assert!(
+        first_run >= before + 10,
+        "{first_run} lines from the first run, {before} before the outage: the spool's are in"
+    );
+}
+
+/// A tmpfs of `size` mounted at `path`, unmounted on drop: a disk that can be filled. Needs
+/// root, which the tests have in CI (scripts/test.sh runs as root or through sudo).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(path: PathBuf, size: &str) -> Self {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        SmallDisk(path)
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        while file.write_all(&[0; 1024]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_holds_the_loggers_lines_back_and_loses_none_once_space_is_back() {
+    let broker = Broker::start();
+    let dir = TempDir::new("disk-full");
+    let disk = SmallDisk::mount(dir.path("disk"), "64k");
+    let logs = disk.0.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let filler = disk.fill();
+    let (capture, frames) = write_capture(&dir);
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 10\npublish:\n  interval: 0\n\
+             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            capture.display(),
+            logs.display(),
+            dir.path("pages").display()
+        ),
+    );
+    let logger = Running::start(&config, "logger");
+    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut daemon = Running::start(&config, "run");
+    logger.wait_stderr("cannot append to", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(log_lines(&logs).is_empty());
+
+    std::fs::remove_file(filler).unwrap();
+    assert!(wait_exit(&mut daemon.child, Duration::from_secs(30)).success());
+    let lines = wait_log(&logs, FRAMES, Duration::from_secs(10));
+    assert_eq!(
+        hn(&lines),
+        frames,
+        "every line, in order, none half written"
+    );
+    let said = logger.stderr.lock().unwrap().join("\n");
+    assert_eq!(logger.said("cannot append to"), 1, "said once: {said}");
+    assert_eq!(logger.said("INFO writing to"), 1, "{said}");
+}
