@@ -79,7 +79,9 @@ impl Broker {
     /// A broker that keeps sessions, their queued messages and retained values across a
     /// restart, as Debian's mosquitto does (`persistence true`); see [`Broker::stop_gracefully`].
     pub fn start_persistent() -> Self {
-        Self::start_with("persistence true\npersistence_location ./\n")
+        // No cap on a client's queue (mosquitto's default is 1000), so that a backlog sent
+        // faster than the logger takes it is not dropped.
+        Self::start_with("persistence true\npersistence_location ./\nmax_queued_messages 0\n")
     }
 
     fn start_with(extra: &str) -> Self {

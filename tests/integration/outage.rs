@@ -20,13 +20,18 @@ const FRAMES: usize = 80;
 /// index rises within what the daemon's glitch guard accepts at replay speed 10); returns its
 /// path and each frame's `(EJPHN, PAPP)` in order.
 fn write_capture(dir: &TempDir) -> (PathBuf, Vec<(u64, u32)>) {
+    write_capture_of(dir, FRAMES)
+}
+
+/// [`write_capture`] with `frames` frames.
+fn write_capture_of(dir: &TempDir, frames: usize) -> (PathBuf, Vec<(u64, u32)>) {
     use linkymon::meter::Meter;
     use linkymon::simulate::{SimConfig, Simulator};
     use linkymon::tic::Decoder;
     let mut sim = Simulator::new(SimConfig::default()).unwrap();
     let (mut decoder, mut meter) = (Decoder::default(), Meter::new(230));
     let (mut bytes, mut indexes) = (Vec::new(), Vec::new());
-    for i in 0..FRAMES {
+    for i in 0..frames {
         let frame = sim.frame_at(10.0 * i as f64);
         decoder.push(&frame, |f| {
             let reading = meter.read(&f, 10.0 * i as f64);
@@ -40,7 +45,7 @@ fn write_capture(dir: &TempDir) -> (PathBuf, Vec<(u64, u32)>) {
         });
         bytes.extend_from_slice(&frame);
     }
-    assert_eq!(indexes.len(), FRAMES);
+    assert_eq!(indexes.len(), frames);
     let path = dir.path("capture.tic");
     std::fs::write(&path, bytes).unwrap();
     (path, indexes)
@@ -134,6 +139,22 @@ fn wait_log(dir: &Path, count: usize, timeout: Duration) -> Vec<LogLine> {
 }
 
 /// Each line's `(IndexHN, PuissConsommee)`, to compare with the capture's frames.
+/// Waits until the log stops growing for a second (the logger has caught up).
+fn wait_log_settled(dir: &Path, timeout: Duration) -> Vec<LogLine> {
+    let deadline = Instant::now() + timeout;
+    let mut last = (0, Instant::now());
+    loop {
+        let count = log_lines(dir).len();
+        if count != last.0 {
+            last = (count, Instant::now());
+        } else if count > 0 && last.1.elapsed() > Duration::from_secs(1) {
+            return log_lines(dir);
+        }
+        assert!(Instant::now() < deadline, "the log kept growing: {count}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn hn(lines: &[LogLine]) -> Vec<(u64, u32)> {
     lines
         .iter()
@@ -318,4 +339,82 @@ fn a_full_disk_holds_the_loggers_lines_back_and_loses_none_once_space_is_back() 
     let said = logger.stderr.lock().unwrap().join("\n");
     assert_eq!(logger.said("cannot append to"), 1, "said once: {said}");
     assert_eq!(logger.said("INFO writing to"), 1, "{said}");
+}
+
+#[test]
+fn a_sigterm_in_the_middle_of_a_spool_flush_loses_nothing() {
+    const N: usize = 1500;
+    let mut broker = Broker::start_persistent();
+    let dir = TempDir::new("flush-term");
+    let (capture, frames) = write_capture_of(&dir, N);
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n\
+             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            capture.display(),
+            dir.path("logs").display(),
+            dir.path("pages").display()
+        ),
+    );
+    let logger = Running::start(&config, "logger");
+    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    broker.stop_gracefully();
+
+    // Run 1 reads the whole capture with no broker: all of it goes to the spool; 5 s after
+    // the capture's end it gives up waiting and stops.
+    let mut first = Running::start(&config, "run");
+    assert!(wait_exit(&mut first.child, Duration::from_secs(30)).success());
+
+    broker.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while logger.said("connected to the MQTT broker") < 2 {
+        assert!(Instant::now() < deadline, "the logger did not reconnect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Run 2 starts sending the backlog and is stopped in the middle of it.
+    let mut second = Running::start(&config, "run");
+    second.wait_stderr("connected to the MQTT broker", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(30));
+    signal(&second.child, "TERM");
+    assert!(wait_exit(&mut second.child, Duration::from_secs(10)).success());
+    // Run 3 sends what is left and its own capture.
+    let mut third = Running::start(&config, "run");
+    assert!(wait_exit(&mut third.child, Duration::from_secs(60)).success());
+
+    // Run 3 stops once the broker acknowledged everything, so the log is complete.
+    let got = hn(&wait_log_settled(
+        &dir.path("logs"),
+        Duration::from_secs(30),
+    ));
+    assert!(got.len() >= 2 * N, "{} lines", got.len());
+    let (before, last) = got.split_at(got.len() - N);
+    assert_eq!(last, &frames[..], "run 3 whole, last");
+    // Before it: run 1's frames from the spool, all in order, then those run 2 read before
+    // its stop; QoS 1 allows a few sent twice around the stop.
+    let mut matched = 0;
+    let mut at = 0;
+    while at < before.len() && matched < N {
+        if before[at] == frames[matched] {
+            matched += 1;
+        }
+        at += 1;
+    }
+    assert_eq!(matched, N, "run 1's spooled frames, in order");
+    let rest = &before[at..];
+    let run_2 = rest
+        .iter()
+        .scan(0, |next, line| {
+            if *next < N && *line == frames[*next] {
+                *next += 1;
+            }
+            Some(*next)
+        })
+        .last()
+        .unwrap_or(0);
+    assert!(run_2 > 0, "run 2 read frames before its stop");
+    let twice = before.len() - N - run_2;
+    assert!(twice <= 64, "{twice} lines sent twice");
 }
