@@ -7,7 +7,8 @@
 //! - [`tic`]: bytes → checksum-verified [`tic::Frame`]s. Sans-IO push decoder and encoder.
 //! - [`meter`]: frames → typed [`meter::Reading`]s: the label table, STGE, EJP/Tempo,
 //!   injection, tariff period, and the guard that holds back impossible index jumps.
-//! - [`publish`]: readings → MQTT [`publish::Message`]s: topics, payloads, discovery, policy.
+//! - [`publish`]: readings → MQTT [`publish::Message`]s: topics, payloads, discovery, policy;
+//!   the rumqttc glue and the on-disk spool of unacknowledged `state` messages.
 //! - [`output`]: readings → the box: the OLED screen (or its PNG stand-in), the EJP LED and
 //!   the meter's relay contact, a pure screen/LED/debounce core under a thin rppal shell.
 //! - [`sidecar`]: `state` messages → daily logs in the Perl tool's format → day reports and

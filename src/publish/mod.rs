@@ -1,7 +1,8 @@
 //! What goes to MQTT: topics, payloads, Home Assistant discovery and the publish policy.
 //!
-//! Everything here but [`mqtt`] is pure: it turns readings into [`Message`]s, tested on
-//! values alone. [`mqtt`] is the rumqttc glue that sends them; [`tls`] builds its rustls
+//! Everything here but [`mqtt`] and [`spool`] is pure: it turns readings into [`Message`]s,
+//! tested on values alone. [`mqtt`] is the rumqttc glue that sends them; [`spool`] keeps the
+//! `state` messages the broker has not acknowledged on disk; [`tls`] builds the rustls
 //! configuration.
 
 pub mod discovery;

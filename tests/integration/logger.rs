@@ -2,8 +2,7 @@
 //! the simulator, and a headless Chromium reading the pages.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
@@ -11,63 +10,15 @@ use linkymon::sidecar::LogLine;
 use serde_json::Value;
 
 use crate::harness::{assert_golden, fixtures_dir, root};
-use crate::mqtt::{Broker, Subscriber, TempDir, linkymon, signal, wait_exit, write_config};
+use crate::mqtt::{
+    Broker, Running, Subscriber, TempDir, linkymon, signal, wait_exit, write_config,
+};
 
 const TEMPO_ID: &str = "021861348497";
 const SIM_ID: &str = "021728123456";
 
 fn paris() -> TimeZone {
     TimeZone::get("Europe/Paris").unwrap()
-}
-
-/// A running `linkymon logger` whose stderr is collected.
-struct Logger {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Logger {
-    /// Starts the logger and waits until it has subscribed.
-    fn start(config: &Path) -> Self {
-        let mut child = linkymon(config, &["logger"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = crate::mqtt::collect_lines(child.stderr.take().unwrap());
-        let logger = Logger { child, stderr };
-        logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
-        // The SUBSCRIBE follows the ConnAck at once; give the broker a moment to take it.
-        std::thread::sleep(Duration::from_millis(300));
-        logger
-    }
-
-    fn wait_stderr(&self, what: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.stderr.lock().unwrap().iter().any(|l| l.contains(what)) {
-            assert!(
-                Instant::now() < deadline,
-                "the logger did not say {what:?}: {:#?}",
-                self.stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGTERM, a clean exit, and what it said.
-    fn stop(mut self) -> Vec<String> {
-        signal(&self.child, "TERM");
-        let status = wait_exit(&mut self.child, Duration::from_secs(5));
-        assert!(status.success(), "{status}");
-        std::thread::sleep(Duration::from_millis(50));
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Logger {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The daily logs in `dir`, by name.
@@ -129,7 +80,7 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         ),
     );
     let sub = Subscriber::start(broker.port, &["linky/+/today", "homeassistant/#"]);
-    let logger = Logger::start(&config);
+    let logger = Running::logger(&config);
     let status = linkymon(&config, &["run"])
         .stderr(Stdio::null())
         .status()
@@ -214,7 +165,7 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
             &format!("linky/{SIM_ID}/availability"),
         ],
     );
-    let first = Logger::start(&config);
+    let first = Running::logger(&config);
     let mut daemon = linkymon(&config, &["run"])
         .stderr(Stdio::null())
         .spawn()
@@ -228,7 +179,7 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
         seen_while_away + 30,
         Duration::from_secs(5),
     );
-    let second = Logger::start(&config);
+    let second = Running::logger(&config);
     std::thread::sleep(Duration::from_millis(500));
     signal(&daemon, "TERM");
     assert!(wait_exit(&mut daemon, Duration::from_secs(5)).success());

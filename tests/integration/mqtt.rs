@@ -347,3 +347,67 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStat
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A running `linkymon` command whose stderr is collected; killed on drop.
+pub struct Running {
+    pub child: Child,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn start(config: &Path, command: &str) -> Self {
+        let mut child = linkymon(config, &[command])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        Running { child, stderr }
+    }
+
+    /// Starts `linkymon logger` and waits until it has subscribed.
+    pub fn logger(config: &Path) -> Self {
+        let logger = Self::start(config, "logger");
+        logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
+        // The SUBSCRIBE follows the ConnAck at once; give the broker a moment to take it.
+        std::thread::sleep(Duration::from_millis(300));
+        logger
+    }
+
+    pub fn wait_stderr(&self, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr.lock().unwrap().iter().any(|l| l.contains(what)) {
+            assert!(
+                Instant::now() < deadline,
+                "{what:?} was not said: {:#?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many lines of its stderr contain `what`.
+    pub fn said(&self, what: &str) -> usize {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+
+    /// SIGTERM, a clean exit, and what it said.
+    pub fn stop(mut self) -> Vec<String> {
+        signal(&self.child, "TERM");
+        let status = wait_exit(&mut self.child, Duration::from_secs(5));
+        assert!(status.success(), "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

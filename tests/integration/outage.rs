@@ -4,14 +4,12 @@
 //! the logger's disk filled up (a small tmpfs) and freed again.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 use linkymon::sidecar::LogLine;
 
-use crate::mqtt::{Broker, TempDir, collect_lines, linkymon, signal, wait_exit, write_config};
+use crate::mqtt::{Broker, Running, TempDir, signal, wait_exit, write_config};
 
 /// Frames in the test capture: 80 at replay speed 10 last about 10 s.
 const FRAMES: usize = 80;
@@ -51,63 +49,20 @@ fn write_capture_of(dir: &TempDir, frames: usize) -> (PathBuf, Vec<(u64, u32)>) 
     (path, indexes)
 }
 
-fn config(dir: &TempDir, port: u16, capture: &Path) -> PathBuf {
+/// The daemon on `capture` at `speed`, every `state` published, and a logger writing one
+/// line per frame to `logs`.
+fn config(dir: &TempDir, port: u16, capture: &Path, speed: u32, logs: &Path) -> PathBuf {
     write_config(
         dir,
         port,
         &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 10\npublish:\n  interval: 0\n\
+            "meter:\n  port: replay:{}\n  replay_speed: {speed}\npublish:\n  interval: 0\n\
              logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
             capture.display(),
-            dir.path("logs").display(),
+            logs.display(),
             dir.path("pages").display()
         ),
     )
-}
-
-/// A child process whose stderr is collected.
-struct Running {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn start(config: &Path, command: &str) -> Self {
-        let mut child = linkymon(config, &[command])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = collect_lines(child.stderr.take().unwrap());
-        Running { child, stderr }
-    }
-
-    fn wait_stderr(&self, what: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.stderr.lock().unwrap().iter().any(|l| l.contains(what)) {
-            assert!(
-                Instant::now() < deadline,
-                "{what:?} was not said: {:#?}",
-                self.stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn said(&self, what: &str) -> usize {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(what))
-            .count()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The lines of every daily log in `dir`, parsed, in file order.
@@ -173,10 +128,8 @@ fn a_broker_outage_loses_no_frame_and_each_keeps_its_own_time() {
     let mut broker = Broker::start_persistent();
     let dir = TempDir::new("outage");
     let (capture, indexes) = write_capture(&dir);
-    let config = config(&dir, broker.port, &capture);
-    let logger = Running::start(&config, "logger");
-    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300)); // its SUBSCRIBE
+    let config = config(&dir, broker.port, &capture, 10, &dir.path("logs"));
+    let _logger = Running::logger(&config);
     let mut daemon = Running::start(&config, "run");
     let logs = dir.path("logs");
     wait_log(&logs, 15, Duration::from_secs(10));
@@ -213,10 +166,8 @@ fn a_daemon_killed_during_an_outage_sends_its_spool_after_restart() {
     let mut broker = Broker::start_persistent();
     let dir = TempDir::new("outage-kill");
     let (capture, indexes) = write_capture(&dir);
-    let config = config(&dir, broker.port, &capture);
-    let logger = Running::start(&config, "logger");
-    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
+    let config = config(&dir, broker.port, &capture, 10, &dir.path("logs"));
+    let _logger = Running::logger(&config);
     let mut first = Running::start(&config, "run");
     let logs = dir.path("logs");
     let before = wait_log(&logs, 10, Duration::from_secs(10)).len();
@@ -309,20 +260,8 @@ fn a_full_disk_holds_the_loggers_lines_back_and_loses_none_once_space_is_back() 
     std::fs::create_dir_all(&logs).unwrap();
     let filler = disk.fill();
     let (capture, frames) = write_capture(&dir);
-    let config = write_config(
-        &dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 10\npublish:\n  interval: 0\n\
-             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
-            capture.display(),
-            logs.display(),
-            dir.path("pages").display()
-        ),
-    );
-    let logger = Running::start(&config, "logger");
-    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
+    let config = config(&dir, broker.port, &capture, 10, &logs);
+    let logger = Running::logger(&config);
     let mut daemon = Running::start(&config, "run");
     logger.wait_stderr("cannot append to", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2));
@@ -347,20 +286,8 @@ fn a_sigterm_in_the_middle_of_a_spool_flush_loses_nothing() {
     let mut broker = Broker::start_persistent();
     let dir = TempDir::new("flush-term");
     let (capture, frames) = write_capture_of(&dir, N);
-    let config = write_config(
-        &dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n\
-             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
-            capture.display(),
-            dir.path("logs").display(),
-            dir.path("pages").display()
-        ),
-    );
-    let logger = Running::start(&config, "logger");
-    logger.wait_stderr("connected to the MQTT broker", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
+    let config = config(&dir, broker.port, &capture, 0, &dir.path("logs"));
+    let logger = Running::logger(&config);
     broker.stop_gracefully();
 
     // Run 1 reads the whole capture with no broker: all of it goes to the spool; 5 s after
