@@ -8,16 +8,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::daemon::Pty;
 use crate::harness::fixtures_dir;
-use crate::mqtt::{
-    Broker, Subscriber, TempDir, collect_lines, linkymon, signal, wait_exit, write_config,
-};
+use crate::mqtt::{Broker, Running, Subscriber, TempDir, write_config};
 
 /// The 7E1 waveform of `bytes`, one entry per bit time: start (0), 7 data bits LSB first,
 /// even parity, stop (1).
@@ -138,16 +135,6 @@ impl Drop for Line {
     }
 }
 
-/// A child process killed if the test fails before it stops it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn read_capture(name: &str) -> Vec<u8> {
     std::fs::read(fixtures_dir().join(name)).unwrap()
 }
@@ -193,14 +180,8 @@ fn a_9600_baud_meter_on_a_port_opened_at_1200_is_found_then_a_switch_to_1200_is_
     let pty = Pty::start(&dir);
     let config = serial_config(&dir, broker.port, &pty.meter);
     let sub = Subscriber::start(broker.port, &[&format!("linky/{STANDARD_ID}/state")]);
-    let mut daemon = KillOnDrop(
-        linkymon(&config, &["run"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = collect_lines(daemon.0.stderr.take().unwrap());
-    let line = Line::start(&pty, STANDARD, 9600, stderr.clone());
+    let daemon = Running::start(&config, "run");
+    let line = Line::start(&pty, STANDARD, 9600, daemon.stderr.clone());
 
     // Auto mode opens at 1200 and reads garbage; 5 s later it tries 9600 and finds frames.
     sub.wait_for("standard frames", Duration::from_secs(15), |l| {
@@ -216,9 +197,7 @@ fn a_9600_baud_meter_on_a_port_opened_at_1200_is_found_then_a_switch_to_1200_is_
             "\"meter\":\"{HISTORIC_ID}\",\"mode\":\"historic\""
         ))
     });
-    signal(&daemon.0, "TERM");
-    assert!(wait_exit(&mut daemon.0, Duration::from_secs(5)).success());
-    let said = stderr.lock().unwrap().join("\n");
+    let said = daemon.stop().join("\n");
     assert!(said.contains("trying another baud rate"), "{said}");
     assert!(said.contains("may have changed mode"), "{said}");
     assert!(!said.contains("panicked"), "{said}");
