@@ -140,8 +140,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Starts `linkymon run`; `BENCH_WRAP` (e.g. `perf record -g -o /tmp/perf.data`)
+/// runs it under a profiler instead; the figures then count the wrapper, and only the first
+/// daemon (latency and burst) runs, so the profile is not overwritten.
 fn spawn_daemon(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_linkymon"))
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(env!("CARGO_BIN_EXE_linkymon"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_linkymon")),
+    };
+    command
         .args(["run", "-c"])
         .arg(config)
         .stderr(Stdio::null())
@@ -248,6 +261,11 @@ fn main() {
         .status();
     let _ = daemon.wait();
 
+    if std::env::var_os("BENCH_WRAP").is_some() {
+        let _ = pty.child.kill();
+        return;
+    }
+
     // 4. The real line rate, 1200 baud for 20 s, on a fresh daemon: the burst above leaves
     //    work behind (and a high-water mark) that a real line never causes.
     let mut daemon = spawn_daemon(&config);
@@ -275,6 +293,10 @@ fn main() {
         seq - 40_000
     );
     println!("peak RSS at the line rate: {} kB", peak_rss_kb(pid));
+    if std::env::var_os("BENCH_SMAPS").is_some() {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        println!("{smaps}");
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
