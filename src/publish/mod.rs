@@ -5,6 +5,7 @@
 //! `state` messages the broker has not acknowledged on disk; [`tls`] builds the rustls
 //! configuration.
 
+pub mod connection;
 pub mod discovery;
 pub mod mqtt;
 pub mod policy;

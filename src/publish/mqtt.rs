@@ -1,24 +1,20 @@
-//! The rumqttc glue: the only part of [`crate::publish`] that touches the network.
-//!
-//! One task polls the event loop (rumqttc's `poll` reconnects at once on error, so the
-//! backoff is ours); the publisher task turns readings into messages with the [`Policy`] and
-//! reacts to every ConnAck (online, discovery, subscription) and to Home Assistant's
-//! `online` status by announcing again.
+//! The publisher: turns readings into messages with the [`Policy`], keeps `state` messages in
+//! the [`Outbox`] until the broker acknowledges them, and drives the one connection
+//! ([`super::connection`]) itself: it reconnects with backoff, and on every ConnAck says
+//! `online`, announces discovery and subscribes to Home Assistant's status, whose `online`
+//! makes it announce again. Whatever one turn of its loop queues leaves in one write.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, NetworkOptions, Outgoing, Packet,
-    QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{ConnectionError, LastWill, Login, QoS};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Message;
+use super::connection::{ConnectOptions, Connection, LinkError, Received};
 use super::discovery;
 use super::policy::{Diag, Extras, Policy};
 use super::spool::Spool;
@@ -76,21 +72,6 @@ pub struct Published {
     pub frames_not_published: u64,
 }
 
-/// What the connection task tells the publisher.
-enum LinkEvent {
-    /// A connection is up (ConnAck); its client takes the publications from now on.
-    Connected(AsyncClient),
-    /// A QoS 1 publication went out with this packet id; they go out in the order queued.
-    Sent(u16),
-    /// The broker acknowledged this packet id.
-    Acked(u16),
-    /// Home Assistant restarted and wants discovery again.
-    HomeAssistantOnline,
-    /// The connection is lost, with whatever it had queued: what the broker did not
-    /// acknowledge is the publisher's to send again.
-    Disconnected,
-}
-
 /// Where a `state` message lives until the broker acknowledges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StateRef {
@@ -107,26 +88,22 @@ const SPOOL_WINDOW: usize = 32;
 /// Spooled messages sent per turn of the publisher's loop, between live readings.
 const SPOOL_BATCH: usize = 8;
 
+/// Readings taken in one turn of the publisher's loop when they queue up (a burst, a replay
+/// at full speed): their messages then leave in one write.
+const READINGS_PER_TURN: usize = 16;
+
+/// Publications that may wait behind a full in-flight window (a slow broker) before the
+/// publisher stops taking readings; the acquisition loop then counts what it cannot hand over.
+const MAX_BACKLOG: usize = 256;
+
+/// How long connecting, a handshake or a write may take before the link counts as lost.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One connection to the broker, as the publisher sees it.
 struct Link {
-    client: AsyncClient,
-    /// One entry per QoS 1 publication queued and not yet seen going out, in order.
-    queued: VecDeque<Option<StateRef>>,
-    /// The `state` messages sent and not acknowledged, by packet id.
-    in_flight: HashMap<u16, StateRef>,
-    /// How many of those came from the spool.
+    conn: Connection<StateRef>,
+    /// Spooled messages sent and not yet acknowledged.
     spooled_in_flight: usize,
-}
-
-impl Link {
-    fn new(client: AsyncClient) -> Self {
-        Link {
-            client,
-            queued: VecDeque::new(),
-            in_flight: HashMap::new(),
-            spooled_in_flight: 0,
-        }
-    }
 }
 
 /// The `state` messages the broker has not acknowledged: on disk in the spool, or, sent at
@@ -244,58 +221,55 @@ impl Sender {
     /// Queues messages on the link. `state` messages wait in the spool while there is no link
     /// or older ones still wait; the rest needs a link (retained values, flags and discovery
     /// are sent again on every ConnAck).
-    async fn send_all(&mut self, messages: Vec<Message>, shutdown: &CancellationToken) {
+    fn send_all(&mut self, messages: Vec<Message>) -> Result<(), LinkError> {
         for m in messages {
             if m.topic == self.state_topic {
                 if self.link.is_some() && !self.outbox.spool.has_unsent() {
                     let state = self.outbox.keep_live(&m);
-                    self.send(m, Some(state), shutdown).await;
+                    self.send(m, Some(state))?;
                 } else {
                     self.outbox.store(&m);
                 }
             } else if self.link.is_some() {
-                self.send(m, None, shutdown).await;
+                self.send(m, None)?;
             }
         }
+        Ok(())
     }
 
-    /// Queues one message for the event loop, waiting while its queue is full (the broker
-    /// is slow) unless the daemon is stopping. False when it could not be queued.
-    async fn send(
-        &mut self,
-        m: Message,
-        state: Option<StateRef>,
-        shutdown: &CancellationToken,
-    ) -> bool {
+    /// Queues one message on the link; it leaves with the turn's flush.
+    fn send(&mut self, m: Message, state: Option<StateRef>) -> Result<(), LinkError> {
         let Some(link) = &mut self.link else {
-            return false;
+            return Ok(());
         };
         let qos = if m.qos == 0 {
             QoS::AtMostOnce
         } else {
-            link.queued.push_back(state);
             QoS::AtLeastOnce
         };
         if matches!(state, Some(StateRef::Spooled(_))) {
             link.spooled_in_flight += 1;
         }
-        tokio::select! {
-            // An error: the event loop is gone with its connection; `Disconnected` follows.
-            sent = link.client.publish(m.topic, qos, m.retain, m.payload) => sent.is_ok(),
-            () = shutdown.cancelled() => false,
-        }
+        link.conn.publish(m.topic, qos, m.retain, m.payload, state)
+    }
+
+    /// Whether the link can take more without queueing behind a full window.
+    fn has_room(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_none_or(|l| l.conn.backlog() < MAX_BACKLOG)
     }
 
     /// Whether spooled messages can go out now.
     fn can_drain(&self) -> bool {
         self.link
             .as_ref()
-            .is_some_and(|l| l.spooled_in_flight < SPOOL_WINDOW)
+            .is_some_and(|l| l.spooled_in_flight < SPOOL_WINDOW && l.conn.backlog() == 0)
             && self.outbox.has_unsent()
     }
 
     /// Sends a few spooled messages, oldest first.
-    async fn drain(&mut self, shutdown: &CancellationToken) {
+    fn drain(&mut self) -> Result<(), LinkError> {
         for _ in 0..SPOOL_BATCH {
             if !self.can_drain() {
                 break;
@@ -303,38 +277,96 @@ impl Sender {
             let Some((m, state)) = self.outbox.next_unsent() else {
                 break;
             };
-            if !self.send(m, Some(state), shutdown).await {
-                break;
-            }
+            self.send(m, Some(state))?;
+        }
+        Ok(())
+    }
+
+    /// The broker acknowledged a `state` message.
+    fn acked(&mut self, state: StateRef) {
+        if let Some(link) = &mut self.link
+            && matches!(state, StateRef::Spooled(_))
+        {
+            link.spooled_in_flight = link.spooled_in_flight.saturating_sub(1);
+        }
+        self.outbox.acked(state);
+    }
+
+    /// The link is gone: what it did not get acknowledged is sent again on the next one.
+    fn lose_link(&mut self) {
+        self.link = None;
+        self.outbox.spill();
+    }
+}
+
+/// Connects and reconnects with backoff, one attempt at a time, polled by the publisher.
+struct Connector {
+    options: Arc<ConnectOptions>,
+    backoff: Backoff,
+    attempt: Option<Attempt>,
+    /// "No connection" was said and "connected" was not said since.
+    down_logged: bool,
+    broker: String,
+    tls: bool,
+}
+
+type Attempt = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Connection<StateRef>, LinkError>> + Send>,
+>;
+
+impl Connector {
+    fn new(options: ConnectOptions) -> Self {
+        Connector {
+            broker: format!("{}:{}", options.host, options.port),
+            tls: options.tls.is_some(),
+            options: Arc::new(options),
+            backoff: Backoff::default(),
+            attempt: None,
+            down_logged: false,
         }
     }
 
-    /// Packet ids, acknowledgements and lost connections.
-    fn on_link_event(&mut self, event: &LinkEvent) {
-        match *event {
-            LinkEvent::Sent(pkid) => {
-                if let Some(link) = &mut self.link
-                    && let Some(Some(state)) = link.queued.pop_front()
-                {
-                    link.in_flight.insert(pkid, state);
-                }
-            }
-            LinkEvent::Acked(pkid) => {
-                if let Some(link) = &mut self.link
-                    && let Some(state) = link.in_flight.remove(&pkid)
-                {
-                    if matches!(state, StateRef::Spooled(_)) {
-                        link.spooled_in_flight -= 1;
-                    }
-                    self.outbox.acked(state);
-                }
-            }
-            LinkEvent::Disconnected => {
-                self.link = None;
-                self.outbox.spill();
-            }
-            LinkEvent::Connected(_) | LinkEvent::HomeAssistantOnline => {}
+    /// Starts an attempt after `delay`.
+    fn start(&mut self, delay: Duration) {
+        let options = self.options.clone();
+        self.attempt = Some(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Connection::open(&options).await
+        }));
+    }
+
+    /// The outcome of the current attempt; never ready while there is none. Cancel-safe.
+    async fn outcome(&mut self) -> Result<Connection<StateRef>, LinkError> {
+        let Some(attempt) = &mut self.attempt else {
+            return std::future::pending().await;
+        };
+        let outcome = attempt.await;
+        self.attempt = None;
+        outcome
+    }
+
+    fn connected(&mut self) {
+        self.backoff.reset();
+        self.down_logged = false;
+        info!(broker = %self.broker, "connected to the MQTT broker");
+    }
+
+    /// An attempt failed or a link was lost: says so once, then tries again after the backoff.
+    fn failed(&mut self, e: &ConnectionError) {
+        if !self.down_logged {
+            warn!(broker = %self.broker, error = %describe(e, self.tls), "no connection to the MQTT broker; retrying with backoff");
+            self.down_logged = true;
         }
+        let delay = self.backoff.next_delay();
+        self.start(delay);
+    }
+}
+
+/// The next packet from the broker on the link; never ready without one.
+async fn receive(link: &mut Option<Link>) -> Result<Received<StateRef>, LinkError> {
+    match link {
+        Some(link) => link.conn.receive().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -360,33 +392,30 @@ pub async fn publish(
     };
     let topics = Topics::new(&settings.base_topic, &id);
     let status_topic = format!("{}/status", settings.discovery_prefix);
-    // Unbounded: the poller must never wait on the publisher, which may be waiting on it.
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let poller = tokio::spawn(poll(
-        connect_options(&settings, &topics, &id),
-        status_topic.clone(),
-        events_tx,
-        settings.clone(),
-    ));
+    let mut connector = Connector::new(connect_options(&settings, &topics, &id));
+    connector.start(Duration::ZERO);
 
     let mut out = Sender {
         link: None,
         outbox: Outbox::new(spool),
         state_topic: topics.state(),
     };
-    let mut policy = Policy::new(topics.clone(), settings.interval.as_secs_f64());
-    let mut announcer = Announcer::new(&settings);
-    announcer.learn(&first.reading);
-    let mut last = first;
-    let first_messages = policy.on_reading(
-        &last.reading,
-        &last.ts,
-        last.at,
+    let mut core = Core {
+        policy: Policy::new(topics.clone(), settings.interval.as_secs_f64()),
+        announcer: Announcer::new(&settings),
+        discovery: settings.discovery,
+        last: first,
+    };
+    core.announcer.learn(&core.last.reading);
+    let first_messages = core.policy.on_reading(
+        &core.last.reading,
+        &core.last.ts,
+        core.last.at,
         Extras {
-            power_w: last.power_w,
+            power_w: core.last.power_w,
         },
     );
-    out.send_all(first_messages, &shutdown).await;
+    let _ = out.send_all(first_messages); // no link yet: the state goes to the spool
     let mut diag_tick =
         tokio::time::interval_at(started + Duration::from_secs(60), Duration::from_secs(60));
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
@@ -400,155 +429,222 @@ pub async fn publish(
         if source_ended && out.link.is_some() && out.outbox.idle() {
             break;
         }
-        tokio::select! {
-            next = readings.recv(), if !source_ended => match next {
+        let queued: Result<(), LinkError> = tokio::select! {
+            next = readings.recv(), if !source_ended && out.has_room() => match next {
                 Some(p) => {
-                    if announcer.learn(&p.reading) && settings.discovery && out.link.is_some() {
-                        out.send_all(announcer.changed(&p.reading), &shutdown).await;
+                    let mut queued = core.take(p, &mut out);
+                    // Readings that queued up meanwhile go in the same write.
+                    for _ in 1..READINGS_PER_TURN {
+                        if queued.is_err() || !out.has_room() {
+                            break;
+                        }
+                        match readings.try_recv() {
+                            Ok(p) => queued = core.take(p, &mut out),
+                            Err(_) => break, // empty, or closed: `recv` says which next turn
+                        }
                     }
-                    let messages = policy.on_reading(&p.reading, &p.ts, p.at, Extras { power_w: p.power_w });
-                    out.send_all(messages, &shutdown).await;
-                    last = p;
+                    queued
                 }
                 None => {
                     source_ended = true;
                     give_up.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(5));
+                    Ok(())
                 }
             },
             () = &mut give_up, if source_ended => break,
+            outcome = connector.outcome() => match outcome {
+                Ok(conn) => {
+                    connector.connected();
+                    out.link = Some(Link { conn, spooled_in_flight: 0 });
+                    let relay_closed = *relay.borrow();
+                    let messages = core.announce_connection(&topics, relay_closed, &out.state_topic);
+                    out.send_all(messages).and_then(|()| match &mut out.link {
+                        Some(link) => link.conn.subscribe(&status_topic, QoS::AtLeastOnce),
+                        None => Ok(()),
+                    })
+                }
+                Err(e) => {
+                    connector.failed(&e);
+                    Ok(())
+                }
+            },
+            received = receive(&mut out.link) => match received {
+                Ok(Received::Acked(Some(state))) => {
+                    out.acked(state);
+                    Ok(())
+                }
+                Ok(Received::Message(p)) if p.topic == status_topic && p.payload.as_ref() == b"online" => {
+                    if core.discovery {
+                        let configs = core.announcer.all(&core.last.reading);
+                        out.send_all(configs)
+                    } else {
+                        Ok(())
+                    }
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            },
             changed = relay.changed(), if relay_open => match changed {
                 Ok(()) => {
                     let closed = *relay.borrow_and_update();
-                    if let Some(closed) = closed {
-                        out.send_all(vec![super::relay_message(&topics, closed)], &shutdown).await;
+                    match closed {
+                        Some(closed) => out.send_all(vec![super::relay_message(&topics, closed)]),
+                        None => Ok(()),
                     }
                 }
-                Err(_) => relay_open = false,
+                Err(_) => {
+                    relay_open = false;
+                    Ok(())
+                }
             },
-            Some(event) = events.recv() => match event {
-                LinkEvent::Connected(client) => {
-                    out.link = Some(Link::new(client));
-                    let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
-                    if settings.discovery {
-                        messages.extend(announcer.all(&last.reading));
-                    }
-                    // Retained values went nowhere without a link, and a restarted broker may
-                    // have lost them: send the latest of each now (its `state` went already).
-                    policy.forget();
-                    let extras = Extras { power_w: last.power_w };
-                    messages.extend(
-                        policy
-                            .on_reading(&last.reading, &last.ts, last.at, extras)
-                            .into_iter()
-                            .filter(|m| m.topic != out.state_topic),
-                    );
-                    let relay_closed = *relay.borrow();
-                    if let Some(closed) = relay_closed {
-                        messages.push(super::relay_message(&topics, closed));
-                    }
-                    out.send_all(messages, &shutdown).await;
-                    if let Some(link) = &out.link
-                        && let Err(e) = link.client.try_subscribe(status_topic.clone(), QoS::AtLeastOnce)
-                    {
-                        warn!("cannot subscribe to {status_topic}: {e}");
-                    }
-                }
-                LinkEvent::HomeAssistantOnline if settings.discovery && out.link.is_some() => {
-                    out.send_all(announcer.all(&last.reading), &shutdown).await;
-                }
-                other => out.on_link_event(&other),
-            },
-            () = std::future::ready(()), if out.can_drain() => out.drain(&shutdown).await,
-            _ = sync_tick.tick() => out.outbox.sync(),
+            () = std::future::ready(()), if out.can_drain() => out.drain(),
+            _ = sync_tick.tick() => {
+                out.outbox.sync();
+                Ok(())
+            }
             _ = diag_tick.tick() => {
                 let diag = Diag {
-                    tic: last.tic,
-                    meter: last.meter,
-                    mode: last.mode,
+                    tic: core.last.tic,
+                    meter: core.last.meter,
+                    mode: core.last.mode,
                     uptime_s: started.elapsed().as_secs(),
-                    frames_not_published: last.frames_not_published,
+                    frames_not_published: core.last.frames_not_published,
                     spool: out.outbox.spool.stats(),
                 };
-                out.send_all(vec![policy.diag(&diag)], &shutdown).await;
+                out.send_all(vec![core.policy.diag(&diag)])
             }
             () = shutdown.cancelled() => break,
+        };
+        // Everything this turn queued leaves in one write.
+        let flushed = match (queued, &mut out.link) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(link)) if link.conn.unflushed() => tokio::select! {
+                flushed = link.conn.flush() => flushed,
+                () = shutdown.cancelled() => Err(Box::new(ConnectionError::FlushTimeout)),
+            },
+            (Ok(()), _) => Ok(()),
+        };
+        if let Err(e) = flushed {
+            if out.link.is_some() {
+                out.lose_link();
+                connector.failed(&e);
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
         }
     }
-    // Stopping: the shutdown token has fired, so wait on a fresh one, briefly. If `offline`
-    // cannot even be queued, no DISCONNECT is sent and the broker publishes the Last Will.
-    let connected = out.link.is_some();
-    if connected {
-        let offline = vec![Message::new(topics.availability(), "offline", true, 1)];
-        if tokio::time::timeout(
-            Duration::from_secs(1),
-            out.send_all(offline, &CancellationToken::new()),
-        )
-        .await
-        .is_ok()
-            && let Some(link) = &out.link
-        {
-            let _ = link.client.try_disconnect();
+    // Stopping: say `offline` and DISCONNECT within 2 s. If that cannot be written, the
+    // broker publishes the Last Will instead.
+    if let Some(mut link) = out.link.take() {
+        let offline = link.conn.publish(
+            topics.availability(),
+            QoS::AtLeastOnce,
+            true,
+            "offline".to_owned(),
+            None,
+        );
+        if offline.is_ok() {
+            let outbox = &mut out.outbox;
+            let closing = link.conn.disconnect(|state| outbox.acked(state));
+            if tokio::time::timeout(Duration::from_secs(2), closing)
+                .await
+                .is_err()
+            {
+                warn!("the broker did not take the last messages within 2 s");
+            }
         }
     }
-    finish(poller, connected).await;
-    // Acknowledgements that arrived while stopping, then the rest waits on disk.
-    while let Ok(event) = events.try_recv() {
-        if !matches!(event, LinkEvent::Disconnected) {
-            out.on_link_event(&event);
-        }
-    }
+    // What the broker did not acknowledge waits on disk.
     out.outbox.spill();
     out.outbox.sync();
 }
 
-/// The MQTT options of the daemon's connection: the Last Will, keep-alive and credentials.
-fn connect_options(settings: &MqttSettings, topics: &Topics, id: &str) -> MqttOptions {
-    let mut options = MqttOptions::new(
+/// What the publisher knows beyond the link: the policy, what Home Assistant was told, and
+/// the latest reading (announced again on every connection).
+struct Core {
+    policy: Policy,
+    announcer: Announcer,
+    discovery: bool,
+    last: Published,
+}
+
+impl Core {
+    /// Turns one reading into messages (discovery for new labels first) and queues them.
+    fn take(&mut self, p: Published, out: &mut Sender) -> Result<(), LinkError> {
+        let mut queued = Ok(());
+        if self.announcer.learn(&p.reading) && self.discovery && out.link.is_some() {
+            queued = out.send_all(self.announcer.changed(&p.reading));
+        }
+        let extras = Extras { power_w: p.power_w };
+        let messages = self.policy.on_reading(&p.reading, &p.ts, p.at, extras);
+        self.last = p;
+        queued.and(out.send_all(messages))
+    }
+
+    /// What a new connection gets: `online`, discovery, and the latest retained values (they
+    /// went nowhere without a link, and a restarted broker may have lost them; the `state` of
+    /// that reading went already).
+    fn announce_connection(
+        &mut self,
+        topics: &Topics,
+        relay_closed: Option<bool>,
+        state_topic: &str,
+    ) -> Vec<Message> {
+        let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
+        if self.discovery {
+            messages.extend(self.announcer.all(&self.last.reading));
+        }
+        self.policy.forget();
+        let last = &self.last;
+        let extras = Extras {
+            power_w: last.power_w,
+        };
+        messages.extend(
+            self.policy
+                .on_reading(&last.reading, &last.ts, last.at, extras)
+                .into_iter()
+                .filter(|m| m.topic != state_topic),
+        );
+        if let Some(closed) = relay_closed {
+            messages.push(super::relay_message(topics, closed));
+        }
+        messages
+    }
+}
+
+/// The daemon's CONNECT: the Last Will, keep-alive and credentials.
+fn connect_options(settings: &MqttSettings, topics: &Topics, id: &str) -> ConnectOptions {
+    let mut connect = rumqttc::Connect::new(
         settings
             .client_id
             .clone()
             .unwrap_or_else(|| format!("linkymon-{id}")),
-        settings.host.clone(),
-        settings.port,
     );
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_last_will(LastWill::new(
+    connect.keep_alive = 30;
+    connect.clean_session = true;
+    connect.last_will = Some(LastWill::new(
         topics.availability(),
         "offline",
         QoS::AtLeastOnce,
         true,
     ));
-    options.set_max_packet_size(64 * 1024, 64 * 1024);
-    if let Some(tls) = &settings.tls {
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            tls.clone(),
-        )));
-    }
-    if let Some(user) = &settings.username {
-        options.set_credentials(
+    connect.login = settings.username.as_ref().map(|user| {
+        Login::new(
             user.clone(),
             settings
                 .password
                 .as_ref()
                 .map(|p| p.expose().to_owned())
                 .unwrap_or_default(),
-        );
-    }
-    options
-}
-
-/// Gives the event loop a moment to write what is queued and the DISCONNECT; without a
-/// connection there is nothing to wait for.
-async fn finish(poller: JoinHandle<()>, connected: bool) {
-    if !connected {
-        poller.abort();
-        return;
-    }
-    if tokio::time::timeout(Duration::from_secs(2), poller)
-        .await
-        .is_err()
-    {
-        warn!("the broker did not take the last messages within 2 s");
+        )
+    });
+    ConnectOptions {
+        host: settings.host.clone(),
+        port: settings.port,
+        tls: settings.tls.clone(),
+        connect,
+        timeout: NETWORK_TIMEOUT,
     }
 }
 
@@ -617,79 +713,6 @@ impl Announcer {
             self.sent.insert(m.topic.clone(), m.payload.clone());
         }
         configs
-    }
-}
-
-/// Drives the connection: connects, reconnects with backoff, and reports what the publisher
-/// acts on. Each connection gets a fresh event loop, so nothing queued on a lost one is sent
-/// later out of order: the publisher, told `Disconnected`, sends again what was not
-/// acknowledged.
-async fn poll(
-    options: MqttOptions,
-    status_topic: String,
-    events: mpsc::UnboundedSender<LinkEvent>,
-    settings: MqttSettings,
-) {
-    let mut backoff = Backoff::default();
-    let mut down_logged = false;
-    let broker = format!("{}:{}", settings.host, settings.port);
-    // Without TCP_NODELAY, Nagle's algorithm and the broker's delayed ACK hold small
-    // messages for ~40 ms: the state of a frame would reach Home Assistant late.
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    loop {
-        let (client, mut eventloop) = AsyncClient::new(options.clone(), 256);
-        eventloop.set_network_options(network.clone());
-        let mut client = Some(client); // handed over at ConnAck
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    info!(%broker, "connected to the MQTT broker");
-                    down_logged = false;
-                    if let Some(client) = client.take() {
-                        let _ = events.send(LinkEvent::Connected(client));
-                    }
-                }
-                Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
-                    let _ = events.send(LinkEvent::Sent(pkid));
-                }
-                Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    let _ = events.send(LinkEvent::Acked(ack.pkid));
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == status_topic => {
-                    if p.payload.as_ref() == b"online" {
-                        let _ = events.send(LinkEvent::HomeAssistantOnline);
-                    }
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    // Read until the broker closes the connection: closing a socket with
-                    // unread acknowledgements in it sends a reset, and the broker may then
-                    // drop the last messages (`offline` among them) before it reads them.
-                    let drain = async {
-                        while let Ok(event) = eventloop.poll().await {
-                            if let Event::Incoming(Packet::PubAck(ack)) = event {
-                                let _ = events.send(LinkEvent::Acked(ack.pkid));
-                            }
-                        }
-                    };
-                    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if !down_logged {
-                        warn!(%broker, error = %describe(&e, settings.tls.is_some()), "no connection to the MQTT broker; retrying with backoff");
-                        down_logged = true;
-                    }
-                    if client.is_none() {
-                        let _ = events.send(LinkEvent::Disconnected);
-                    }
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    break;
-                }
-            }
-        }
     }
 }
 
