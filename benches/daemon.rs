@@ -140,6 +140,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The binary measured: `BENCH_BIN` (another build, e.g. a static one), else this build's.
+fn linkymon_binary() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_linkymon").to_owned())
+}
+
 /// Starts `linkymon run`; `BENCH_WRAP` (e.g. `perf record -g -o /tmp/perf.data`)
 /// runs it under a profiler instead; the figures then count the wrapper, and only the first
 /// daemon (latency and burst) runs, so the profile is not overwritten.
@@ -149,10 +154,10 @@ fn spawn_daemon(config: &std::path::Path) -> Child {
     let mut command = match words.next() {
         Some(program) => {
             let mut command = Command::new(program);
-            command.args(words).arg(env!("CARGO_BIN_EXE_linkymon"));
+            command.args(words).arg(linkymon_binary());
             command
         }
-        None => Command::new(env!("CARGO_BIN_EXE_linkymon")),
+        None => Command::new(linkymon_binary()),
     };
     command
         .args(["run", "-c"])
@@ -195,9 +200,11 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     while states.try_recv().is_ok() {}
 
-    // 2. Latency, one frame at a time.
+    // 2. Latency, one frame at a time (not under a profiler: its wake-ups would swamp the
+    //    profile of the burst).
+    let profiling = std::env::var_os("BENCH_WRAP").is_some();
     let mut latencies = Vec::new();
-    for seq in 2..1002 {
+    for seq in (2..1002).take_while(|_| !profiling) {
         let bytes = frame(seq);
         pty.feed.write_all(&bytes).unwrap();
         let sent = Instant::now();
@@ -211,6 +218,9 @@ fn main() {
             }
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+    if latencies.is_empty() {
+        latencies.push(f64::NAN);
     }
     latencies.sort_by(f64::total_cmp);
     println!(
@@ -261,7 +271,7 @@ fn main() {
         .status();
     let _ = daemon.wait();
 
-    if std::env::var_os("BENCH_WRAP").is_some() {
+    if profiling {
         let _ = pty.child.kill();
         return;
     }
