@@ -225,7 +225,15 @@ pub async fn acquire(
             // A slow publisher slows the reading down (a pseudo-terminal or a replay then
             // waits, losing nothing); one stuck on an absent broker costs a frame at most
             // this long, so the screen and LED keep following the meter.
-            match readings.send_timeout(published, HANDOVER).await {
+            // `try_send` first: a timer per frame costs more than the handover itself.
+            let handed = match readings.try_send(published) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(published)) => {
+                    readings.send_timeout(published, HANDOVER).await
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            };
+            match handed {
                 Ok(()) => {}
                 Err(mpsc::error::SendTimeoutError::Timeout(_)) => not_published += 1,
                 Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
