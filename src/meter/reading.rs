@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use super::labels::{LABELS, LabelSpec};
 use super::stge::{Stge, TempoColour};
 use crate::tic::Mode;
 
@@ -52,6 +53,16 @@ pub struct Entry {
     pub value: Value,
     /// Its horodate as ISO 8601, for standard-mode labels that carry one.
     pub timestamp: Option<String>,
+    /// The label's position in [`LABELS`], looked up once when the frame is read.
+    pub(super) spec: Option<u8>,
+}
+
+impl Entry {
+    /// The label's row in the table, if it is known; found when the frame was read, so the
+    /// outputs that need it per entry do not search the table again.
+    pub fn spec(&self) -> Option<&'static LabelSpec> {
+        self.spec.map(|i| &LABELS[usize::from(i)])
+    }
 }
 
 /// What the contract computes from the values (the `derived` object of `state`).
