@@ -6,6 +6,7 @@
 //! MQTT, screens or files. Time comes in as a number of seconds, never from a clock.
 
 pub mod guard;
+mod json;
 pub mod labels;
 pub mod power;
 mod reading;

@@ -1,7 +1,6 @@
 //! A [`Reading`]: one frame's values, typed, with what the contract derives from them.
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
 
 use super::labels::{LABELS, LabelSpec};
 use super::stge::{Stge, TempoColour};
@@ -127,44 +126,15 @@ impl Reading {
 
     /// The `state` payload of the contract; `ts` is omitted when the source has no clock.
     pub fn to_state_json(&self, ts: Option<&str>) -> String {
-        let message = StateMessage { ts, reading: self };
-        // Serialising plain strings and integers into a String cannot fail.
-        serde_json::to_string(&message).unwrap_or_default()
+        let mut out = String::new();
+        self.write_state_json(ts, &mut out);
+        out
     }
-}
 
-struct StateMessage<'a> {
-    ts: Option<&'a str>,
-    reading: &'a Reading,
-}
-
-impl Serialize for StateMessage<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(ts) = self.ts {
-            map.serialize_entry("ts", ts)?;
-        }
-        map.serialize_entry("meter", &self.reading.meter)?;
-        map.serialize_entry("mode", self.reading.mode.as_str())?;
-        map.serialize_entry("values", &Values(&self.reading.entries))?;
-        map.serialize_entry("derived", &self.reading.derived)?;
-        map.end()
-    }
-}
-
-/// `values` keeps frame order and adds `<LABEL>_ts` after each dated label.
-struct Values<'a>(&'a [Entry]);
-
-impl Serialize for Values<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for entry in self.0 {
-            map.serialize_entry(&entry.label, &entry.value)?;
-            if let Some(ts) = &entry.timestamp {
-                map.serialize_entry(&format!("{}_ts", entry.label), ts)?;
-            }
-        }
-        map.end()
+    /// Appends the `state` payload to `out`, for a caller that reuses one buffer. Written by
+    /// hand (it runs for every published frame), the same bytes serde_json would write.
+    pub fn write_state_json(&self, ts: Option<&str>, out: &mut String) {
+        super::json::write_state(out, self, ts);
     }
 }
 
