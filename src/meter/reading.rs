@@ -62,6 +62,12 @@ impl Entry {
     pub fn spec(&self) -> Option<&'static LabelSpec> {
         self.spec.map(|i| &LABELS[usize::from(i)])
     }
+
+    /// The label's position in [`LABELS`], if it is known: a key for per-label state that
+    /// needs no hashing.
+    pub fn spec_index(&self) -> Option<u8> {
+        self.spec
+    }
 }
 
 /// What the contract computes from the values (the `derived` object of `state`).
