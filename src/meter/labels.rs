@@ -315,20 +315,43 @@ pub const LABELS: &[LabelSpec] = &[
     text("PPOINTE", 98, Diagnostic, "Next peak day schedule"),
 ];
 
-/// The row for a label, if the specifications know it. A binary search over the labels
-/// sorted once: this runs for every group of every frame, and on ~100 short keys it is
-/// cheaper than hashing them.
+/// The row for a label, if the specifications know it. This runs for every group of every
+/// frame: the label is packed into one integer (labels are short ASCII) and looked up by a
+/// binary search over the rows sorted once by that key, a few integer comparisons.
 pub fn spec(label: &str) -> Option<&'static LabelSpec> {
-    static SORTED: std::sync::OnceLock<Vec<&'static LabelSpec>> = std::sync::OnceLock::new();
+    spec_index(label).map(|i| &LABELS[usize::from(i)])
+}
+
+/// The position of a label's row in [`LABELS`]: a small integer that stands for the label
+/// where it is kept per entry (a set of labels fits one `u128`).
+pub fn spec_index(label: &str) -> Option<u8> {
+    static SORTED: std::sync::OnceLock<Vec<(u128, u8)>> = std::sync::OnceLock::new();
     let sorted = SORTED.get_or_init(|| {
-        let mut rows: Vec<&'static LabelSpec> = LABELS.iter().collect();
-        rows.sort_unstable_by_key(|s| s.label);
-        rows
+        let mut keys: Vec<(u128, u8)> = LABELS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (packed(s.label).expect("labels are short"), i as u8))
+            .collect();
+        keys.sort_unstable();
+        keys
     });
+    let key = packed(label)?;
     sorted
-        .binary_search_by(|s| s.label.cmp(label))
+        .binary_search_by(|&(k, _)| k.cmp(&key))
         .ok()
-        .map(|i| sorted[i])
+        .map(|i| sorted[i].1)
+}
+
+/// A label of at most 15 bytes as one integer: its bytes big-endian, zero-padded, and its
+/// length last (so that a NUL byte is not padding); None for a longer one, which no row has.
+fn packed(label: &str) -> Option<u128> {
+    let bytes = label.as_bytes();
+    let mut key = [0u8; 16];
+    key.get_mut(..bytes.len())
+        .filter(|_| bytes.len() < 16)?
+        .copy_from_slice(bytes);
+    key[15] = bytes.len() as u8;
+    Some(u128::from_be_bytes(key))
 }
 
 /// How a label's data is published; unknown labels (a firmware's `TENSION`) are text.
@@ -339,6 +362,17 @@ pub fn kind_of(label: &str) -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_fits_its_indexes() {
+        assert!(
+            LABELS.len() <= 128,
+            "spec_index is a u8 and sets are a u128"
+        );
+        for (i, row) in LABELS.iter().enumerate() {
+            assert_eq!(spec_index(row.label), Some(i as u8));
+        }
+    }
 
     #[test]
     fn every_label_appears_once() {
@@ -365,6 +399,10 @@ mod tests {
             assert_eq!(spec(row.label), Some(row));
         }
         assert_eq!(spec("NOPE"), None);
+        assert_eq!(spec(""), None);
+        assert_eq!(spec("ADCOADCOADCOADCOADCO"), None);
+        assert_eq!(spec("ADC"), None);
+        assert_eq!(spec("ADCO\0"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! MQTT, screens or files. Time comes in as a number of seconds, never from a clock.
 
 pub mod guard;
+mod json;
 pub mod labels;
 pub mod power;
 mod reading;
@@ -70,11 +71,20 @@ impl Meter {
     pub fn read(&mut self, frame: &Frame, at: f64) -> Reading {
         let mode = frame.mode();
         let mut entries = Vec::with_capacity(frame.len());
+        // Known labels already taken, by their position in the table.
+        let mut taken: u128 = 0;
         for group in frame.groups() {
-            if entries.iter().any(|e: &Entry| e.label == group.label) {
+            let index = labels::spec_index(group.label);
+            let repeated = match index {
+                Some(i) => taken & (1 << i) != 0,
+                None => entries
+                    .iter()
+                    .any(|e: &Entry| e.spec.is_none() && e.label == group.label),
+            };
+            if repeated {
                 continue; // a repeated label: the first one counts
             }
-            let spec = labels::spec(group.label);
+            let spec = index.map(|i| &labels::LABELS[usize::from(i)]);
             if spec.is_some_and(|s| !has_spec_width(s, mode, group.value)) {
                 self.values_rejected += 1;
                 continue;
@@ -93,15 +103,19 @@ impl Meter {
                 .horodate
                 .and_then(Horodate::parse)
                 .map(|h| h.to_iso8601());
+            if let Some(i) = index {
+                taken |= 1 << i;
+            }
             entries.push(Entry {
                 label: group.label.to_owned(),
                 value,
                 timestamp,
+                spec: index,
             });
         }
         self.learn_limits(mode, &entries);
         let max_power_w = self.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
-        entries.retain(|e| match (labels::spec(&e.label), &e.value) {
+        entries.retain(|e| match (e.spec(), &e.value) {
             (Some(spec), Value::Number(n)) if spec.role == Role::Index => {
                 self.guard.check(&e.label, *n, at, max_power_w) == guard::Verdict::Accept
             }

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use super::Reading;
-use super::labels::{self, Role, Unit};
+use super::labels::{Role, Unit};
 use crate::tic::Mode;
 
 /// How far back the slope is taken: long enough for 1 Wh steps to average out.
@@ -54,7 +54,7 @@ fn energy_drawn(reading: &Reading) -> Option<i64> {
         Mode::Standard => reading.number("EAST"),
         Mode::Historic => {
             let mut indexes = reading.entries.iter().filter(|e| {
-                labels::spec(&e.label)
+                e.spec()
                     .is_some_and(|s| s.role == Role::Index && s.unit == Some(Unit::Wh))
             });
             let first = indexes.next()?.value.as_number()?;

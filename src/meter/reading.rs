@@ -1,8 +1,8 @@
 //! A [`Reading`]: one frame's values, typed, with what the contract derives from them.
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
 
+use super::labels::{LABELS, LabelSpec};
 use super::stge::{Stge, TempoColour};
 use crate::tic::Mode;
 
@@ -52,6 +52,22 @@ pub struct Entry {
     pub value: Value,
     /// Its horodate as ISO 8601, for standard-mode labels that carry one.
     pub timestamp: Option<String>,
+    /// The label's position in [`LABELS`], looked up once when the frame is read.
+    pub(super) spec: Option<u8>,
+}
+
+impl Entry {
+    /// The label's row in the table, if it is known; found when the frame was read, so the
+    /// outputs that need it per entry do not search the table again.
+    pub fn spec(&self) -> Option<&'static LabelSpec> {
+        self.spec.map(|i| &LABELS[usize::from(i)])
+    }
+
+    /// The label's position in [`LABELS`], if it is known: a key for per-label state that
+    /// needs no hashing.
+    pub fn spec_index(&self) -> Option<u8> {
+        self.spec
+    }
 }
 
 /// What the contract computes from the values (the `derived` object of `state`).
@@ -98,9 +114,11 @@ pub struct Reading {
 impl Reading {
     /// The value of a label, if the frame had it.
     pub fn get(&self, label: &str) -> Option<&Value> {
+        // Entries know their row in the table: a known label is found by comparing indexes.
+        let index = super::labels::spec_index(label);
         self.entries
             .iter()
-            .find(|e| e.label == label)
+            .find(|e| e.spec == index && (index.is_some() || e.label == label))
             .map(|e| &e.value)
     }
 
@@ -116,44 +134,15 @@ impl Reading {
 
     /// The `state` payload of the contract; `ts` is omitted when the source has no clock.
     pub fn to_state_json(&self, ts: Option<&str>) -> String {
-        let message = StateMessage { ts, reading: self };
-        // Serialising plain strings and integers into a String cannot fail.
-        serde_json::to_string(&message).unwrap_or_default()
+        let mut out = String::new();
+        self.write_state_json(ts, &mut out);
+        out
     }
-}
 
-struct StateMessage<'a> {
-    ts: Option<&'a str>,
-    reading: &'a Reading,
-}
-
-impl Serialize for StateMessage<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(ts) = self.ts {
-            map.serialize_entry("ts", ts)?;
-        }
-        map.serialize_entry("meter", &self.reading.meter)?;
-        map.serialize_entry("mode", self.reading.mode.as_str())?;
-        map.serialize_entry("values", &Values(&self.reading.entries))?;
-        map.serialize_entry("derived", &self.reading.derived)?;
-        map.end()
-    }
-}
-
-/// `values` keeps frame order and adds `<LABEL>_ts` after each dated label.
-struct Values<'a>(&'a [Entry]);
-
-impl Serialize for Values<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for entry in self.0 {
-            map.serialize_entry(&entry.label, &entry.value)?;
-            if let Some(ts) = &entry.timestamp {
-                map.serialize_entry(&format!("{}_ts", entry.label), ts)?;
-            }
-        }
-        map.end()
+    /// Appends the `state` payload to `out`, for a caller that reuses one buffer. Written by
+    /// hand (it runs for every published frame), the same bytes serde_json would write.
+    pub fn write_state_json(&self, ts: Option<&str>, out: &mut String) {
+        super::json::write_state(out, self, ts);
     }
 }
 

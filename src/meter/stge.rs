@@ -57,6 +57,22 @@ pub enum CutOff {
     Unknown,
 }
 
+impl CutOff {
+    /// The snake_case name used in payloads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CutOff::Closed => "closed",
+            CutOff::OverPower => "over_power",
+            CutOff::OverVoltage => "over_voltage",
+            CutOff::LoadShedding => "load_shedding",
+            CutOff::RemoteOrder => "remote_order",
+            CutOff::OverheatingHighCurrent => "overheating_high_current",
+            CutOff::OverheatingLowCurrent => "overheating_low_current",
+            CutOff::Unknown => "unknown",
+        }
+    }
+}
+
 /// The status register, field by field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Stge {

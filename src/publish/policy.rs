@@ -5,22 +5,36 @@
 //! changed. With an interval of 0 every frame publishes everything. Time is given, never read.
 
 use std::collections::HashMap;
-use std::fmt::{Display, Write};
 
 use super::Message;
 use super::topics::Topics;
+use crate::meter::labels::LABELS;
 use crate::meter::{Reading, Value};
 
 /// Per-meter memory of what was last published.
 #[derive(Debug, Clone)]
 pub struct Policy {
     topics: Topics,
+    state_topic: String,
     interval_s: f64,
-    published: HashMap<String, Slot>,
+    /// The retained topics of known labels, by their position in the label table: looked
+    /// up for every entry of every frame, so without hashing.
+    labels: Vec<Option<Slot>>,
+    /// Labels the table does not know (a firmware's own), by name.
+    unknown: HashMap<String, Option<Slot>>,
+    /// The contract's leaves, in [`LEAVES`] order.
+    leaves: [Option<Slot>; LEAVES.len()],
     scratch: String,
     last_state_at: Option<f64>,
     last_flags: Option<Flags>,
 }
+
+/// The retained leaves of the contract that the policy publishes.
+const LEAVES: [&str; 4] = ["injection", "power", "ejp", "ejp_notice"];
+const INJECTION: usize = 0;
+const POWER: usize = 1;
+const EJP: usize = 2;
+const EJP_NOTICE: usize = 3;
 
 /// What was last published on one retained topic.
 #[derive(Debug, Clone)]
@@ -30,19 +44,39 @@ struct Slot {
     at: f64,
 }
 
-/// A retained topic: a TIC label, or a leaf of the contract (`ejp`, `injection`…). Leaves
-/// are lowercase and labels uppercase, so their names never collide.
+/// A retained topic: a TIC label, or a leaf of the contract (`ejp`, `injection`…).
 #[derive(Debug, Clone, Copy)]
 enum Key<'a> {
-    Label(&'a str),
-    Leaf(&'static str),
+    /// A label of the table, with its position there.
+    Known(u8, &'a str),
+    /// A label the table does not know.
+    Unknown(&'a str),
+    /// A leaf, by its position in [`LEAVES`].
+    Leaf(usize),
 }
 
-impl<'a> Key<'a> {
-    fn name(self) -> &'a str {
+/// A retained payload before it is formatted.
+#[derive(Debug, Clone, Copy)]
+enum Payload<'a> {
+    Number(i64),
+    Text(&'a str),
+}
+
+impl<'a> From<&'a Value> for Payload<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::Number(n) => Payload::Number(*n),
+            Value::Text(t) => Payload::Text(t),
+        }
+    }
+}
+
+impl Payload<'_> {
+    /// The payload as `Display` would write it.
+    fn write(self, out: &mut String) {
         match self {
-            Key::Label(l) => l,
-            Key::Leaf(l) => l,
+            Payload::Number(n) => out.push_str(itoa::Buffer::new().format(n)),
+            Payload::Text(t) => out.push_str(t),
         }
     }
 }
@@ -63,11 +97,25 @@ impl Flags {
             ejp: d.ejp,
             ejp_notice: d.ejp_notice,
             period: d.period.clone(),
-            tempo: (
-                d.tempo_today.map(|c| c.as_str()),
-                d.tempo_tomorrow.map(|c| c.as_str()),
-            ),
+            tempo: Self::tempo(r),
         }
+    }
+
+    fn tempo(r: &Reading) -> (Option<&'static str>, Option<&'static str>) {
+        let d = &r.derived;
+        (
+            d.tempo_today.map(|c| c.as_str()),
+            d.tempo_tomorrow.map(|c| c.as_str()),
+        )
+    }
+
+    /// Equal to `Flags::of(r)`, without building it.
+    fn matches(&self, r: &Reading) -> bool {
+        let d = &r.derived;
+        self.ejp == d.ejp
+            && self.ejp_notice == d.ejp_notice
+            && self.period == d.period
+            && self.tempo == Self::tempo(r)
     }
 }
 
@@ -103,9 +151,12 @@ impl Policy {
     /// A policy for the meter whose topics are `topics`; `interval_s` is `publish.interval`.
     pub fn new(topics: Topics, interval_s: f64) -> Self {
         Policy {
+            state_topic: topics.state(),
             topics,
             interval_s,
-            published: HashMap::new(),
+            labels: vec![None; LABELS.len()],
+            unknown: HashMap::new(),
+            leaves: Default::default(),
             scratch: String::new(),
             last_state_at: None,
             last_flags: None,
@@ -126,14 +177,13 @@ impl Policy {
         extras: Extras,
     ) -> Vec<Message> {
         let mut out = Vec::with_capacity(reading.entries.len() + 6);
-        let flags = Flags::of(reading);
-        let flags_changed = self.last_flags.as_ref() != Some(&flags);
+        let flags_changed = !self.last_flags.as_ref().is_some_and(|f| f.matches(reading));
         let state_due = self
             .last_state_at
             .is_none_or(|t| now - t >= self.interval_s);
         if flags_changed || state_due {
             out.push(Message::new(
-                self.topics.state(),
+                self.state_topic.clone(),
                 reading.to_state_json(Some(ts)),
                 false,
                 1,
@@ -142,56 +192,60 @@ impl Policy {
         }
         for entry in &reading.entries {
             let urgent = matches!(entry.value, Value::Text(_));
+            let key = match entry.spec_index() {
+                Some(i) => Key::Known(i, &entry.label),
+                None => Key::Unknown(&entry.label),
+            };
+            self.offer(&mut out, key, (&entry.value).into(), urgent, now, 0);
+        }
+        let d = &reading.derived;
+        let injection = Payload::Number(d.injection_w);
+        self.offer(&mut out, Key::Leaf(INJECTION), injection, false, now, 0);
+        if let Some(w) = extras.power_w {
             self.offer(
                 &mut out,
-                Key::Label(&entry.label),
-                &entry.value,
-                urgent,
+                Key::Leaf(POWER),
+                Payload::Number(w),
+                false,
                 now,
                 0,
             );
         }
-        let d = &reading.derived;
-        self.offer(
-            &mut out,
-            Key::Leaf("injection"),
-            &d.injection_w,
-            false,
-            now,
-            0,
-        );
-        if let Some(w) = extras.power_w {
-            self.offer(&mut out, Key::Leaf("power"), &w, false, now, 0);
+        let ejp = Payload::Text(on_off(d.ejp));
+        self.offer(&mut out, Key::Leaf(EJP), ejp, true, now, 1);
+        let notice = Payload::Text(on_off(d.ejp_notice));
+        self.offer(&mut out, Key::Leaf(EJP_NOTICE), notice, true, now, 1);
+        if flags_changed {
+            self.last_flags = Some(Flags::of(reading));
         }
-        self.offer(&mut out, Key::Leaf("ejp"), &on_off(d.ejp), true, now, 1);
-        self.offer(
-            &mut out,
-            Key::Leaf("ejp_notice"),
-            &on_off(d.ejp_notice),
-            true,
-            now,
-            1,
-        );
-        self.last_flags = Some(flags);
         out
     }
 
     /// Queues a retained value when it is new, changed and urgent, or changed and its
-    /// interval has passed. The payload is formatted into a scratch buffer and topics are
-    /// built once per key: most frames change few values, and this runs for every label.
+    /// interval has passed. The payload is formatted into a scratch buffer, topics are built
+    /// once per key and known labels find their slot by index: this runs for every label.
     fn offer(
         &mut self,
         out: &mut Vec<Message>,
         key: Key<'_>,
-        value: &dyn Display,
+        payload: Payload<'_>,
         urgent: bool,
         now: f64,
         qos: u8,
     ) {
         self.scratch.clear();
-        let _ = write!(self.scratch, "{value}");
-        let name = key.name();
-        let due = match self.published.get(name) {
+        payload.write(&mut self.scratch);
+        let slot = match key {
+            Key::Known(i, _) => &mut self.labels[usize::from(i)],
+            Key::Unknown(label) => match LEAVES.iter().position(|&l| l == label) {
+                // Spelled like a leaf, it is published on the leaf's topic: one slot.
+                Some(i) => &mut self.leaves[i],
+                // Rare (a firmware's own label): the key's allocation does not matter.
+                None => self.unknown.entry(label.to_owned()).or_default(),
+            },
+            Key::Leaf(i) => &mut self.leaves[i],
+        };
+        let due = match slot {
             None => true,
             Some(slot) if slot.payload == self.scratch => false,
             Some(_) if urgent => true,
@@ -200,7 +254,7 @@ impl Policy {
         if !due {
             return;
         }
-        let topic = match self.published.get_mut(name) {
+        let topic = match slot {
             Some(slot) => {
                 slot.payload.clone_from(&self.scratch);
                 slot.at = now;
@@ -208,15 +262,14 @@ impl Policy {
             }
             None => {
                 let topic = match key {
-                    Key::Label(label) => self.topics.label(label),
-                    Key::Leaf(leaf) => self.topics.leaf(leaf),
+                    Key::Known(_, label) | Key::Unknown(label) => self.topics.label(label),
+                    Key::Leaf(i) => self.topics.leaf(LEAVES[i]),
                 };
-                let slot = Slot {
+                *slot = Some(Slot {
                     topic: topic.clone(),
                     payload: self.scratch.clone(),
                     at: now,
-                };
-                self.published.insert(name.to_owned(), slot);
+                });
                 topic
             }
         };
@@ -246,7 +299,9 @@ impl Policy {
     /// Forgets what was published, so that after a reconnection to a broker that lost its
     /// retained messages every value is sent again.
     pub fn forget(&mut self) {
-        self.published.clear();
+        self.labels.fill(None);
+        self.unknown.clear();
+        self.leaves = Default::default();
         self.last_state_at = None;
         self.last_flags = None;
     }
@@ -429,6 +484,22 @@ mod tests {
                 &61.into()
             )
         );
+    }
+
+    #[test]
+    fn labels_the_table_does_not_know_are_published_like_the_others() {
+        let mut p = policy(0.0);
+        let frame = |tension: &str| crate::testing::historic(&[("TENSION", tension), ("ejp", "X")]);
+        let out = p.on_reading(&frame("231"), "T", 0.0, Extras::default());
+        assert_eq!(
+            topics_of(&out),
+            ["state", "TENSION", "ejp", "injection", "ejp", "ejp_notice"],
+        );
+        let out = p.on_reading(&frame("231"), "T", 1.0, Extras::default());
+        // A label spelled like a leaf shares its topic, and its last payload.
+        assert_eq!(topics_of(&out), ["state", "ejp", "ejp"]);
+        let out = p.on_reading(&frame("232"), "T", 2.0, Extras::default());
+        assert_eq!(topics_of(&out), ["state", "TENSION", "ejp", "ejp"]);
     }
 
     #[test]

@@ -107,11 +107,54 @@ impl Decoder {
         self.offset
     }
 
-    /// Feeds a chunk of bytes and hands every frame it completes to `on_frame`.
+    /// Feeds a chunk of bytes and hands every frame it completes to `on_frame`. The same as
+    /// [`Decoder::push_byte`] on each byte, but a group's ordinary bytes and the noise
+    /// between frames are taken a run at a time: they are most of the line.
     pub fn push(&mut self, bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
-        for &byte in bytes {
+        let mut rest = bytes;
+        while let Some((&byte, tail)) = rest.split_first() {
+            let run = self.ordinary_run(rest);
+            if run > 0 {
+                self.take_run(&rest[..run]);
+                rest = &rest[run..];
+                continue;
+            }
             if let Some(frame) = self.push_byte(byte) {
                 on_frame(frame);
+            }
+            rest = tail;
+        }
+    }
+
+    /// How many of the first bytes `push_byte` would only append to the group or skip while
+    /// hunting: none of them a control byte, and none reaching a length limit.
+    fn ordinary_run(&self, bytes: &[u8]) -> usize {
+        match self.state {
+            State::Hunting => bytes
+                .iter()
+                .position(|&b| b & 0x7F == STX)
+                .unwrap_or(bytes.len()),
+            State::InGroup => {
+                let room = (MAX_GROUP_BYTES.saturating_sub(self.group.len()))
+                    .min(MAX_FRAME_BYTES.saturating_sub(self.frame_bytes))
+                    .min(bytes.len());
+                bytes[..room]
+                    .iter()
+                    .position(|&b| matches!(b & 0x7F, STX | ETX | EOT | LF | CR))
+                    .unwrap_or(room)
+            }
+            State::Between | State::Overflowed => 0,
+        }
+    }
+
+    /// What `push_byte` does for each byte of a run that [`Decoder::ordinary_run`] measured.
+    fn take_run(&mut self, run: &[u8]) {
+        self.offset += run.len() as u64;
+        match self.state {
+            State::Hunting => self.stats.bytes_skipped += run.len() as u64,
+            _ => {
+                self.frame_bytes += run.len();
+                self.group.extend(run.iter().map(|&b| b & 0x7F));
             }
         }
     }

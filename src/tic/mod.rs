@@ -114,16 +114,21 @@ impl<'a> Horodate<'a> {
             b'E' | b'e' => "+02:00",
             _ => "",
         };
-        format!(
-            "20{}-{}-{}T{}:{}:{}{}",
-            &d[0..2],
-            &d[2..4],
-            &d[4..6],
-            &d[6..8],
-            &d[8..10],
-            &d[10..12],
-            offset
-        )
+        // Pushed piece by piece into one allocation: this runs for every dated group.
+        let mut iso = String::with_capacity(25);
+        for (part, before) in [
+            (&d[0..2], "20"),
+            (&d[2..4], "-"),
+            (&d[4..6], "-"),
+            (&d[6..8], "T"),
+            (&d[8..10], ":"),
+            (&d[10..12], ":"),
+        ] {
+            iso.push_str(before);
+            iso.push_str(part);
+        }
+        iso.push_str(offset);
+        iso
     }
 
     /// True when the meter flags its clock as degraded (lower-case season letter).

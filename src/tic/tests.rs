@@ -361,6 +361,43 @@ proptest! {
     }
 
     #[test]
+    fn push_is_push_byte_on_every_byte(
+        mode in any_mode(),
+        frames in frames_of(Mode::Historic),
+        std_frames in frames_of(Mode::Standard),
+        damages in prop::collection::vec(damage(), 0..8),
+        noise in prop::collection::vec(any::<u8>(), 0..600),
+        filler in 0usize..5000,
+        at in any::<usize>(),
+    ) {
+        let frames = if mode == Mode::Historic { frames } else { std_frames };
+        let mut bytes = encode_all(mode, &frames);
+        if !bytes.is_empty() {
+            apply(&mut bytes, &damages);
+        }
+        let at = at % (bytes.len() + 1);
+        bytes.splice(at..at, noise);
+        // A long run of data bytes reaches the group and frame length limits.
+        bytes.splice(at..at, std::iter::repeat_n(b'A' | 0x80, filler));
+        // A frame of many groups, the ETX lost, reaches the frame length limit mid-group.
+        let mut long = vec![0x02];
+        for _ in 0..(4096 + filler) / 100 {
+            long.push(b'\n');
+            long.extend(std::iter::repeat_n(b'B', 98));
+            long.push(b'\r');
+        }
+        bytes.splice(at..at, long);
+        let mut whole = Decoder::default();
+        let mut pushed = Vec::new();
+        whole.push(&bytes, |f| pushed.push(f));
+        let mut single = Decoder::default();
+        let by_byte: Vec<Frame> = bytes.iter().filter_map(|&b| single.push_byte(b)).collect();
+        prop_assert_eq!(pushed, by_byte);
+        prop_assert_eq!(whole.stats(), single.stats());
+        prop_assert_eq!((whole.offset(), whole.mode()), (single.offset(), single.mode()));
+    }
+
+    #[test]
     fn damaged_streams_never_yield_a_value_that_was_not_sent(
         mode in any_mode(),
         frames in frames_of(Mode::Historic),
