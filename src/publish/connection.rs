@@ -8,6 +8,7 @@
 //! and during a burst several frames at once. Nothing waits for a timer, so latency is the same.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +71,9 @@ pub struct Connection<T> {
     read_buf: BytesMut,
     write_buf: BytesMut,
     keep_alive: Duration,
-    next_ping: tokio::time::Instant,
+    /// When the next PINGREQ is due; one timer for the connection's life, since registering
+    /// a new one on every call to [`receive`](Self::receive) cost more than the receiving.
+    ping: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
 }
 
@@ -108,12 +111,12 @@ impl<T: Copy> Connection<T> {
             read_buf: BytesMut::with_capacity(4096),
             write_buf: BytesMut::with_capacity(4096),
             keep_alive,
-            next_ping: tokio::time::Instant::now() + keep_alive,
+            ping: Box::pin(tokio::time::sleep(keep_alive)),
             timeout: options.timeout,
         };
         connection.encode(&Packet::Connect(options.connect.clone()))?;
         connection.flush().await?;
-        match connection.read_packet().await? {
+        match read_packet(&mut connection.stream, &mut connection.read_buf).await? {
             Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success => Ok(connection),
             Packet::ConnAck(ack) => Err(Box::new(ConnectionError::ConnectionRefused(ack.code))),
             other => Err(Box::new(ConnectionError::NotConnAck(other))),
@@ -172,11 +175,17 @@ impl<T: Copy> Connection<T> {
     /// so a broker that went silent without closing the connection is noticed.
     /// Cancel-safe: a packet half read stays in the buffer.
     pub async fn receive(&mut self) -> Result<Received<T>, LinkError> {
-        let ping_at = self.next_ping;
+        let Connection {
+            stream,
+            read_buf,
+            ping,
+            ..
+        } = self;
         let packet = tokio::select! {
-            packet = self.read_packet() => packet?,
-            () = tokio::time::sleep_until(ping_at) => {
-                self.next_ping = tokio::time::Instant::now() + self.keep_alive;
+            packet = read_packet(stream, read_buf) => packet?,
+            () = ping.as_mut() => {
+                let next = tokio::time::Instant::now() + self.keep_alive;
+                self.ping.as_mut().reset(next);
                 self.send(Request::PingReq(PingReq))?;
                 return Ok(Received::Nothing);
             }
@@ -259,20 +268,21 @@ impl<T: Copy> Connection<T> {
             .map_err(|e| state(StateError::Deserialization(e)))?;
         Ok(())
     }
+}
 
-    /// One whole packet; cancel-safe (bytes read stay in `read_buf`).
-    async fn read_packet(&mut self) -> Result<Packet, LinkError> {
-        loop {
-            match Packet::read(&mut self.read_buf, MAX_PACKET) {
-                Ok(packet) => return Ok(packet),
-                Err(rumqttc::Error::InsufficientBytes(missing)) => {
-                    self.read_buf.reserve(missing);
-                }
-                Err(e) => return Err(state(StateError::Deserialization(e))),
-            }
-            if self.stream.read_buf(&mut self.read_buf).await.map_err(io)? == 0 {
-                return Err(state(StateError::ConnectionAborted));
-            }
+/// One whole packet; cancel-safe (bytes read stay in `read_buf`).
+async fn read_packet(
+    stream: &mut Box<dyn Stream>,
+    read_buf: &mut BytesMut,
+) -> Result<Packet, LinkError> {
+    loop {
+        match Packet::read(read_buf, MAX_PACKET) {
+            Ok(packet) => return Ok(packet),
+            Err(rumqttc::Error::InsufficientBytes(missing)) => read_buf.reserve(missing),
+            Err(e) => return Err(state(StateError::Deserialization(e))),
+        }
+        if stream.read_buf(read_buf).await.map_err(io)? == 0 {
+            return Err(state(StateError::ConnectionAborted));
         }
     }
 }
