@@ -325,6 +325,10 @@ pub fn spec(label: &str) -> Option<&'static LabelSpec> {
 /// The position of a label's row in [`LABELS`]: a small integer that stands for the label
 /// where it is kept per entry (a set of labels fits one `u128`).
 pub fn spec_index(label: &str) -> Option<u8> {
+    packed(label).and_then(index_of)
+}
+
+fn index_of(key: u128) -> Option<u8> {
     static SORTED: std::sync::OnceLock<Vec<(u128, u8)>> = std::sync::OnceLock::new();
     let sorted = SORTED.get_or_init(|| {
         let mut keys: Vec<(u128, u8)> = LABELS
@@ -335,11 +339,39 @@ pub fn spec_index(label: &str) -> Option<u8> {
         keys.sort_unstable();
         keys
     });
-    let key = packed(label)?;
     sorted
         .binary_search_by(|&(k, _)| k.cmp(&key))
         .ok()
         .map(|i| sorted[i].1)
+}
+
+/// [`spec_index`] for the groups of a line's frames, which repeat the same labels in the same
+/// order: the label at each position of the last frame is remembered, so most lookups are
+/// one comparison.
+#[derive(Debug, Clone, Default)]
+pub struct IndexCache {
+    last: Vec<(u128, Option<u8>)>,
+}
+
+impl IndexCache {
+    /// The row of `label`, the `position`-th group of its frame (counted from 0).
+    pub fn spec_index(&mut self, position: usize, label: &str) -> Option<u8> {
+        let key = packed(label)?;
+        match self.last.get_mut(position) {
+            Some((k, index)) if *k == key => *index,
+            Some(slot) => {
+                *slot = (key, index_of(key));
+                slot.1
+            }
+            None => {
+                let index = index_of(key);
+                if position == self.last.len() {
+                    self.last.push((key, index));
+                }
+                index
+            }
+        }
+    }
 }
 
 /// A label of at most 15 bytes as one integer: its bytes big-endian, zero-padded, and its
@@ -403,6 +435,26 @@ mod tests {
         assert_eq!(spec("ADCOADCOADCOADCOADCO"), None);
         assert_eq!(spec("ADC"), None);
         assert_eq!(spec("ADCO\0"), None);
+    }
+
+    #[test]
+    fn the_cache_finds_what_the_table_finds() {
+        let mut cache = IndexCache::default();
+        let frames: [&[&str]; 4] = [
+            &["ADCO", "PAPP", "TENSION", "PTEC"],
+            &["ADCO", "PAPP", "TENSION", "PTEC"],
+            &["ADCO", "PTEC", "NOPE", "PAPP", "HCHC"],
+            &["ADCO", "PAPP", "TENSION", "PTEC", "ADCOADCOADCOADCO"],
+        ];
+        for frame in frames {
+            for (position, label) in frame.iter().enumerate() {
+                assert_eq!(
+                    cache.spec_index(position, label),
+                    spec_index(label),
+                    "{label}"
+                );
+            }
+        }
     }
 
     #[test]

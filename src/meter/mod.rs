@@ -43,6 +43,7 @@ pub struct Meter {
     meter_id: Option<String>,
     max_power_w: Option<f64>,
     guard: IndexGuard,
+    labels: labels::IndexCache,
     values_rejected: u64,
 }
 
@@ -54,6 +55,7 @@ impl Meter {
             meter_id: None,
             max_power_w: None,
             guard: IndexGuard::default(),
+            labels: labels::IndexCache::default(),
             values_rejected: 0,
         }
     }
@@ -73,8 +75,8 @@ impl Meter {
         let mut entries = Vec::with_capacity(frame.len());
         // Known labels already taken, by their position in the table.
         let mut taken: u128 = 0;
-        for group in frame.groups() {
-            let index = labels::spec_index(group.label);
+        for (position, group) in frame.groups().enumerate() {
+            let index = self.labels.spec_index(position, group.label);
             let repeated = match index {
                 Some(i) => taken & (1 << i) != 0,
                 None => entries

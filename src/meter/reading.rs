@@ -114,11 +114,9 @@ pub struct Reading {
 impl Reading {
     /// The value of a label, if the frame had it.
     pub fn get(&self, label: &str) -> Option<&Value> {
-        // Entries know their row in the table: a known label is found by comparing indexes.
-        let index = super::labels::spec_index(label);
         self.entries
             .iter()
-            .find(|e| e.spec == index && (index.is_some() || e.label == label))
+            .find(|e| e.label == label)
             .map(|e| &e.value)
     }
 
