@@ -190,6 +190,20 @@ impl<T: Copy> Connection<T> {
                 return Ok(Received::Nothing);
             }
         };
+        self.handle(packet)
+    }
+
+    /// The next packet already read whole, handled as [`receive`](Self::receive) does, without
+    /// waiting: acknowledgements arrive in bunches, and each would otherwise cost a turn.
+    pub fn buffered(&mut self) -> Option<Result<Received<T>, LinkError>> {
+        match Packet::read(&mut self.read_buf, MAX_PACKET) {
+            Ok(packet) => Some(self.handle(packet)),
+            Err(rumqttc::Error::InsufficientBytes(_)) => None,
+            Err(e) => Some(Err(state(StateError::Deserialization(e)))),
+        }
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<Received<T>, LinkError> {
         let acked = match &packet {
             Packet::PubAck(ack) => Some(ack.pkid),
             _ => None,

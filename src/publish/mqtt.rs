@@ -468,22 +468,17 @@ pub async fn publish(
                     Ok(())
                 }
             },
-            received = receive(&mut out.link) => match received {
-                Ok(Received::Acked(Some(state))) => {
-                    out.acked(state);
-                    Ok(())
+            received = receive(&mut out.link) => {
+                let mut handled = received.and_then(|r| core.on_received(r, &mut out, &status_topic));
+                // What else the same read brought in (acknowledgements come in bunches).
+                while handled.is_ok() {
+                    let Some(next) = out.link.as_mut().and_then(|l| l.conn.buffered()) else {
+                        break;
+                    };
+                    handled = next.and_then(|r| core.on_received(r, &mut out, &status_topic));
                 }
-                Ok(Received::Message(p)) if p.topic == status_topic && p.payload.as_ref() == b"online" => {
-                    if core.discovery {
-                        let configs = core.announcer.all(&core.last.reading);
-                        out.send_all(configs)
-                    } else {
-                        Ok(())
-                    }
-                }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e),
-            },
+                handled
+            }
             changed = relay.changed(), if relay_open => match changed {
                 Ok(()) => {
                     let closed = *relay.borrow_and_update();
@@ -580,6 +575,28 @@ impl Core {
         let messages = self.policy.on_reading(&p.reading, &p.ts, p.at, extras);
         self.last = p;
         queued.and(out.send_all(messages))
+    }
+
+    /// Acts on what the broker sent: an acknowledged `state`, or Home Assistant's `online`.
+    fn on_received(
+        &mut self,
+        received: Received<StateRef>,
+        out: &mut Sender,
+        status_topic: &str,
+    ) -> Result<(), LinkError> {
+        match received {
+            Received::Acked(Some(state)) => {
+                out.acked(state);
+                Ok(())
+            }
+            Received::Message(p)
+                if self.discovery && p.topic == status_topic && p.payload.as_ref() == b"online" =>
+            {
+                let configs = self.announcer.all(&self.last.reading);
+                out.send_all(configs)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// What a new connection gets: `online`, discovery, and the latest retained values (they
