@@ -292,9 +292,20 @@ impl Sender {
         self.outbox.acked(state);
     }
 
-    /// The link is gone: what it did not get acknowledged is sent again on the next one.
-    fn lose_link(&mut self) {
-        self.link = None;
+    /// The link is gone: acknowledgements that had already arrived are taken first (a broker
+    /// that acknowledges and then closes must not get those messages twice), and what was not
+    /// acknowledged is sent again on the next link.
+    async fn lose_link(&mut self) {
+        if let Some(mut link) = self.link.take() {
+            // A zero timeout polls once: only what is already readable.
+            while let Ok(Ok(received)) =
+                tokio::time::timeout(Duration::ZERO, link.conn.receive()).await
+            {
+                if let Received::Acked(Some(state)) = received {
+                    self.outbox.acked(state);
+                }
+            }
+        }
         self.outbox.spill();
     }
 }
@@ -521,7 +532,7 @@ pub async fn publish(
         };
         if let Err(e) = flushed {
             if out.link.is_some() {
-                out.lose_link();
+                out.lose_link().await;
                 connector.failed(&e);
             }
             if shutdown.is_cancelled() {
