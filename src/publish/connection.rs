@@ -102,7 +102,11 @@ impl<T: Copy> Connection<T> {
                 Box::new(connector.connect(name, tcp).await.map_err(io)?)
             }
         };
-        let keep_alive = Duration::from_secs(u64::from(options.connect.keep_alive));
+        // MQTT's keep-alive 0 means no pings; a day then stands for "never".
+        let keep_alive = match options.connect.keep_alive {
+            0 => Duration::from_secs(86_400),
+            secs => Duration::from_secs(u64::from(secs)),
+        };
         let mut connection = Connection {
             stream,
             state: MqttState::new(MAX_IN_FLIGHT, false),
