@@ -546,7 +546,7 @@ mod tests {
         let rs = readings(&mut sim, every(60.0, SECONDS_PER_DAY));
         assert_eq!(rs.len(), 1441);
         for (_, r) in &rs {
-            let labels: Vec<&str> = r.entries.iter().map(|e| e.label.as_str()).collect();
+            let labels: Vec<&str> = r.entries.iter().map(|e| &*e.label).collect();
             let mut expected = vec!["ADCO", "OPTARIF", "ISOUSC", "EJPHN", "EJPHPM"];
             if r.get("PEJP").is_some() {
                 expected.push("PEJP");

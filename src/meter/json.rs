@@ -70,7 +70,7 @@ fn size_hint(reading: &Reading, ts: Option<&str>) -> usize {
     } else {
         0
     };
-    ts.map_or(0, str::len) + reading.meter.as_ref().map_or(0, String::len) + values + stge + 200
+    ts.map_or(0, str::len) + reading.meter.as_ref().map_or(0, |m| m.len()) + values + stge + 200
 }
 
 fn derived(out: &mut String, d: &Derived) {
@@ -289,8 +289,8 @@ mod tests {
             value in text(),
             timestamp in proptest::option::of(text()),
         ) -> Entry {
-            let value = number.map_or(Value::Text(value), Value::Number);
-            Entry { label, value, timestamp, spec: None }
+            let value = number.map_or(Value::Text(value.into()), Value::Number);
+            Entry { label: label.into(), value, timestamp, spec: None }
         }
     }
 
@@ -308,7 +308,7 @@ mod tests {
             stge in proptest::option::of(any::<u32>()),
         ) {
             let reading = Reading {
-                meter,
+                meter: meter.map(Into::into),
                 mode: if standard { Mode::Standard } else { Mode::Historic },
                 entries,
                 derived: Derived {

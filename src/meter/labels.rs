@@ -315,6 +315,28 @@ pub const LABELS: &[LabelSpec] = &[
     text("PPOINTE", 98, Diagnostic, "Next peak day schedule"),
 ];
 
+/// The position of a label the code names (`position("PTEC")`), found when compiling: the
+/// derived values read a handful of labels from every frame, and comparing positions
+/// costs less than comparing names. A name the table lacks fails the build.
+pub const fn position(label: &str) -> u8 {
+    let wanted = label.as_bytes();
+    let mut i = 0;
+    while i < LABELS.len() {
+        let name = LABELS[i].label.as_bytes();
+        if name.len() == wanted.len() {
+            let mut j = 0;
+            while j < name.len() && name[j] == wanted[j] {
+                j += 1;
+            }
+            if j == name.len() {
+                return i as u8;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a label of the table")
+}
+
 /// The row for a label, if the specifications know it. This runs for every group of every
 /// frame: the label is packed into one integer (labels are short ASCII) and looked up by a
 /// binary search over the rows sorted once by that key, a few integer comparisons.
@@ -403,6 +425,7 @@ mod tests {
         );
         for (i, row) in LABELS.iter().enumerate() {
             assert_eq!(spec_index(row.label), Some(i as u8));
+            assert_eq!(position(row.label), i as u8);
         }
     }
 

@@ -17,8 +17,32 @@ pub use power::PowerEstimator;
 pub use reading::{Derived, Entry, Reading, Value};
 pub use stge::{Stge, TempoColour};
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::tic::{Frame, Horodate, Mode};
-use labels::{Kind, Role};
+use labels::{Kind, Role, position as index};
+
+// The labels the derived values read in every frame, by position in the table.
+const ADCO: u8 = index("ADCO");
+const ADSC: u8 = index("ADSC");
+const ISOUSC: u8 = index("ISOUSC");
+const IINST: u8 = index("IINST");
+const IINST1: u8 = index("IINST1");
+const IINST2: u8 = index("IINST2");
+const IINST3: u8 = index("IINST3");
+const IMAX3: u8 = index("IMAX3");
+const PAPP: u8 = index("PAPP");
+const PTEC: u8 = index("PTEC");
+const PEJP: u8 = index("PEJP");
+const DEMAIN: u8 = index("DEMAIN");
+const PREF: u8 = index("PREF");
+const STGE: u8 = index("STGE");
+const NTARF: u8 = index("NTARF");
+const NGTF: u8 = index("NGTF");
+const LTARF: u8 = index("LTARF");
+const SINSTI: u8 = index("SINSTI");
+const SINSTS: u8 = index("SINSTS");
 
 /// Used when the meter has not (yet) said its subscribed power: the largest residential
 /// contract, so the guard only stops values that no household could produce.
@@ -40,10 +64,13 @@ pub struct MeterStats {
 #[derive(Debug, Clone)]
 pub struct Meter {
     voltage: u32,
-    meter_id: Option<String>,
+    meter_id: Option<Arc<str>>,
     max_power_w: Option<f64>,
     guard: IndexGuard,
     labels: labels::IndexCache,
+    /// The last text of each known label, by position in the table, handed out again
+    /// while the meter repeats it.
+    texts: Vec<Option<Arc<str>>>,
     values_rejected: u64,
 }
 
@@ -56,6 +83,7 @@ impl Meter {
             max_power_w: None,
             guard: IndexGuard::default(),
             labels: labels::IndexCache::default(),
+            texts: vec![None; labels::LABELS.len()],
             values_rejected: 0,
         }
     }
@@ -92,7 +120,7 @@ impl Meter {
                 continue;
             }
             let value = match spec.map_or(Kind::Text, |s| s.kind) {
-                Kind::Text => Value::Text(group.value.trim().to_owned()),
+                Kind::Text => Value::Text(self.shared_text(index, group.value.trim())),
                 Kind::Number => match parse_number(group.value) {
                     Some(n) => Value::Number(n),
                     None => {
@@ -109,7 +137,7 @@ impl Meter {
                 taken |= 1 << i;
             }
             entries.push(Entry {
-                label: group.label.to_owned(),
+                label: spec.map_or_else(|| Cow::Owned(group.label.to_owned()), |s| s.label.into()),
                 value,
                 timestamp,
                 spec: index,
@@ -124,11 +152,17 @@ impl Meter {
             _ => true,
         });
         let id_label = match mode {
-            Mode::Historic => "ADCO",
-            Mode::Standard => "ADSC",
+            Mode::Historic => ADCO,
+            Mode::Standard => ADSC,
         };
-        if let Some(id) = entries.iter().find(|e| e.label == id_label) {
-            self.meter_id = Some(id.value.to_string());
+        if let Some(Value::Text(id)) = entries
+            .iter()
+            .find(|e| e.spec == Some(id_label))
+            .map(|e| &e.value)
+        {
+            if self.meter_id.as_ref() != Some(id) {
+                self.meter_id = Some(id.clone());
+            }
         }
         let mut reading = Reading {
             meter: self.meter_id.clone(),
@@ -140,23 +174,34 @@ impl Meter {
         reading
     }
 
+    /// `text` as shared: the previous frame's when this known label says the same again.
+    fn shared_text(&mut self, index: Option<u8>, text: &str) -> Arc<str> {
+        let Some(i) = index else {
+            return Arc::from(text);
+        };
+        match &mut self.texts[usize::from(i)] {
+            Some(last) if **last == *text => last.clone(),
+            slot => slot.insert(Arc::from(text)).clone(),
+        }
+    }
+
     fn learn_limits(&mut self, mode: Mode, entries: &[Entry]) {
-        let number = |label: &str| {
+        let number = |index: u8| {
             entries
                 .iter()
-                .find(|e| e.label == label)
+                .find(|e| e.spec == Some(index))
                 .and_then(|e| e.value.as_number())
         };
         let watts = match mode {
-            Mode::Historic => number("ISOUSC").map(|amps| {
-                let phases = if number("IINST3").is_some() || number("IMAX3").is_some() {
+            Mode::Historic => number(ISOUSC).map(|amps| {
+                let phases = if number(IINST3).is_some() || number(IMAX3).is_some() {
                     3
                 } else {
                     1
                 };
                 (amps * 230 * phases) as f64
             }),
-            Mode::Standard => number("PREF").map(|kva| (kva * 1000) as f64),
+            Mode::Standard => number(PREF).map(|kva| (kva * 1000) as f64),
         };
         if let Some(w) = watts.filter(|&w| w > 0.0) {
             self.max_power_w = Some(w);
@@ -192,16 +237,17 @@ fn derive(reading: &Reading, voltage: u32) -> Derived {
 }
 
 fn derive_historic(r: &Reading, voltage: u32) -> Derived {
-    let ptec = r.text("PTEC").unwrap_or("");
+    let ptec = r.known_text(PTEC).unwrap_or("");
     let ejp = ptec.starts_with("PM");
-    let current: i64 = match r.number("IINST") {
+    let current: i64 = match r.known_number(IINST) {
         Some(i) => i,
-        None => ["IINST1", "IINST2", "IINST3"]
+        None => [IINST1, IINST2, IINST3]
             .iter()
-            .filter_map(|l| r.number(l))
+            .filter_map(|&l| r.known_number(l))
             .sum(),
     };
-    let injection_w = match r.number("PAPP") {
+    let papp = r.known_number(PAPP);
+    let injection_w = match papp {
         Some(0) => current * i64::from(voltage),
         _ => 0,
     };
@@ -214,11 +260,11 @@ fn derive_historic(r: &Reading, voltage: u32) -> Derived {
     Derived {
         injection_w,
         ejp,
-        ejp_notice: r.get("PEJP").is_some() && !ejp,
-        consumption_va: r.number("PAPP"),
+        ejp_notice: r.get_known(PEJP).is_some() && !ejp,
+        consumption_va: papp,
         period,
         tempo_today: code.get(2..).and_then(TempoColour::from_historic),
-        tempo_tomorrow: r.text("DEMAIN").and_then(TempoColour::from_historic),
+        tempo_tomorrow: r.known_text(DEMAIN).and_then(TempoColour::from_historic),
         stge: None,
     }
 }
@@ -227,7 +273,7 @@ fn derive_historic(r: &Reading, voltage: u32) -> Derived {
 const TEMPO_PERIODS: [&str; 6] = ["HCJB", "HPJB", "HCJW", "HPJW", "HCJR", "HPJR"];
 
 fn derive_standard(r: &Reading) -> Derived {
-    let stge = r.text("STGE").and_then(Stge::parse);
+    let stge = r.known_text(STGE).and_then(Stge::parse);
     // On a Tempo contract the meter reports non-blue days as a mobile peak too, and
     // today's colour is never 0 there: a peak without a colour is an EJP peak.
     let tempo_today = stge.and_then(|s| s.tempo_today);
@@ -235,10 +281,10 @@ fn derive_standard(r: &Reading) -> Derived {
     let ejp = stge.is_some_and(|s| s.peak_active != 0) && !is_tempo;
     let ejp_notice = stge.is_some_and(|s| s.peak_notice != 0) && !is_tempo && !ejp;
     let ntarf = r
-        .number("NTARF")
+        .known_number(NTARF)
         .or(stge.map(|s| i64::from(s.supplier_index)));
-    let ngtf = r.text("NGTF").unwrap_or("").to_ascii_uppercase();
-    let ltarf = r.text("LTARF").unwrap_or("").to_ascii_uppercase();
+    let ngtf = r.known_text(NGTF).unwrap_or("").to_ascii_uppercase();
+    let ltarf = r.known_text(LTARF).unwrap_or("").to_ascii_uppercase();
     let period = if is_tempo || ngtf.contains("TEMPO") {
         ntarf
             .and_then(|n| usize::try_from(n - 1).ok())
@@ -256,10 +302,10 @@ fn derive_standard(r: &Reading) -> Derived {
         ntarf.map(|n| format!("EASF{n:02}"))
     };
     Derived {
-        injection_w: r.number("SINSTI").unwrap_or(0),
+        injection_w: r.known_number(SINSTI).unwrap_or(0),
         ejp,
         ejp_notice,
-        consumption_va: r.number("SINSTS"),
+        consumption_va: r.known_number(SINSTS),
         period,
         tempo_today,
         tempo_tomorrow: stge.and_then(|s| s.tempo_tomorrow),

@@ -1,5 +1,8 @@
 //! A [`Reading`]: one frame's values, typed, with what the contract derives from them.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::labels::{LABELS, LabelSpec};
@@ -12,8 +15,9 @@ use crate::tic::Mode;
 pub enum Value {
     /// A numeric label, leading zeros dropped.
     Number(i64),
-    /// A text label, trimmed.
-    Text(String),
+    /// A text label, trimmed. Shared: a meter repeats most texts frame after frame, and
+    /// [`super::Meter`] hands out the previous frame's when it did.
+    Text(Arc<str>),
 }
 
 impl Value {
@@ -46,8 +50,9 @@ impl std::fmt::Display for Value {
 /// One label of a reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The TIC label (`PAPP`).
-    pub label: String,
+    /// The TIC label (`PAPP`): the table's own name for a known label, so reading a frame
+    /// copies only the labels the table does not know.
+    pub label: Cow<'static, str>,
     /// Its value.
     pub value: Value,
     /// Its horodate as ISO 8601, for standard-mode labels that carry one.
@@ -102,7 +107,7 @@ pub struct Derived {
 pub struct Reading {
     /// The meter's serial number (ADCO or ADSC), or the last one seen on this line when this
     /// frame's group was lost to a bad checksum.
-    pub meter: Option<String>,
+    pub meter: Option<Arc<str>>,
     /// The frame's dialect.
     pub mode: Mode,
     /// Every verified label that passed the index guard, in frame order.
@@ -114,10 +119,32 @@ pub struct Reading {
 impl Reading {
     /// The value of a label, if the frame had it.
     pub fn get(&self, label: &str) -> Option<&Value> {
+        match super::labels::spec_index(label) {
+            Some(i) => self.get_known(i),
+            None => self
+                .entries
+                .iter()
+                .find(|e| e.spec.is_none() && e.label == label)
+                .map(|e| &e.value),
+        }
+    }
+
+    /// The value of the label at `index` in [`LABELS`] (see [`super::labels::position`]).
+    pub fn get_known(&self, index: u8) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|e| e.label == label)
+            .find(|e| e.spec == Some(index))
             .map(|e| &e.value)
+    }
+
+    /// The integer value of the label at `index` in [`LABELS`].
+    pub fn known_number(&self, index: u8) -> Option<i64> {
+        self.get_known(index).and_then(Value::as_number)
+    }
+
+    /// The text value of the label at `index` in [`LABELS`].
+    pub fn known_text(&self, index: u8) -> Option<&str> {
+        self.get_known(index).and_then(Value::as_text)
     }
 
     /// The integer value of a numeric label.

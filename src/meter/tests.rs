@@ -205,3 +205,24 @@ fn a_value_of_the_wrong_width_is_rejected() {
     assert_eq!((r.get("HCHC"), r.get("PTEC")), (None, None));
     assert_eq!(m.stats().values_rejected, 2);
 }
+
+#[test]
+fn a_repeated_text_is_shared_and_a_changed_one_is_new() {
+    let text = |r: &Reading, label: &str| match r.get(label) {
+        Some(Value::Text(t)) => t.clone(),
+        other => panic!("{label}: {other:?}"),
+    };
+    let mut meter = Meter::new(230);
+    let first = meter.read(&ejp_frame("HN..", false, "01450", "007"), 0.0);
+    let second = meter.read(&ejp_frame("HN..", false, "01450", "007"), 1.0);
+    let peak = meter.read(&ejp_frame("PM..", false, "01450", "007"), 2.0);
+    assert!(Arc::ptr_eq(&text(&first, "PTEC"), &text(&second, "PTEC")));
+    assert_eq!(&*text(&peak, "PTEC"), "PM..");
+    assert!(Arc::ptr_eq(&text(&first, "ADCO"), &text(&peak, "ADCO")));
+    assert_eq!(peak.meter.as_deref(), Some("021728123456"));
+    // Labels the table does not know keep their own name.
+    let odd = meter.read(&historic(&[("ADCO", "021728123456"), ("TENSION", "231")]), 3.0);
+    assert_eq!(odd.entries[1].label, "TENSION");
+    assert_eq!(odd.text("TENSION"), Some("231"));
+    assert!(matches!(first.entries[0].label, Cow::Borrowed("ADCO")));
+}

@@ -718,8 +718,8 @@ impl Announcer {
                 }
                 self.known[word] |= bit;
             }
-            if !self.labels.contains(&e.label) {
-                self.labels.insert(e.label.clone());
+            if !self.labels.contains(&*e.label) {
+                self.labels.insert(e.label.to_string());
                 new = true;
             }
         }

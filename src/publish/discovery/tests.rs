@@ -128,7 +128,7 @@ fn ctx() -> Context {
 }
 
 fn messages(r: &Reading) -> Vec<Message> {
-    let labels = r.entries.iter().map(|e| e.label.as_str());
+    let labels = r.entries.iter().map(|e| &*e.label);
     let id = r
         .meter
         .as_deref()
@@ -423,7 +423,7 @@ fn ejp_binary_sensors_read_on_and_off_at_qos_one() {
 #[test]
 fn the_relay_contact_is_announced_only_when_it_is_wired() {
     let r = historic_base();
-    let labels: Vec<&str> = r.entries.iter().map(|e| e.label.as_str()).collect();
+    let labels: Vec<&str> = r.entries.iter().map(|e| &*e.label).collect();
     let contract = Contract::from_reading(&r);
     let announce = |ctx: &Context| {
         config_messages("021728123456", Mode::Historic, &contract, &labels, ctx)
