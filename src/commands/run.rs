@@ -175,10 +175,14 @@ pub async fn acquire(
     let mut confirmed = false;
     let mut pending = Vec::new();
     let mut not_published = 0u64;
+    // Made once: a fresh one on every read would register with the token each time.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let n = tokio::select! {
+            biased;
             n = source.read(&mut buf) => n,
-            () = shutdown.cancelled() => break,
+            () = &mut cancelled => break,
         };
         let n = match n {
             Ok(0) => {

@@ -159,10 +159,9 @@ impl Meter {
             .iter()
             .find(|e| e.spec == Some(id_label))
             .map(|e| &e.value)
+            && self.meter_id.as_ref() != Some(id)
         {
-            if self.meter_id.as_ref() != Some(id) {
-                self.meter_id = Some(id.clone());
-            }
+            self.meter_id = Some(id.clone());
         }
         let mut reading = Reading {
             meter: self.meter_id.clone(),

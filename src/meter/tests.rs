@@ -221,7 +221,10 @@ fn a_repeated_text_is_shared_and_a_changed_one_is_new() {
     assert!(Arc::ptr_eq(&text(&first, "ADCO"), &text(&peak, "ADCO")));
     assert_eq!(peak.meter.as_deref(), Some("021728123456"));
     // Labels the table does not know keep their own name.
-    let odd = meter.read(&historic(&[("ADCO", "021728123456"), ("TENSION", "231")]), 3.0);
+    let odd = meter.read(
+        &historic(&[("ADCO", "021728123456"), ("TENSION", "231")]),
+        3.0,
+    );
     assert_eq!(odd.entries[1].label, "TENSION");
     assert_eq!(odd.text("TENSION"), Some("231"));
     assert!(matches!(first.entries[0].label, Cow::Borrowed("ADCO")));

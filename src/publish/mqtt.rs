@@ -433,6 +433,9 @@ pub async fn publish(
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_ended = false;
     let mut relay_open = true;
+    // Made once: a fresh one on every turn would register with the token each time.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let give_up = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(give_up);
     loop {
@@ -519,14 +522,14 @@ pub async fn publish(
                 };
                 out.send_all(vec![core.policy.diag(&diag)])
             }
-            () = shutdown.cancelled() => break,
+            () = &mut cancelled => break,
         };
         // Everything this turn queued leaves in one write.
         let flushed = match (queued, &mut out.link) {
             (Err(e), _) => Err(e),
             (Ok(()), Some(link)) if link.conn.unflushed() => tokio::select! {
                 flushed = link.conn.flush() => flushed,
-                () = shutdown.cancelled() => Err(Box::new(ConnectionError::FlushTimeout)),
+                () = &mut cancelled => Err(Box::new(ConnectionError::FlushTimeout)),
             },
             (Ok(()), _) => Ok(()),
         };

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::pin::Pin;
+
 use tokio::io::AsyncReadExt;
-use tokio::time::{Duration, timeout};
+use tokio::time::{Duration, Instant, Sleep, sleep_until};
 use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 use tracing::{info, warn};
 
@@ -43,6 +45,13 @@ pub struct Serial {
     auto: bool,
     locked: bool,
     port: Option<SerialStream>,
+    /// When the last byte came, or the port was opened: silence is counted from here.
+    last_byte: Instant,
+    /// [`SILENCE`], shorter in tests.
+    silence_after: Duration,
+    /// Fires no earlier than [`SILENCE`] after `last_byte`. Made once per opened port and
+    /// moved on when it fires early: a timer per read would cost more than the read.
+    silence: Option<Pin<Box<Sleep>>>,
     backoff: Backoff,
     warned_8n1: bool,
     down_logged: bool,
@@ -64,6 +73,9 @@ impl Serial {
             auto: mode.is_none(),
             locked: mode.is_some(),
             port: None,
+            last_byte: Instant::now(),
+            silence_after: SILENCE,
+            silence: None,
             backoff: Backoff::default(),
             warned_8n1: false,
             down_logged: false,
@@ -150,6 +162,8 @@ impl Serial {
                 match self.open_port() {
                     Ok(port) => {
                         self.port = Some(port);
+                        self.last_byte = Instant::now();
+                        self.silence = None;
                         if self.down_logged {
                             info!(port = %self.path.display(), baud = self.baud, "serial port back");
                             self.down_logged = false;
@@ -160,11 +174,27 @@ impl Serial {
                 }
                 continue;
             };
-            match timeout(SILENCE, port.read(buf)).await {
-                Ok(Ok(n)) if n > 0 => return n,
-                Ok(Ok(_)) => self.down("end of file").await,
-                Ok(Err(e)) => self.down(&e.to_string()).await,
-                Err(_) => self.down("no byte for 10 s").await,
+            let quiet_until = self.last_byte + self.silence_after;
+            let silence = self
+                .silence
+                .get_or_insert_with(|| Box::pin(sleep_until(quiet_until)));
+            let read = tokio::select! {
+                biased;
+                read = port.read(buf) => Some(read),
+                () = silence.as_mut() => None,
+            };
+            match read {
+                Some(Ok(n)) if n > 0 => {
+                    self.last_byte = Instant::now();
+                    return n;
+                }
+                Some(Ok(_)) => self.down("end of file").await,
+                Some(Err(e)) => self.down(&e.to_string()).await,
+                None if Instant::now() >= quiet_until => {
+                    let why = format!("no byte for {:?}", self.silence_after);
+                    self.down(&why).await;
+                }
+                None => silence.as_mut().reset(quiet_until),
             }
         }
     }
@@ -181,4 +211,43 @@ impl Serial {
 
 fn is_einval(e: &tokio_serial::Error) -> bool {
     e.description.contains("Invalid argument") || e.description.contains("EINVAL")
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio_serial::SerialPort;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_silent_too_long_is_reopened_and_a_slow_one_is_not() {
+        let (mut meter, pts) = SerialStream::pair().unwrap();
+        let path = PathBuf::from(pts.name().unwrap());
+        drop(pts); // opened exclusively; the daemon opens it again by name
+        let mut serial = Serial::open(&path, Some(Mode::Historic)).unwrap();
+        serial.silence_after = Duration::from_millis(400);
+        let mut buf = [0u8; 16];
+        // A byte every 150 ms, for 1.2 s: longer than the silence, but never silent as long.
+        let writer = tokio::spawn(async move {
+            for _ in 0..8 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                meter.write_all(b"x").await.unwrap();
+            }
+            meter
+        });
+        for _ in 0..8 {
+            let n = tokio::time::timeout(Duration::from_secs(1), serial.read(&mut buf))
+                .await
+                .expect("the byte was read");
+            assert_eq!(&buf[..n], b"x");
+        }
+        let _meter = writer.await.unwrap(); // the line stays up, only quiet
+        assert!(!serial.down_logged, "a slow line is not a dead one");
+        // Then nothing: the port is given up and reopened with backoff.
+        let read = tokio::time::timeout(Duration::from_millis(700), serial.read(&mut buf)).await;
+        assert!(read.is_err(), "nothing came");
+        assert!(serial.down_logged, "the silence was noticed");
+        assert!(serial.port.is_none(), "the port was closed, to be reopened");
+    }
 }
