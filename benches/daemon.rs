@@ -4,6 +4,9 @@
 //! RSS, the latency from a frame's last byte to its `state` message (median, p99), the CPU
 //! share at the real 1200-baud line rate, and the delay to the first publication. It needs
 //! mosquitto and socat (`./scripts/test.sh` installs them). Not a test: nothing is asserted.
+//!
+//! The CPU figures are the median of `BENCH_BURSTS` bursts (5) of `BENCH_FRAMES` frames
+//! (20,000) sent back to back; each burst's figures are printed too.
 
 #[path = "../tests/integration/mqtt.rs"]
 #[allow(dead_code)]
@@ -230,44 +233,66 @@ fn main() {
         latencies.last().unwrap()
     );
 
-    // 3. Throughput: frames back to back, as fast as the PTY takes them.
-    // `BENCH_FRAMES` (at most 90,000) makes the burst longer, and its figures steadier.
-    let frames: u32 = std::env::var("BENCH_FRAMES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000)
-        .min(90_000);
-    let cpu0 = cpu_seconds(pid);
-    let (user0, sys0) = user_system(pid);
-    let msgs0 = messages.load(std::sync::atomic::Ordering::Relaxed);
-    let t = Instant::now();
-    let mut stream = Vec::new();
-    for seq in 0..frames {
-        stream.extend(frame(10_000 + seq));
-    }
-    pty.feed.write_all(&stream).unwrap();
-    let mut received = 0;
-    let last = 10_000 + frames - 1;
-    while let Ok((papp, _)) = states.recv_timeout(Duration::from_secs(10)) {
-        received += 1;
-        if papp == last % 100_000 {
-            break;
+    // 3. Throughput: frames back to back, as fast as the PTY takes them, in `BENCH_BURSTS`
+    //    bursts (5) of `BENCH_FRAMES` frames (20,000, at most 90,000). This shared 2-core
+    //    machine gives the same binary figures up to 50 % apart from one burst to the next,
+    //    so each burst is measured and the median is the figure.
+    let env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    let frames = env("BENCH_FRAMES", 20_000).min(90_000);
+    let bursts = env("BENCH_BURSTS", 5).max(1);
+    let mut per_frame = Vec::new();
+    let mut per_message = Vec::new();
+    for burst in 0..bursts {
+        while states.try_recv().is_ok() {}
+        let cpu0 = cpu_seconds(pid);
+        let (user0, sys0) = user_system(pid);
+        let msgs0 = messages.load(std::sync::atomic::Ordering::Relaxed);
+        let first = 10_000 + burst * frames;
+        let t = Instant::now();
+        let mut stream = Vec::new();
+        for seq in first..first + frames {
+            stream.extend(frame(seq));
         }
+        pty.feed.write_all(&stream).unwrap();
+        let mut received = 0;
+        let last = first + frames - 1;
+        while let Ok((papp, _)) = states.recv_timeout(Duration::from_secs(10)) {
+            received += 1;
+            if papp == last % 100_000 {
+                break;
+            }
+        }
+        let wall = t.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_millis(200));
+        let cpu = cpu_seconds(pid) - cpu0;
+        let published = messages.load(std::sync::atomic::Ordering::Relaxed) - msgs0;
+        let (user1, sys1) = user_system(pid);
+        per_frame.push(cpu * 1e6 / f64::from(frames));
+        per_message.push(cpu * 1e6 / published as f64);
+        println!(
+            "burst {}: {frames} frames in {wall:.2} s, {received} states received ({:.2} % lost), \
+             {published} messages; {:.1} µs per frame, {:.2} µs per message ({:.0} % in the kernel)",
+            burst + 1,
+            100.0 * f64::from(frames - received.min(frames)) / f64::from(frames),
+            per_frame.last().unwrap(),
+            per_message.last().unwrap(),
+            100.0 * (sys1 - sys0) / ((user1 - user0) + (sys1 - sys0)).max(1e-9)
+        );
     }
-    let wall = t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_millis(200));
-    let cpu = cpu_seconds(pid) - cpu0;
-    let published = messages.load(std::sync::atomic::Ordering::Relaxed) - msgs0;
+    per_frame.sort_by(f64::total_cmp);
+    per_message.sort_by(f64::total_cmp);
     println!(
-        "throughput: {frames} frames in {wall:.2} s, {received} states received ({:.2} % lost), {published} messages",
-        100.0 * f64::from(frames - received.min(frames)) / f64::from(frames)
-    );
-    let (user1, sys1) = user_system(pid);
-    println!(
-        "CPU: {:.1} µs per frame, {:.2} µs per published message ({:.0} % in the kernel)",
-        cpu * 1e6 / f64::from(frames),
-        cpu * 1e6 / published as f64,
-        100.0 * (sys1 - sys0) / ((user1 - user0) + (sys1 - sys0)).max(1e-9)
+        "CPU, median of {bursts} bursts: {:.1} µs per frame, {:.2} µs per published message \
+         (bursts from {:.2} to {:.2})",
+        percentile(&per_frame, 0.5),
+        percentile(&per_message, 0.5),
+        per_message[0],
+        per_message.last().unwrap()
     );
 
     println!("peak RSS after the burst: {} kB", peak_rss_kb(pid));
