@@ -225,7 +225,18 @@ mod tests {
         let (mut meter, pts) = SerialStream::pair().unwrap();
         let path = PathBuf::from(pts.name().unwrap());
         drop(pts); // opened exclusively; the daemon opens it again by name
-        let mut serial = Serial::open(&path, Some(Mode::Historic)).unwrap();
+        let mut serial = match Serial::open(&path, Some(Mode::Historic)) {
+            Ok(serial) => serial,
+            // qemu-user (the ARM builds' unit tests) does not emulate the serial ioctls;
+            // this runs on the host and on real ARM boards.
+            Err(SerialError::Open { source, .. })
+                if source.description.contains("Function not implemented") =>
+            {
+                eprintln!("skipped: this system cannot set up a serial port ({source})");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
         serial.silence_after = Duration::from_millis(400);
         let mut buf = [0u8; 16];
         // A byte every 150 ms, for 1.2 s: longer than the silence, but never silent as long.
