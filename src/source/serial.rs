@@ -1,7 +1,6 @@
 //! The meter's serial line: 7E1 at 1200 or 9600 baud, reopened forever when it vanishes.
 
 use std::path::{Path, PathBuf};
-
 use std::pin::Pin;
 
 use tokio::io::AsyncReadExt;
@@ -49,7 +48,7 @@ pub struct Serial {
     last_byte: Instant,
     /// [`SILENCE`], shorter in tests.
     silence_after: Duration,
-    /// Fires no earlier than [`SILENCE`] after `last_byte`. Made once per opened port and
+    /// Fires no earlier than `silence_after` after `last_byte`. Made once per opened port and
     /// moved on when it fires early: a timer per read would cost more than the read.
     silence: Option<Pin<Box<Sleep>>>,
     backoff: Backoff,
