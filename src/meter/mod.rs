@@ -21,28 +21,28 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::tic::{Frame, Horodate, Mode};
-use labels::{Kind, Role, position as index};
+use labels::{Kind, Role, position};
 
 // The labels the derived values read in every frame, by position in the table.
-const ADCO: u8 = index("ADCO");
-const ADSC: u8 = index("ADSC");
-const ISOUSC: u8 = index("ISOUSC");
-const IINST: u8 = index("IINST");
-const IINST1: u8 = index("IINST1");
-const IINST2: u8 = index("IINST2");
-const IINST3: u8 = index("IINST3");
-const IMAX3: u8 = index("IMAX3");
-const PAPP: u8 = index("PAPP");
-const PTEC: u8 = index("PTEC");
-const PEJP: u8 = index("PEJP");
-const DEMAIN: u8 = index("DEMAIN");
-const PREF: u8 = index("PREF");
-const STGE: u8 = index("STGE");
-const NTARF: u8 = index("NTARF");
-const NGTF: u8 = index("NGTF");
-const LTARF: u8 = index("LTARF");
-const SINSTI: u8 = index("SINSTI");
-const SINSTS: u8 = index("SINSTS");
+const ADCO: u8 = position("ADCO");
+const ADSC: u8 = position("ADSC");
+const ISOUSC: u8 = position("ISOUSC");
+const IINST: u8 = position("IINST");
+const IINST1: u8 = position("IINST1");
+const IINST2: u8 = position("IINST2");
+const IINST3: u8 = position("IINST3");
+const IMAX3: u8 = position("IMAX3");
+const PAPP: u8 = position("PAPP");
+const PTEC: u8 = position("PTEC");
+const PEJP: u8 = position("PEJP");
+const DEMAIN: u8 = position("DEMAIN");
+const PREF: u8 = position("PREF");
+const STGE: u8 = position("STGE");
+const NTARF: u8 = position("NTARF");
+const NGTF: u8 = position("NGTF");
+const LTARF: u8 = position("LTARF");
+const SINSTI: u8 = position("SINSTI");
+const SINSTS: u8 = position("SINSTS");
 
 /// Used when the meter has not (yet) said its subscribed power: the largest residential
 /// contract, so the guard only stops values that no household could produce.
