@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tracing::{info, warn};
@@ -31,8 +30,39 @@ pub const DEBIAN_DYGRAPHS: &str = "/usr/share/javascript/dygraphs";
 /// The files copied from [`DEBIAN_DYGRAPHS`] into `<pages_dir>/assets/`.
 const ASSET_FILES: [&str; 2] = ["dygraph.min.js", "dygraph.min.css"];
 
-/// More logs than this get a progress bar.
+/// From this many logs on, the progress is logged.
 const PROGRESS_FROM: usize = 20;
+
+/// How far a phase of a long run is, logged at every tenth, so that a backfill of years of
+/// logs shows it is moving; a terminal and a journal read it alike. Shared by the workers.
+struct Progress {
+    phase: &'static str,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    /// Logs nothing for fewer than `PROGRESS_FROM` items: those take well under a second.
+    fn new(phase: &'static str, total: usize) -> Self {
+        let total = if total >= PROGRESS_FROM { total } else { 0 };
+        Progress {
+            phase,
+            total,
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    /// One more item done; logs when that crosses a tenth.
+    fn inc(&self) {
+        if self.total == 0 {
+            return;
+        }
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if done * 10 / self.total != (done - 1) * 10 / self.total {
+            info!("{}: {done}/{}", self.phase, self.total);
+        }
+    }
+}
 
 /// Unreadable lines reported one by one per file; the rest are counted.
 const REPORTED_PER_FILE: usize = 5;
@@ -243,21 +273,11 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
         warn_online_assets();
     }
     let assets = assets_for(local, "");
-    let progress = if logs.len() >= PROGRESS_FROM {
-        let bar = ProgressBar::new(2 * logs.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len} {eta}") {
-            bar.set_style(style);
-        }
-        bar.set_message("reading");
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-
+    let progress = Progress::new("logs read", logs.len());
     // Read every log on every core; keep the small report, not the lines.
     let parsed = parallel_map(logs, |path| {
         let result = read_log(path);
-        progress.inc(1);
+        progress.inc();
         match result {
             Ok(read) => {
                 let date = date_of_file(path).or_else(|| read.lines.first().map(|l| l.time.date()));
@@ -282,25 +302,23 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
     for p in parsed {
         summary.unreadable += p.unreadable.len();
         for (line, problem) in p.unreadable.iter().take(REPORTED_PER_FILE) {
-            progress.suspend(|| warn!("{}:{line}: skipped, {problem}", p.path.display()));
+            warn!("{}:{line}: skipped, {problem}", p.path.display());
         }
         if p.unreadable.len() > REPORTED_PER_FILE {
-            progress.suspend(|| {
-                warn!(
-                    "{}: {} more unreadable lines skipped",
-                    p.path.display(),
-                    p.unreadable.len() - REPORTED_PER_FILE
-                )
-            });
+            warn!(
+                "{}: {} more unreadable lines skipped",
+                p.path.display(),
+                p.unreadable.len() - REPORTED_PER_FILE
+            );
         }
         let report = match (p.error, p.report) {
             (Some(e), _) => {
-                progress.suspend(|| warn!("{}: cannot read: {e}", p.path.display()));
+                warn!("{}: cannot read: {e}", p.path.display());
                 summary.skipped += 1;
                 continue;
             }
             (None, None) => {
-                progress.suspend(|| warn!("{}: no readable line, no page", p.path.display()));
+                warn!("{}: no readable line, no page", p.path.display());
                 summary.skipped += 1;
                 continue;
             }
@@ -310,13 +328,11 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
         if let Some((other, kept)) = days.get(&date)
             && kept.lines >= report.lines
         {
-            progress.suspend(|| {
-                warn!(
-                    "{} and {} are both {date}: keeping the first, which has more lines",
-                    other.display(),
-                    p.path.display()
-                )
-            });
+            warn!(
+                "{} and {} are both {date}: keeping the first, which has more lines",
+                other.display(),
+                p.path.display()
+            );
             continue;
         }
         days.insert(date, (p.path, report));
@@ -334,7 +350,6 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
         }
     }
 
-    progress.set_message("writing");
     let settings = PageSettings {
         tz: &tz,
         prices: &logger.prices,
@@ -348,6 +363,7 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
         .map(|(_, r)| r)
         .enumerate()
         .collect::<Vec<_>>();
+    let progress = Progress::new("pages written", reports.len());
     let written = parallel_map(&reports, |&(i, report)| {
         let nav = Nav {
             previous: i.checked_sub(1).map(|j| dates[j]),
@@ -356,7 +372,7 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
         let (html, row) = render_day(report, &nav, &settings);
         let path = pages_dir.join(pages::page_name(report.date));
         let result = write_atomic(&path, html.as_bytes()).map(|()| row);
-        progress.inc(1);
+        progress.inc();
         result.with_context(|| format!("cannot write {}", path.display()))
     });
     let rows = written
@@ -371,7 +387,6 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
     let index = pages_dir.join("index.html");
     write_atomic(&index, pages::index_page(&rows, &ctx).as_bytes())
         .with_context(|| format!("cannot write {}", index.display()))?;
-    progress.finish_and_clear();
     info!(
         "{} day pages and index.html in {}; {} unreadable lines skipped, {} logs without a page",
         summary.pages,
