@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Regenerates link/hot-text.ld: the functions `linkymon run` executes, which build.rs has the
+# linker gather at the start of the code (release builds).
+#
+# Why: the kernel maps a binary's code 64 kB around every page a process touches, and the
+# functions `run` executes (about 600 kB) are otherwise spread over all 3 MB of code, so most
+# of it ends up resident. Gathered, the rest stays on disk: about 1 MB less RSS (README,
+# "Figures").
+#
+# How: an unstripped release build runs under valgrind's callgrind as a user runs it, with
+# every key of config.example.yaml, on a pseudo-terminal (socat) fed with captures,
+# publishing to a real mosquitto that goes away and comes back, past its first one-minute
+# `diag`, until SIGTERM; once with a historic capture and once with a standard one.
+# Every function callgrind saw run in the binary becomes a pattern of the script, without the
+# parts of its symbol that change from build to build (hashes, crate disambiguators), so the
+# script also fits the ARM builds and survives small code changes: a function missing from
+# it only costs a few resident pages. Rerun this after larger changes to what `run` does;
+# `cargo bench --bench daemon` shows the RSS.
+#
+#   scripts/hot-text.sh [SECONDS]   each run's length (default 70: the first diag is at 60)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_debs valgrind mosquitto socat
+seconds=${1:-70}
+captures=(tests/fixtures/captures/hist-1p-tempo-pyteleinfo.tic
+  tests/fixtures/captures/std-1p-prod-hc-teleinfo2mqtt.tic)
+target_dir=${CARGO_TARGET_DIR:-target}/hot-text
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The release build with its symbols, which callgrind names functions by. Given as a rustc
+# flag (added to .cargo/config.toml's), `strip=none` leaves the symbols as in the stripped
+# release build; a change to the profile would change their crates' hashes. The layout
+# does not change them either.
+env -u RUSTFLAGS CARGO_TARGET_DIR="$target_dir" \
+  cargo build --release --locked -q --config 'build.rustflags=["-C", "strip=none"]'
+binary=$(realpath "$target_dir/release/linkymon")
+
+port=$((20000 + RANDOM % 20000))
+mosquitto -p "$port" >/dev/null 2>&1 &
+pids+=($!)
+socat "pty,raw,echo=0,link=$work/meter" "pty,raw,echo=0,link=$work/feed" 2>/dev/null &
+pids+=($!)
+until [ -e "$work/meter" ] && [ -e "$work/feed" ]; do sleep 0.1; done
+# Two configurations: every key of config.example.yaml, so parsing each kind of value is
+# profiled, with an environment variable as containers set them (historic capture); and the
+# few keys most users write, with every frame published (standard capture).
+sed -e "s|^  port: /dev/ttyAMA0|  port: $work/meter|" -e "s|^  port: 1883|  port: $port|" \
+  -e "s|^  spool_dir: .*|  spool_dir: $work/spool|" -e "s|^  prices: {}|  prices: {HN: 0.1386, PM: 0.7524}|" \
+  config.example.yaml >"$work/hist-1p-tempo-pyteleinfo.yaml"
+cat >"$work/std-1p-prod-hc-teleinfo2mqtt.yaml" <<EOF
+meter:
+  port: $work/meter
+  mode: standard
+mqtt:
+  host: 127.0.0.1
+  port: $port
+  spool_dir: $work/spool
+publish:
+  interval: 0
+EOF
+
+for capture in "${captures[@]}"; do
+  echo "profiling \`linkymon run\` on $capture for ${seconds}s"
+  rm -rf "$work/spool"
+  name=$(basename "$capture" .tic)
+  [[ $name == hist-* ]] && host=(LINKYMON_MQTT__HOST=127.0.0.1) || host=()
+  env -u RUST_BACKTRACE "${host[@]}" valgrind --tool=callgrind --demangle=no \
+    --callgrind-out-file="$work/$name.out" "$binary" run -c "$work/$name.yaml" 2>"$work/daemon.log" &
+  daemon=$!
+  sleep 5
+  # At about the line's pace (9600 baud), in small writes as a USB adapter delivers them.
+  # Halfway, the broker goes away for a while (the spool keeps the states) and comes back.
+  size=$(stat -c %s "$capture")
+  for ((block = 0; block * 96 < size; block++)); do
+    dd if="$capture" bs=96 skip=$block count=1 status=none >"$work/feed"
+    sleep 0.1
+    if ((block == size / 96 / 2)); then
+      kill "${pids[0]}"
+    fi
+  done
+  mosquitto -p "$port" >/dev/null 2>&1 &
+  pids[0]=$!
+  sleep "$seconds"
+  kill -TERM "$daemon"
+  wait "$daemon" || { cat "$work/daemon.log" >&2; exit 1; }
+done
+
+# Every function run in the binary: callgrind names a function once per file, `fn=(id) name`,
+# then by id only, in fn= and cfn= lines alike. Which object a function is in, callgrind does
+# not always know (`ob=(2) ???`), so a name counts when the binary defines it as code.
+executed() {
+  awk '
+    FNR == 1 { delete names }
+    /^c?fn=\(/ {
+      rest = substr($0, index($0, "(") + 1)
+      id = substr(rest, 1, index(rest, ")") - 1)
+      name = substr(rest, index(rest, ")") + 2)
+      if (name != "") names[id] = name
+      if ($0 ~ /^fn=/) print names[id]
+    }' "$work"/*.out | sed "s/'[0-9]*\$//" | LC_ALL=C sort -u \
+    | LC_ALL=C comm -12 - <(nm --defined-only "$binary" | awk '$2 ~ /^[tT]$/ { print $3 }' | LC_ALL=C sort -u)
+}
+
+# Patterns without what changes between builds: the legacy symbols' hashes and LLVM
+# suffixes (17h<hash>E...), the v0 symbols' crate disambiguators (Cs<hash>_) and
+# back-references (B<offset>_), whose offsets follow them.
+names=$(executed)
+patterns=$(sed -e 's/17h[0-9a-f]\{16\}E.*$/17h*/' \
+  -e '/^_R/s/Cs[0-9A-Za-z]*_/Cs*_/g' \
+  -e '/^_R/s/B[0-9A-Za-z]*_/B*_/g' \
+  -e '/^_R/s/\.llvm\.[0-9]*$/.llvm.*/' <<<"$names" | LC_ALL=C sort -u)
+
+sections() {
+  while read -r symbol; do
+    echo "    *(.text.$symbol .text.unlikely.$symbol)"
+  done
+}
+{
+  echo "/* Generated by scripts/hot-text.sh from callgrind runs of \`linkymon run\`: do not edit."
+  echo "   The functions it executes, gathered before the rest of the code (build.rs). */"
+  echo "SECTIONS {"
+  echo "  .text.hot : {"
+  echo "    /* By their exact names, first: the profiled build's, nothing more. */"
+  sections <<<"$names"
+  echo "    /* By their patterns, next: the same functions in other builds (ARM, older or newer"
+  echo "       code), and other instances of the same generic functions, which run rarely. */"
+  sections <<<"$patterns"
+  echo "  }"
+  echo "}"
+  echo "INSERT BEFORE .text;"
+} >link/hot-text.ld
+echo "link/hot-text.ld: $(wc -l <<<"$names") functions, $(wc -l <<<"$patterns") patterns"
