@@ -35,13 +35,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The release build with its symbols, which callgrind names functions by. Given as a rustc
-# flag (added to .cargo/config.toml's), `strip=none` leaves the symbols as in the stripped
-# release build; a change to the profile would change their crates' hashes. The layout
-# does not change them either.
-env -u RUSTFLAGS CARGO_TARGET_DIR="$target_dir" \
-  cargo build --release --locked -q --config 'build.rustflags=["-C", "strip=none"]'
-binary=$(realpath "$target_dir/release/linkymon")
+# The release build with its symbols, which callgrind names functions by, and the one
+# `cargo bench --bench daemon` measures (bench profile): the two inline a few functions
+# differently, and a function left out costs a 64 kB block. Given as a rustc flag (added to
+# .cargo/config.toml's), `strip=none` leaves the code as in the stripped builds.
+binaries=()
+for build in "build --release" "bench --bench daemon --no-run"; do
+  # shellcheck disable=SC2086 # $build is the cargo subcommand and its arguments
+  env -u RUSTFLAGS CARGO_TARGET_DIR="$target_dir" \
+    cargo $build --locked -q --config 'build.rustflags=["-C", "strip=none"]'
+  binaries+=("$work/linkymon-${build%% *}")
+  cp "$target_dir/release/linkymon" "${binaries[-1]}"
+done
 
 port=$((20000 + RANDOM % 20000))
 mosquitto -p "$port" >/dev/null 2>&1 &
@@ -67,35 +72,38 @@ publish:
   interval: 0
 EOF
 
-for capture in "${captures[@]}"; do
-  echo "profiling \`linkymon run\` on $capture for ${seconds}s"
-  rm -rf "$work/spool"
-  name=$(basename "$capture" .tic)
-  [[ $name == hist-* ]] && host=(LINKYMON_MQTT__HOST=127.0.0.1) || host=()
-  env -u RUST_BACKTRACE "${host[@]}" valgrind --tool=callgrind --demangle=no \
-    --callgrind-out-file="$work/$name.out" "$binary" run -c "$work/$name.yaml" 2>"$work/daemon.log" &
-  daemon=$!
-  sleep 5
-  # At about the line's pace (9600 baud), in small writes as a USB adapter delivers them.
-  # Halfway, the broker goes away for a while (the spool keeps the states) and comes back.
-  size=$(stat -c %s "$capture")
-  for ((block = 0; block * 96 < size; block++)); do
-    dd if="$capture" bs=96 skip=$block count=1 status=none >"$work/feed"
-    sleep 0.1
-    if ((block == size / 96 / 2)); then
-      kill "${pids[0]}"
-    fi
+for binary in "${binaries[@]}"; do
+  for capture in "${captures[@]}"; do
+    echo "profiling \`$(basename "$binary") run\` on $capture for ${seconds}s"
+    rm -rf "$work/spool"
+    name=$(basename "$capture" .tic)
+    [[ $name == hist-* ]] && host=(LINKYMON_MQTT__HOST=127.0.0.1) || host=()
+    env -u RUST_BACKTRACE "${host[@]}" valgrind --tool=callgrind --demangle=no \
+      --callgrind-out-file="$work/$(basename "$binary")-$name.out" "$binary" run -c "$work/$name.yaml" 2>"$work/daemon.log" &
+    daemon=$!
+    sleep 5
+    # At about the line's pace (9600 baud), in small writes as a USB adapter delivers them.
+    # Halfway, the broker goes away for a while (the spool keeps the states) and comes back.
+    size=$(stat -c %s "$capture")
+    for ((block = 0; block * 96 < size; block++)); do
+      dd if="$capture" bs=96 skip=$block count=1 status=none >"$work/feed"
+      sleep 0.1
+      if ((block == size / 96 / 2)); then
+        kill "${pids[0]}"
+      fi
+    done
+    mosquitto -p "$port" >/dev/null 2>&1 &
+    pids[0]=$!
+    sleep "$seconds"
+    kill -TERM "$daemon"
+    wait "$daemon" || { cat "$work/daemon.log" >&2; exit 1; }
   done
-  mosquitto -p "$port" >/dev/null 2>&1 &
-  pids[0]=$!
-  sleep "$seconds"
-  kill -TERM "$daemon"
-  wait "$daemon" || { cat "$work/daemon.log" >&2; exit 1; }
 done
 
-# Every function run in the binary: callgrind names a function once per file, `fn=(id) name`,
-# then by id only, in fn= and cfn= lines alike. Which object a function is in, callgrind does
-# not always know (`ob=(2) ???`), so a name counts when the binary defines it as code.
+# Every function run in the binaries: callgrind names a function once per file,
+# `fn=(id) name`, then by id only, in fn= and cfn= lines alike. Which object a function is
+# in, callgrind does not always know (`ob=(2) ???`), so a name counts when a binary defines
+# it as code.
 executed() {
   awk '
     FNR == 1 { delete names }
@@ -106,16 +114,18 @@ executed() {
       if (name != "") names[id] = name
       if ($0 ~ /^fn=/) print names[id]
     }' "$work"/*.out | sed "s/'[0-9]*\$//" | LC_ALL=C sort -u \
-    | LC_ALL=C comm -12 - <(nm --defined-only "$binary" | awk '$2 ~ /^[tT]$/ { print $3 }' | LC_ALL=C sort -u)
+    | LC_ALL=C comm -12 - <(for binary in "${binaries[@]}"; do nm --defined-only "$binary"; done | awk '$2 ~ /^[tT]$/ { print $3 }' | LC_ALL=C sort -u)
 }
 
 # Patterns without what changes between builds: the v0 symbols' crate disambiguators
-# (Cs<hash>_), which differ between targets and profiles (`cargo bench` builds the binary
-# it measures in the bench profile), and back-references (B<offset>_), whose offsets follow
-# them; LLVM's suffixes; legacy symbols' hashes (17h<hash>E), for a build made with RUSTFLAGS
-# of its own, which replace .cargo/config.toml's.
+# (Cs<hash>_), which differ between targets and profiles, and back-references (B<offset>_),
+# whose offsets follow them; LLVM's suffixes on local copies (.llvm.N, .N); the crate a
+# generic function was instantiated in (its copies are the same code); legacy symbols'
+# hashes (17h<hash>E), for a build made with RUSTFLAGS of its own, which replace
+# .cargo/config.toml's.
 patterns=$(executed | sed -e 's/Cs[0-9A-Za-z]*_/Cs*_/g' -e 's/B[0-9A-Za-z]*_/B*_/g' \
-  -e 's/\.llvm\.[0-9]*$/.llvm.*/' -e 's/17h[0-9a-f]\{16\}E.*$/17h*/' | LC_ALL=C sort -u)
+  -e 's/\.llvm\.[0-9]*$//' -e 's/\.[0-9]*$//' -e 's/E\(Cs\*_[0-9]*[0-9A-Za-z_]*\|B\*_\)$/E*/' \
+  -e 's/17h[0-9a-f]\{16\}E.*$/17h*/' | LC_ALL=C sort -u)
 
 {
   echo "/* Generated by scripts/hot-text.sh from callgrind runs of \`linkymon run\`: do not edit."
@@ -123,7 +133,7 @@ patterns=$(executed | sed -e 's/Cs[0-9A-Za-z]*_/Cs*_/g' -e 's/B[0-9A-Za-z]*_/B*_
   echo "SECTIONS {"
   echo "  .text.hot : {"
   while read -r pattern; do
-    echo "    *(.text.$pattern .text.unlikely.$pattern)"
+    echo "    *(.text.$pattern .text.$pattern.* .text.unlikely.$pattern .text.unlikely.$pattern.*)"
   done <<<"$patterns"
   echo "  }"
   echo "}"
