@@ -7,11 +7,12 @@
 # of it ends up resident. Gathered, the rest stays on disk: about 1 MB less RSS (README,
 # "Figures").
 #
-# How: an unstripped release build runs under valgrind's callgrind as a user runs it, with
-# every key of config.example.yaml, on a pseudo-terminal (socat) fed with captures,
-# publishing to a real mosquitto that goes away and comes back, past its first one-minute
-# `diag`, until SIGTERM; once with a historic capture and once with a standard one.
-# Every function callgrind saw run in the binary becomes a pattern of the script, without the
+# How: two builds with their symbols, the release one and the one `cargo bench` measures,
+# run under valgrind's callgrind as a user runs them: on a pseudo-terminal (socat) fed with a
+# historic capture (with every key of config.example.yaml) and then a standard one (with a
+# minimal configuration), publishing to a real mosquitto that goes away and comes back,
+# past the first one-minute `diag`, until SIGTERM.
+# Every function callgrind saw run in a binary becomes a pattern of the script, without the
 # parts of its symbol that change from build to build (hashes, crate disambiguators), so the
 # script also fits the ARM builds and survives small code changes: a function missing from
 # it only costs a few resident pages. Rerun this after larger changes to what `run` does;

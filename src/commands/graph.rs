@@ -52,15 +52,17 @@ impl Progress {
         }
     }
 
-    /// One more item done; logs when that crosses a tenth.
-    fn inc(&self) {
+    /// One more item done; logs when that crosses a tenth, and says whether it did.
+    fn inc(&self) -> bool {
         if self.total == 0 {
-            return;
+            return false;
         }
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if done * 10 / self.total != (done - 1) * 10 / self.total {
+        let crossed = done * 10 / self.total != (done - 1) * 10 / self.total;
+        if crossed {
             info!("{}: {done}/{}", self.phase, self.total);
         }
+        crossed
     }
 }
 
@@ -472,6 +474,18 @@ mod tests {
             ]
         );
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn progress_is_logged_at_each_tenth_of_a_long_run_only() {
+        let logged = |total: usize| {
+            let progress = Progress::new("logs read", total);
+            (0..total).filter(|_| progress.inc()).count()
+        };
+        assert_eq!(logged(PROGRESS_FROM - 1), 0);
+        assert_eq!(logged(PROGRESS_FROM), 10);
+        assert_eq!(logged(365), 10);
+        assert_eq!(logged(3653), 10);
     }
 
     #[test]
