@@ -468,8 +468,8 @@ impl Simulator {
         (BASE_VA + (meals + appliance) * keep) * fluctuation
     }
 
-    /// Solar production at `t`, in W: a smoothstep-like bell over the production window,
-    /// 0 at its ends and 1 in its middle, dimmed by passing clouds slot by slot.
+    /// Solar production at `t`, in W: a polynomial bell over the production window,
+    /// 16·x²(1−x)², 0 at its ends and 1 in its middle, dimmed by passing clouds slot by slot.
     fn solar_w(&self, t: f64) -> f64 {
         let hour = t.rem_euclid(SECONDS_PER_DAY) / 3600.0;
         let (rise, set) = SOLAR_HOURS;
