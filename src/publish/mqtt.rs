@@ -55,8 +55,9 @@ pub struct MqttSettings {
 pub struct Published {
     /// The typed frame.
     pub reading: Arc<Reading>,
-    /// When its last byte arrived, ISO 8601 with the local offset.
-    pub ts: String,
+    /// When its last byte arrived, ISO 8601 with the local offset; shared by the frames
+    /// one read completed.
+    pub ts: Arc<str>,
     /// The same instant in seconds since the daemon started.
     pub at: f64,
     /// Active power estimate, when known.

@@ -1,6 +1,6 @@
 //! The push decoder: one byte at a time in, whole frames out.
 
-use super::{Frame, GroupSpan, Horodate, Mode, ModeHint, checksum};
+use super::{Frame, GroupSpan, Horodate, Mode, ModeHint, checksum_char};
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
@@ -62,7 +62,8 @@ pub struct Decoder {
     group: Vec<u8>,
     frame_bytes: usize,
     frame_mode: Option<Mode>,
-    text: String,
+    /// The verified fields of the frame so far: printable ASCII, checked group by group.
+    text: Vec<u8>,
     spans: Vec<GroupSpan>,
     offset: u64,
     last_mode: Option<Mode>,
@@ -84,7 +85,7 @@ impl Decoder {
             group: Vec::with_capacity(MAX_GROUP_BYTES),
             frame_bytes: 0,
             frame_mode: None,
-            text: String::new(),
+            text: Vec::new(),
             spans: Vec::new(),
             offset: 0,
             last_mode: None,
@@ -268,14 +269,20 @@ impl Decoder {
             self.stats.frames_aborted += 1;
             return None;
         };
+        // The next frame is about as long: start its buffers at this one's size.
+        let (text_len, spans_len) = (self.text.len(), self.spans.len());
+        let text = std::mem::replace(&mut self.text, Vec::with_capacity(text_len));
+        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(spans_len));
+        // Every group was checked to be printable ASCII, so this never fails; checked once
+        // per frame rather than per group.
+        let Ok(text) = String::from_utf8(text) else {
+            self.stats.frames_aborted += 1;
+            return None;
+        };
         self.stats.frames_ok += 1;
         if unterminated {
             self.stats.frames_unterminated += 1;
         }
-        // The next frame is about as long: start its buffers at this one's size.
-        let (text_len, spans_len) = (self.text.len(), self.spans.len());
-        let text = std::mem::replace(&mut self.text, String::with_capacity(text_len));
-        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(spans_len));
         Some(Frame {
             mode,
             text,
@@ -300,33 +307,25 @@ impl Decoder {
             return Err(GroupError::Malformed);
         }
         let body = &content[..len - 2];
-        if !body
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7F).contains(&b))
-        {
-            return Err(GroupError::Malformed);
-        }
-        let (label, horodate, value) = split_fields(mode, body).ok_or(GroupError::Malformed)?;
-        let summed = match mode {
-            Mode::Historic => body,
-            Mode::Standard => &content[..len - 1],
+        let scan = Scan::of(body).ok_or(GroupError::Malformed)?;
+        let (label, horodate, value) =
+            split_fields(mode, body, &scan).ok_or(GroupError::Malformed)?;
+        let sum = match mode {
+            Mode::Historic => scan.sum,
+            Mode::Standard => scan.sum.wrapping_add(content[len - 2]),
         };
-        if checksum(summed) != content[len - 1] {
+        if checksum_char(sum) != content[len - 1] {
             return Err(GroupError::BadChecksum);
         }
-        // The body was checked to be printable ASCII above, so this never fails.
-        let Ok(body) = std::str::from_utf8(body) else {
-            return Err(GroupError::Malformed);
-        };
-        let mut push = |field: &str| {
+        let mut push = |field: Field| {
             let start = self.text.len() as u32;
-            self.text.push_str(field);
+            self.text.extend_from_slice(&body[field]);
             start..self.text.len() as u32
         };
         let span = GroupSpan {
-            label: push(&body[label]),
-            horodate: horodate.map(|h| push(&body[h])),
-            value: push(&body[value]),
+            label: push(label),
+            horodate: horodate.map(&mut push),
+            value: push(value),
         };
         self.spans.push(span);
         self.frame_mode = Some(mode);
@@ -337,23 +336,106 @@ impl Decoder {
 
 type Field = std::ops::Range<usize>;
 
-/// Splits a group body (without its final separator and checksum) into label, horodate and
-/// data, checking the shape each mode allows.
-fn split_fields(mode: Mode, body: &[u8]) -> Option<(Field, Option<Field>, Field)> {
-    let sep = mode.separator();
-    let label_end = body.iter().position(|&b| b == sep)?;
+/// What one pass over a group's body (without its final separator and checksum) finds:
+/// everything the checks need, so the body is read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scan {
+    /// The byte sum, for the checksum.
+    sum: u8,
+    /// Where the first space is.
+    first_space: Option<usize>,
+    /// Where the first two HTs are.
+    tabs: [Option<usize>; 2],
+    /// More than two HTs.
+    more_tabs: bool,
+}
+
+impl Scan {
+    /// None when a byte is neither printable ASCII nor HT.
+    fn of(body: &[u8]) -> Option<Scan> {
+        let mut scan = Scan {
+            sum: 0,
+            first_space: None,
+            tabs: [None; 2],
+            more_tabs: false,
+        };
+        for (i, &b) in body.iter().enumerate() {
+            scan.sum = scan.sum.wrapping_add(b);
+            if b > b' ' && b < 0x7F {
+                continue; // most bytes: printable, and neither separator
+            }
+            match b {
+                b' ' => {
+                    scan.first_space.get_or_insert(i);
+                }
+                b'\t' => match scan.tabs {
+                    [None, _] => scan.tabs[0] = Some(i),
+                    [Some(_), None] => scan.tabs[1] = Some(i),
+                    _ => scan.more_tabs = true,
+                },
+                _ => return None,
+            }
+        }
+        Some(scan)
+    }
+}
+
+/// Splits a group body into label, horodate and data, checking the shape each mode allows,
+/// from the [`Scan`] of that body.
+fn split_fields(mode: Mode, body: &[u8], scan: &Scan) -> Option<(Field, Option<Field>, Field)> {
+    let label_end = match mode {
+        Mode::Historic => scan.first_space?,
+        Mode::Standard => scan.tabs[0]?,
+    };
     let label = 0..label_end;
     if label.is_empty() || label.len() > 12 || !body[label.clone()].iter().all(is_label_byte) {
         return None;
     }
     let rest = label_end + 1..body.len();
-    match mode {
+    match (mode, scan.tabs[1]) {
         // Historic data has a fixed width and no HT; a space inside it is kept as sent.
-        Mode::Historic => (!body[rest.clone()].contains(&b'\t') && !rest.is_empty())
-            .then_some((label, None, rest)),
-        Mode::Standard => {
-            let tail = &body[rest.clone()];
-            match tail.iter().position(|&b| b == b'\t') {
+        (Mode::Historic, _) => {
+            (scan.tabs[0].is_none() && !rest.is_empty()).then_some((label, None, rest))
+        }
+        (Mode::Standard, None) => (!rest.is_empty()).then_some((label, None, rest)),
+        (Mode::Standard, Some(second)) => {
+            let horodate = rest.start..second;
+            let value = second + 1..body.len();
+            let text = std::str::from_utf8(&body[horodate.clone()]).ok()?;
+            let valid = Horodate::parse(text).is_some() && !scan.more_tabs;
+            valid.then_some((label, Some(horodate), value))
+        }
+    }
+}
+
+fn is_label_byte(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The splitting the one-pass [`Scan`] replaced, a scan per check: the reference.
+    fn reference(mode: Mode, body: &[u8]) -> Option<(Field, Option<Field>, Field)> {
+        if !body
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7F).contains(&b))
+        {
+            return None;
+        }
+        let label_end = body.iter().position(|&b| b == mode.separator())?;
+        let label = 0..label_end;
+        if label.is_empty() || label.len() > 12 || !body[label.clone()].iter().all(is_label_byte) {
+            return None;
+        }
+        let rest = label_end + 1..body.len();
+        match mode {
+            Mode::Historic => (!body[rest.clone()].contains(&b'\t') && !rest.is_empty())
+                .then_some((label, None, rest)),
+            Mode::Standard => match body[rest.clone()].iter().position(|&b| b == b'\t') {
                 None => (!rest.is_empty()).then_some((label, None, rest)),
                 Some(i) => {
                     let horodate = rest.start..rest.start + i;
@@ -363,11 +445,44 @@ fn split_fields(mode: Mode, body: &[u8]) -> Option<(Field, Option<Field>, Field)
                         Horodate::parse(text).is_some() && !body[value.clone()].contains(&b'\t');
                     valid.then_some((label, Some(horodate), value))
                 }
+            },
+        }
+    }
+
+    /// Group bodies made mostly of the bytes that decide their shape, often shaped like a
+    /// real group of either mode.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            3 => Just(b'A'),
+            2 => Just(b'0'),
+            3 => Just(b' '),
+            3 => Just(b'\t'),
+            1 => Just(b'+'),
+            1 => Just(b'.'),
+            1 => Just(0x7Fu8),
+            1 => Just(0x01u8),
+            1 => any::<u8>(),
+        ];
+        let label = "[A-Z0-9+_-]{0,14}";
+        let value = prop::collection::vec(byte.clone(), 0..8);
+        let shaped = (label, prop_oneof![Just(b' '), Just(b'\t')], value.clone())
+            .prop_map(|(label, sep, value)| [label.as_bytes(), &[sep], &value].concat());
+        let horodated = (label, "[EeHh ][0-9]{12}", value).prop_map(|(label, date, value)| {
+            [label.as_bytes(), b"\t", date.as_bytes(), b"\t", &value].concat()
+        });
+        prop_oneof![prop::collection::vec(byte, 0..24), shaped, horodated]
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_splits_as_the_reference(body in body(), standard in any::<bool>()) {
+            let mode = if standard { Mode::Standard } else { Mode::Historic };
+            let split = Scan::of(&body).and_then(|scan| split_fields(mode, &body, &scan));
+            prop_assert_eq!(split, reference(mode, &body));
+            if let Some(scan) = Scan::of(&body) {
+                let summed = body.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+                prop_assert_eq!(scan.sum, summed);
             }
         }
     }
-}
-
-fn is_label_byte(b: &u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'_')
 }

@@ -79,7 +79,11 @@ pub enum ModeHint {
 
 /// The checksum character of a group: the 6 low bits of the byte sum, made printable.
 pub fn checksum(bytes: &[u8]) -> u8 {
-    let sum = bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b));
+    checksum_char(bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b)))
+}
+
+/// The checksum character of a group whose bytes sum to `sum` (modulo 256).
+fn checksum_char(sum: u8) -> u8 {
     (sum & 0x3F) + 0x20
 }
 

@@ -261,6 +261,24 @@ impl Subscriber {
         }
     }
 
+    /// Waits until `count` lines satisfy `pred` and returns every line that does, or what
+    /// there is after `timeout`.
+    pub fn wait_matching(
+        &self,
+        count: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines: Vec<String> = self.lines().into_iter().filter(|l| pred(l)).collect();
+            if lines.len() >= count || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The payload of every line on exactly this topic.
     pub fn payloads(&self, topic: &str) -> Vec<String> {
         let prefix = format!("{topic} ");
