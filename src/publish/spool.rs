@@ -282,6 +282,12 @@ impl Spool {
         self.reader = None;
     }
 
+    /// Whether [`sync`](Self::sync) has something to do: records written since, or
+    /// acknowledgements not saved yet.
+    pub fn needs_sync(&self) -> bool {
+        self.dirty || self.acked_below != self.acked_saved
+    }
+
     /// Syncs written records to the disk, deletes fully acknowledged segments and saves the
     /// acknowledgement point. Cheap when nothing changed.
     pub fn sync(&mut self) -> io::Result<()> {

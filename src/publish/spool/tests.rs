@@ -195,3 +195,20 @@ fn appends_after_partial_acks_and_a_restart_keep_one_order() {
     append_n(&mut spool, 100..150);
     assert_eq!(numbers(&drain(&mut spool)), (30..150).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_sync_is_needed_after_writes_and_acknowledgements_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut spool, _) = open(dir.path(), 1 << 20);
+    assert!(!spool.needs_sync(), "a fresh spool");
+    append_n(&mut spool, 0..3);
+    assert!(spool.needs_sync(), "records written");
+    spool.sync().unwrap();
+    assert!(!spool.needs_sync(), "synced");
+    let sent = drain(&mut spool);
+    assert!(!spool.needs_sync(), "sending changes nothing on disk");
+    spool.ack(sent[0].0);
+    assert!(spool.needs_sync(), "an acknowledgement to save");
+    spool.sync().unwrap();
+    assert!(!spool.needs_sync(), "saved");
+}
