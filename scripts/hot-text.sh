@@ -102,10 +102,11 @@ for binary in "${binaries[@]}"; do
   done
 done
 
-# Every function run in the binaries: callgrind names a function once per file,
-# `fn=(id) name`, then by id only, in fn= and cfn= lines alike. Which object a function is
-# in, callgrind does not always know (`ob=(2) ???`), so a name counts when a binary defines
-# it as code.
+# Every function run in the binaries, with how many times it was called in all the runs:
+# callgrind names a function once per file, `fn=(id) name`, then by id only, in fn= and cfn=
+# lines alike, and a `cfn=` line names the callee of the `calls=N` line after it. Which object
+# a function is in, callgrind does not always know (`ob=(2) ???`), so a name counts when a
+# binary defines it as code.
 executed() {
   awk '
     FNR == 1 { delete names }
@@ -114,25 +115,14 @@ executed() {
       id = substr(rest, 1, index(rest, ")") - 1)
       name = substr(rest, index(rest, ")") + 2)
       if (name != "") names[id] = name
-      if ($0 ~ /^fn=/) print names[id]
-    }' "$work"/*.out | sed "s/'[0-9]*\$//" | LC_ALL=C sort -u \
-    | LC_ALL=C comm -12 - <(for binary in "${binaries[@]}"; do nm --defined-only "$binary"; done | awk '$2 ~ /^[tT]$/ { print $3 }' | LC_ALL=C sort -u)
-}
-
-# How many times each function was called, summed over the runs: `cfn=` names the callee of
-# the `calls=N` line that follows.
-calls() {
-  awk '
-    FNR == 1 { delete names }
-    /^c?fn=\(/ {
-      rest = substr($0, index($0, "(") + 1)
-      id = substr(rest, 1, index(rest, ")") - 1)
-      name = substr(rest, index(rest, ")") + 2)
-      if (name != "") names[id] = name
-      if ($0 ~ /^cfn=/) callee = names[id]
+      if ($0 ~ /^fn=/) ran[names[id]] = 1
+      else callee = names[id]
     }
     /^calls=/ { split(substr($0, 7), n, " "); count[callee] += n[1] }
-    END { for (f in count) print count[f] "\t" f }' "$work"/*.out | sed "s/'[0-9]*\$//"
+    END { for (f in ran) print count[f] + 0 "\t" f }' "$work"/*.out | sed "s/'[0-9]*\$//" \
+    | awk -F '\t' 'NR == FNR { code[$0] = 1; next } $2 in code' <(for binary in "${binaries[@]}"; do
+      nm --defined-only "$binary"
+    done | awk '$2 ~ /^[tT]$/ { print $3 }') -
 }
 
 # Patterns without what changes between builds: the v0 symbols' crate disambiguators
@@ -149,11 +139,9 @@ generalise() {
 
 # The most called first: what runs for every frame and every wake-up then sits in a few
 # pages, which a wake-up after a quiet 100 ms finds cold. Start-up code comes last.
-executed | generalise | LC_ALL=C sort -u >"$work/patterns"
-patterns=$(calls | generalise | awk -F '\t' '
-    NR == FNR { wanted[$0] = 1; next }
-    ($2 in wanted) && $1 > most[$2] { most[$2] = $1 }
-    END { for (p in wanted) print ((p in most) ? most[p] : 0) "\t" p }' "$work/patterns" - \
+patterns=$(executed | generalise | awk -F '\t' '
+    !($2 in most) || $1 + 0 > most[$2] { most[$2] = $1 + 0 }
+    END { for (p in most) print most[p] "\t" p }' \
   | LC_ALL=C sort -t "$(printf '\t')" -k1,1nr -k2,2 | cut -f2)
 
 {
