@@ -10,7 +10,8 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ConfigError, MeterMode, PortSpec};
 use crate::meter::{Meter, PowerEstimator, Reading};
-use crate::publish::mqtt::{MqttSettings, Published, publish};
+use crate::publish::link::Broker;
+use crate::publish::publisher::{MqttSettings, Published, publish};
 use crate::publish::spool::Spool;
 use crate::simulate::SimConfig;
 use crate::source::{Replay, Serial, Simulated, Source};
@@ -66,17 +67,13 @@ pub fn open_source(config: &Config) -> anyhow::Result<Source> {
 pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
     let m = &config.mqtt;
     Ok(MqttSettings {
-        host: m.host.clone(),
-        port: m.port,
-        username: m.username.clone(),
-        password: m.password.clone(),
+        broker: Broker::from_config(m)?,
         client_id: m.client_id.clone(),
         base_topic: m.base_topic.clone(),
         discovery: m.discovery,
         discovery_prefix: m.discovery_prefix.clone(),
         interval: config.publish.interval,
         relay: config.relay.gpio.is_some(),
-        tls: crate::publish::tls::client_config(m)?,
     })
 }
 

@@ -1,14 +1,17 @@
 //! What goes to MQTT: topics, payloads, Home Assistant discovery and the publish policy.
 //!
-//! Everything here but [`mqtt`] and [`spool`] is pure: it turns readings into [`Message`]s,
-//! tested on values alone. [`mqtt`] is the rumqttc glue that sends them; [`spool`] keeps the
-//! `state` messages the broker has not acknowledged on disk; [`tls`] builds the rustls
-//! configuration.
+//! [`topics`], [`policy`] and [`discovery`] are pure: they turn readings into [`Message`]s,
+//! tested on values alone. [`publisher`] sends them over a [`link`] (rumqttc's event loop),
+//! keeping `state` messages in an outbox and on disk in the [`spool`] until the broker
+//! acknowledges them; [`tls`] builds the rustls configuration and [`diagnosis`] says what a
+//! failed connection means.
 
-pub mod connection;
+pub mod diagnosis;
 pub mod discovery;
-pub mod mqtt;
+pub mod link;
+mod outbox;
 pub mod policy;
+pub mod publisher;
 pub mod spool;
 pub mod tls;
 pub mod topics;

@@ -5,7 +5,7 @@
 //! naming the key and the file, not a failure on every reconnection. The crypto provider is
 //! `ring`, chosen explicitly: no process-wide default to install, no cmake or system library
 //! in the build. What happens on the wire (an untrusted certificate, a refused login) is the
-//! connection's business, logged and retried by [`super::mqtt`].
+//! connection's business, logged and retried by [`super::publisher`].
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,254 @@
+//! One connection to the broker on rumqttc's event loop, with each QoS 1 acknowledgement
+//! matched to what the caller sent.
+//!
+//! rumqttc takes publications in the order they are queued and reports each as it writes it
+//! (`Outgoing::Publish(pkid)`), then the broker's `PubAck(pkid)`. A [`Link`] keeps the
+//! caller's tag of every queued publication in that order, so the n-th write report names the
+//! n-th publication and its packet id; the acknowledgement of that packet id then hands the
+//! tag back. A link is one connection: when it is lost, the caller drops it and opens another,
+//! so nothing is re-sent behind the caller's back (the caller keeps what was not acknowledged).
+
+use std::collections::{HashMap, VecDeque};
+
+use rumqttc::{
+    AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions,
+    Outgoing, Packet, Publish, QoS,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Requests queued for the event loop at most: more than the publisher lets wait
+/// ([`Link::unwritten`] is checked before taking readings) plus a full set of discovery configs.
+const REQUEST_CAPACITY: usize = 1024;
+
+/// Events in transit from the event loop's task to the caller; the task waits when it is full.
+const EVENT_CAPACITY: usize = 64;
+
+/// How long connecting (TCP, TLS, CONNACK) may take.
+const CONNECTION_TIMEOUT_S: u64 = 5;
+
+/// What happened on the link, as the caller acts on it.
+#[derive(Debug)]
+pub enum LinkEvent<T> {
+    /// The broker accepted the connection (CONNACK).
+    Up,
+    /// A queued publication was written: there is room for more.
+    Written,
+    /// The broker acknowledged the QoS 1 publication with this tag.
+    Acked(T),
+    /// A message on a subscribed topic.
+    Message(Publish),
+    /// The connection failed or was lost; the link is finished.
+    Down(ConnectionError),
+}
+
+/// A connection (or an attempt at one) driven by rumqttc's [`EventLoop`] in a task of its own.
+/// Dropping the link ends the task and closes the connection.
+pub struct Link<T> {
+    client: AsyncClient,
+    events: mpsc::Receiver<Result<Event, ConnectionError>>,
+    driver: JoinHandle<()>,
+    /// Tags of the publications queued and not yet written, oldest first.
+    unwritten: VecDeque<Option<T>>,
+    /// Tags of the QoS 1 publications written and not yet acknowledged, by packet id.
+    in_flight: HashMap<u16, T>,
+    up: bool,
+}
+
+impl<T: Copy> Link<T> {
+    /// Starts connecting with `options`; [`LinkEvent::Up`] or [`LinkEvent::Down`] says how it
+    /// went. Needs a tokio runtime.
+    pub fn open(options: MqttOptions) -> Self {
+        let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
+        let mut network = NetworkOptions::new();
+        // Without it, Nagle's algorithm and the broker's delayed ACK hold small writes for
+        // ~40 ms: a frame's state would reach Home Assistant late.
+        network.set_tcp_nodelay(true);
+        network.set_connection_timeout(CONNECTION_TIMEOUT_S);
+        eventloop.set_network_options(network);
+        let (sender, events) = mpsc::channel(EVENT_CAPACITY);
+        let driver = tokio::spawn(drive(eventloop, sender));
+        Link {
+            client,
+            events,
+            driver,
+            unwritten: VecDeque::new(),
+            in_flight: HashMap::new(),
+            up: false,
+        }
+    }
+
+    /// Whether the broker accepted the connection.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Publications queued and not yet written.
+    pub fn unwritten(&self) -> usize {
+        self.unwritten.len()
+    }
+
+    /// Queues a publication; a QoS 1 one's `tag` comes back in [`LinkEvent::Acked`]. Fails
+    /// only when the request queue is full, which the caller avoids by watching
+    /// [`unwritten`](Self::unwritten).
+    pub fn publish(
+        &mut self,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        payload: String,
+        tag: Option<T>,
+    ) -> Result<(), ClientError> {
+        self.client.try_publish(topic, qos, retain, payload)?;
+        self.unwritten
+            .push_back(tag.filter(|_| qos != QoS::AtMostOnce));
+        Ok(())
+    }
+
+    /// Subscribes to `topic` at QoS 1.
+    pub fn subscribe(&mut self, topic: &str) -> Result<(), ClientError> {
+        self.client.try_subscribe(topic, QoS::AtLeastOnce)
+    }
+
+    /// The next event the caller acts on. Cancel-safe.
+    pub async fn next(&mut self) -> LinkEvent<T> {
+        loop {
+            let Some(event) = self.events.recv().await else {
+                return LinkEvent::Down(ConnectionError::RequestsDone);
+            };
+            if let Some(event) = self.on_event(event) {
+                return event;
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Result<Event, ConnectionError>) -> Option<LinkEvent<T>> {
+        match event {
+            Err(e) => Some(LinkEvent::Down(e)),
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                self.up = true;
+                Some(LinkEvent::Up)
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                let tag = self.unwritten.pop_front().flatten();
+                if let Some(tag) = tag
+                    && pkid != 0
+                {
+                    self.in_flight.insert(pkid, tag);
+                }
+                Some(LinkEvent::Written)
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                self.in_flight.remove(&ack.pkid).map(LinkEvent::Acked)
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => Some(LinkEvent::Message(p)),
+            Ok(_) => None,
+        }
+    }
+
+    /// Says DISCONNECT after what is queued, then hands on the acknowledgements that arrive
+    /// until the broker closes the connection (at most `wait`): closing a socket with unread
+    /// data in it sends a reset, and the broker may then drop the last messages unread.
+    pub async fn close(mut self, wait: std::time::Duration, mut acked: impl FnMut(T)) {
+        if self.client.try_disconnect().is_err() {
+            return;
+        }
+        let closing = async {
+            loop {
+                match self.next().await {
+                    LinkEvent::Acked(tag) => acked(tag),
+                    LinkEvent::Down(_) => break,
+                    LinkEvent::Up | LinkEvent::Written | LinkEvent::Message(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait, closing).await;
+    }
+}
+
+impl<T> Drop for Link<T> {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Polls the event loop and hands on the events a [`Link`] uses, until the connection fails
+/// or the link is dropped. The first error ends it: a new link is a new connection.
+async fn drive(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, ConnectionError>>) {
+    loop {
+        let event = eventloop.poll().await;
+        let wanted = match &event {
+            Err(_) => true,
+            Ok(Event::Incoming(p)) => matches!(
+                p,
+                Packet::ConnAck(_) | Packet::PubAck(_) | Packet::Publish(_)
+            ),
+            Ok(Event::Outgoing(o)) => matches!(o, Outgoing::Publish(_)),
+        };
+        let end = event.is_err();
+        if wanted && events.send(event).await.is_err() {
+            return;
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// The options every linkymon connection shares: host, port, client id, keep-alive, the largest
+/// packet either way, credentials and TLS.
+pub fn options(broker: &Broker, client_id: String) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_keep_alive(std::time::Duration::from_secs(30));
+    options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    if let Some(user) = &broker.username {
+        let password = broker
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default();
+        options.set_credentials(user.clone(), password);
+    }
+    if let Some(tls) = &broker.tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
+    options
+}
+
+/// The largest packet either way: a discovery config is under 2 KiB, a `state` under 4 KiB.
+pub const MAX_PACKET: usize = 64 * 1024;
+
+/// Where the broker is and how to log in: `mqtt.host`, `port`, the credentials and TLS.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// Password, if the broker wants one.
+    pub password: Option<crate::config::Secret>,
+    /// The rustls configuration when `mqtt.tls` is on; see [`super::tls`].
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl Broker {
+    /// The broker the configuration names; a TLS file that cannot be used is a config error.
+    pub fn from_config(m: &crate::config::MqttConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(Broker {
+            host: m.host.clone(),
+            port: m.port,
+            username: m.username.clone(),
+            password: m.password.clone(),
+            tls: super::tls::client_config(m)?,
+        })
+    }
+
+    /// `host:port`, for the log.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}

@@ -1,0 +1,510 @@
+//! The publisher: turns readings into messages with the [`Policy`], keeps `state` messages in
+//! the [`Outbox`] until the broker acknowledges them, and keeps one [`Link`] to the broker:
+//! it reconnects with backoff, and on every CONNACK says `online`, announces discovery and
+//! subscribes to Home Assistant's status, whose `online` makes it announce again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{LastWill, QoS};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Message;
+use super::diagnosis::describe;
+use super::discovery;
+use super::link::{self, Broker, Link, LinkEvent};
+use super::outbox::{Outbox, StateRef};
+use super::policy::{Diag, Extras, Policy};
+use super::spool::Spool;
+use super::topics::Topics;
+use crate::meter::{MeterStats, Reading};
+use crate::source::Backoff;
+use crate::tic::Stats;
+
+/// How to reach the broker and name things on it.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// Where the broker is and how to log in.
+    pub broker: Broker,
+    /// Client id; `linkymon-<meter id>` when not set.
+    pub client_id: Option<String>,
+    /// `mqtt.base_topic`.
+    pub base_topic: String,
+    /// Whether to publish Home Assistant discovery.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// `publish.interval`.
+    pub interval: Duration,
+    /// `relay.gpio` is set: announce and publish the relay contact.
+    pub relay: bool,
+}
+
+/// One decoded frame on its way to the broker, with what the acquisition loop measured.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The typed frame.
+    pub reading: Arc<Reading>,
+    /// When its last byte arrived, ISO 8601 with the local offset.
+    pub ts: Arc<str>,
+    /// The same instant in seconds since the daemon started.
+    pub at: f64,
+    /// Active power estimate, when known.
+    pub power_w: Option<i64>,
+    /// Decoder counters at that frame.
+    pub tic: Stats,
+    /// Meter-model counters at that frame.
+    pub meter: MeterStats,
+    /// The line's mode.
+    pub mode: &'static str,
+    /// Frames the acquisition loop could not hand to the publisher so far (it was waiting
+    /// for a slow or absent broker).
+    pub frames_not_published: u64,
+}
+
+/// Spooled messages in flight at once: enough to keep a broker busy, few enough that live
+/// publications never queue behind more than a moment of backlog.
+const SPOOL_WINDOW: usize = 32;
+
+/// Spooled messages queued per turn of the publisher's loop, between live readings.
+const SPOOL_BATCH: usize = 8;
+
+/// Publications that may wait to be written (a slow broker) before the publisher stops
+/// taking readings; the acquisition loop then counts what it cannot hand over.
+const MAX_UNWRITTEN: usize = 256;
+
+/// QoS 1 publications in flight at once on a link.
+const MAX_IN_FLIGHT: u16 = 128;
+
+/// How long the last messages and DISCONNECT may take when the publisher stops.
+const CLOSING: Duration = Duration::from_secs(2);
+
+/// A replay that ended waits this long for the broker to take what is left.
+const DRAIN_AFTER_END: Duration = Duration::from_secs(5);
+
+/// Publishes readings until `readings` closes (the source ended) or `shutdown` fires; then
+/// says `offline`, disconnects, leaves what the broker did not acknowledge in `spool` and
+/// returns. A broker that is unreachable never stops it.
+pub async fn publish(
+    settings: MqttSettings,
+    spool: Spool,
+    mut readings: mpsc::Receiver<Published>,
+    mut relay: watch::Receiver<Option<bool>>,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    // The Last Will names the meter, so the connection waits for the first frame's id.
+    let first = tokio::select! {
+        first = next_with_id(&mut readings) => first,
+        () = shutdown.cancelled() => None,
+    };
+    let Some(first) = first else { return };
+    let Some(id) = first.reading.meter.clone() else {
+        return;
+    };
+    let topics = Topics::new(&settings.base_topic, &id);
+    let status_topic = format!("{}/status", settings.discovery_prefix);
+    let mut connector = Connector::new(&settings, &topics, &id);
+    let mut out = Sender {
+        link: Some(connector.open()),
+        outbox: Outbox::new(spool),
+        state_topic: topics.state(),
+    };
+    let mut core = Core {
+        policy: Policy::new(topics.clone(), settings.interval.as_secs_f64()),
+        announcer: Announcer::new(&settings),
+        discovery: settings.discovery,
+        last: first,
+    };
+    core.announcer.learn(&core.last.reading);
+    let first_messages = core.policy.on_reading(
+        &core.last.reading,
+        &core.last.ts,
+        core.last.at,
+        Extras {
+            power_w: core.last.power_w,
+        },
+    );
+    out.send_all(first_messages); // not connected yet: the state goes to the spool
+    let mut diag_tick =
+        tokio::time::interval_at(started + Duration::from_secs(60), Duration::from_secs(60));
+    let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
+    sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut source_ended = false;
+    let mut relay_open = true;
+    // When the source ended, the time to stop even if the broker did not take everything.
+    let mut give_up_at: Option<Instant> = None;
+    loop {
+        // A replay ended: stop once the broker has everything, or gave up waiting for it.
+        if source_ended && out.is_up() && out.outbox.idle() {
+            break;
+        }
+        tokio::select! {
+            next = readings.recv(), if !source_ended && out.has_room() => match next {
+                Some(p) => core.take(p, &mut out),
+                None => {
+                    source_ended = true;
+                    give_up_at = Some(Instant::now() + DRAIN_AFTER_END);
+                }
+            },
+            () = sleep_until(give_up_at) => break,
+            () = connector.wait(), if out.link.is_none() => out.link = Some(connector.open()),
+            event = next_event(&mut out.link) => match event {
+                LinkEvent::Up => {
+                    connector.connected();
+                    let relay_closed = *relay.borrow();
+                    let messages = core.announce_connection(&topics, relay_closed, &out.state_topic);
+                    out.send_all(messages);
+                    if let Some(link) = &mut out.link {
+                        let _ = link.subscribe(&status_topic);
+                    }
+                }
+                LinkEvent::Acked(state) => out.acked(state),
+                LinkEvent::Written => {} // room for more: the next turn may drain
+                LinkEvent::Message(p) => {
+                    if core.discovery && p.topic == status_topic && p.payload.as_ref() == b"online" {
+                        let configs = core.announcer.all(&core.last.reading);
+                        out.send_all(configs);
+                    }
+                }
+                LinkEvent::Down(e) => {
+                    out.lose_link();
+                    connector.failed(&e);
+                }
+            },
+            changed = relay.changed(), if relay_open => match changed {
+                Ok(()) => {
+                    if let Some(closed) = *relay.borrow_and_update() {
+                        out.send_all(vec![super::relay_message(&topics, closed)]);
+                    }
+                }
+                Err(_) => relay_open = false,
+            },
+            () = std::future::ready(()), if out.can_drain() => out.drain(),
+            _ = sync_tick.tick(), if out.outbox.needs_sync() => out.outbox.sync(),
+            _ = diag_tick.tick() => {
+                let diag = Diag {
+                    tic: core.last.tic,
+                    meter: core.last.meter,
+                    mode: core.last.mode,
+                    uptime_s: started.elapsed().as_secs(),
+                    frames_not_published: core.last.frames_not_published,
+                    spool: out.outbox.stats(),
+                };
+                out.send_all(vec![core.policy.diag(&diag)]);
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    // Stopping: say `offline` and DISCONNECT. If that cannot be written, the broker publishes
+    // the Last Will instead.
+    if let Some(mut link) = out.link.take().filter(|l| l.is_up()) {
+        let offline = link.publish(
+            topics.availability(),
+            QoS::AtLeastOnce,
+            true,
+            "offline".to_owned(),
+            None,
+        );
+        if offline.is_ok() {
+            let outbox = &mut out.outbox;
+            link.close(CLOSING, |state| outbox.acked(state)).await;
+        }
+    }
+    // What the broker did not acknowledge waits on disk.
+    out.outbox.spill();
+    out.outbox.sync();
+}
+
+/// Ready at `at`; never without it.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next event of the link; never ready without one.
+async fn next_event(link: &mut Option<Link<StateRef>>) -> LinkEvent<StateRef> {
+    match link {
+        Some(link) => link.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The publisher's side of the connection: the current link, if any, and the outbox.
+struct Sender {
+    link: Option<Link<StateRef>>,
+    outbox: Outbox,
+    state_topic: String,
+}
+
+impl Sender {
+    fn is_up(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::is_up)
+    }
+
+    /// Queues messages on the link. `state` messages wait in the spool while the link is not
+    /// up or older ones still wait; the rest needs a link (retained values, flags and
+    /// discovery are sent again on every CONNACK).
+    fn send_all(&mut self, messages: Vec<Message>) {
+        for m in messages {
+            if m.topic == self.state_topic {
+                if self.is_up() && !self.outbox.spool_has_unsent() {
+                    let state = self.outbox.keep_live(&m);
+                    self.send(m, Some(state));
+                } else {
+                    self.outbox.store(&m);
+                }
+            } else if self.is_up() {
+                self.send(m, None);
+            }
+        }
+    }
+
+    /// Queues one message on the link.
+    fn send(&mut self, m: Message, state: Option<StateRef>) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let qos = if m.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        if let Err(e) = link.publish(m.topic, qos, m.retain, m.payload, state) {
+            // The request queue is full (the publisher keeps well below it): a `state` message
+            // is still in the outbox and goes again on the next link; the rest is sent again
+            // on the next CONNACK.
+            warn!(error = %e, "cannot queue an MQTT publication");
+        }
+    }
+
+    /// Whether the link can take more without queueing behind a slow broker.
+    fn has_room(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_none_or(|l| l.unwritten() < MAX_UNWRITTEN)
+    }
+
+    /// Whether spooled messages can go out now.
+    fn can_drain(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_some_and(|l| l.is_up() && l.unwritten() == 0)
+            && self.outbox.spooled_in_flight() < SPOOL_WINDOW
+            && self.outbox.has_unsent()
+    }
+
+    /// Sends a few spooled messages, oldest first.
+    fn drain(&mut self) {
+        for _ in 0..SPOOL_BATCH {
+            if !self.can_drain() {
+                break;
+            }
+            let Some((m, state)) = self.outbox.next_unsent() else {
+                break;
+            };
+            self.send(m, Some(state));
+        }
+    }
+
+    /// The broker acknowledged a `state` message.
+    fn acked(&mut self, state: StateRef) {
+        self.outbox.acked(state);
+    }
+
+    /// The link is gone: what was not acknowledged is sent again on the next link.
+    fn lose_link(&mut self) {
+        self.link = None;
+        self.outbox.spill();
+    }
+}
+
+/// Opens links, one at a time, with backoff after a failure, and says when the broker is
+/// lost and found again.
+struct Connector {
+    options: rumqttc::MqttOptions,
+    backoff: Backoff,
+    /// When the next attempt may start.
+    retry_at: Instant,
+    /// "No connection" was said and "connected" was not said since.
+    down_logged: bool,
+    broker: String,
+    tls: bool,
+}
+
+impl Connector {
+    /// The daemon's CONNECT: a clean session, and the Last Will that says `offline`.
+    fn new(settings: &MqttSettings, topics: &Topics, id: &str) -> Self {
+        let client_id = settings
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("linkymon-{id}"));
+        let mut options = link::options(&settings.broker, client_id);
+        options.set_clean_session(true);
+        options.set_inflight(MAX_IN_FLIGHT);
+        options.set_last_will(LastWill::new(
+            topics.availability(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        Connector {
+            options,
+            backoff: Backoff::default(),
+            retry_at: Instant::now(),
+            down_logged: false,
+            broker: settings.broker.address(),
+            tls: settings.broker.tls.is_some(),
+        }
+    }
+
+    fn open(&self) -> Link<StateRef> {
+        Link::open(self.options.clone())
+    }
+
+    /// Ready when the next attempt may start.
+    async fn wait(&self) {
+        tokio::time::sleep_until(self.retry_at).await;
+    }
+
+    fn connected(&mut self) {
+        self.backoff.reset();
+        self.down_logged = false;
+        info!(broker = %self.broker, "connected to the MQTT broker");
+    }
+
+    /// An attempt failed or a link was lost: says so once, then tries again after the backoff.
+    fn failed(&mut self, e: &rumqttc::ConnectionError) {
+        if !self.down_logged {
+            warn!(broker = %self.broker, error = %describe(e, self.tls), "no connection to the MQTT broker; retrying with backoff");
+            self.down_logged = true;
+        }
+        self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
+}
+
+/// What the publisher knows beyond the link: the policy, what Home Assistant was told, and
+/// the latest reading (announced again on every connection).
+struct Core {
+    policy: Policy,
+    announcer: Announcer,
+    discovery: bool,
+    last: Published,
+}
+
+impl Core {
+    /// Turns one reading into messages (discovery for new labels first) and queues them.
+    fn take(&mut self, p: Published, out: &mut Sender) {
+        if self.announcer.learn(&p.reading) && self.discovery && out.is_up() {
+            out.send_all(self.announcer.changed(&p.reading));
+        }
+        let extras = Extras { power_w: p.power_w };
+        let messages = self.policy.on_reading(&p.reading, &p.ts, p.at, extras);
+        self.last = p;
+        out.send_all(messages);
+    }
+
+    /// What a new connection gets: `online`, discovery, and the latest retained values (they
+    /// went nowhere without a link, and a restarted broker may have lost them; the `state` of
+    /// that reading went already).
+    fn announce_connection(
+        &mut self,
+        topics: &Topics,
+        relay_closed: Option<bool>,
+        state_topic: &str,
+    ) -> Vec<Message> {
+        let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
+        if self.discovery {
+            messages.extend(self.announcer.all(&self.last.reading));
+        }
+        self.policy.forget();
+        let last = &self.last;
+        let extras = Extras {
+            power_w: last.power_w,
+        };
+        messages.extend(
+            self.policy
+                .on_reading(&last.reading, &last.ts, last.at, extras)
+                .into_iter()
+                .filter(|m| m.topic != state_topic),
+        );
+        if let Some(closed) = relay_closed {
+            messages.push(super::relay_message(topics, closed));
+        }
+        messages
+    }
+}
+
+async fn next_with_id(readings: &mut mpsc::Receiver<Published>) -> Option<Published> {
+    while let Some(p) = readings.recv().await {
+        if p.reading.meter.is_some() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// What Home Assistant has been told about this meter: discovery is re-sent whole on every
+/// ConnAck and `online` status, and for new labels (PEJP, ADPS come and go) as they appear.
+struct Announcer {
+    context: discovery::Context,
+    labels: BTreeSet<String>,
+    sent: HashMap<String, String>,
+}
+
+impl Announcer {
+    fn new(settings: &MqttSettings) -> Self {
+        Announcer {
+            context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix)
+                .with_relay(settings.relay),
+            labels: BTreeSet::new(),
+            sent: HashMap::new(),
+        }
+    }
+
+    /// Remembers the reading's labels; true when one is new.
+    fn learn(&mut self, reading: &Reading) -> bool {
+        let mut new = false;
+        for e in &reading.entries {
+            if !self.labels.contains(&*e.label) {
+                self.labels.insert(e.label.to_string());
+                new = true;
+            }
+        }
+        new
+    }
+
+    fn configs(&self, reading: &Reading) -> Vec<Message> {
+        let Some(id) = reading.meter.as_deref() else {
+            return Vec::new();
+        };
+        let contract = discovery::Contract::from_reading(reading);
+        discovery::config_messages(id, reading.mode, &contract, &self.labels, &self.context)
+    }
+
+    /// Every config, for a new connection or a Home Assistant restart.
+    fn all(&mut self, reading: &Reading) -> Vec<Message> {
+        let configs = self.configs(reading);
+        self.sent = configs
+            .iter()
+            .map(|m| (m.topic.clone(), m.payload.clone()))
+            .collect();
+        configs
+    }
+
+    /// Only the configs that are new or changed since the last announcement.
+    fn changed(&mut self, reading: &Reading) -> Vec<Message> {
+        let mut configs = self.configs(reading);
+        configs.retain(|m| self.sent.get(&m.topic) != Some(&m.payload));
+        for m in &configs {
+            self.sent.insert(m.topic.clone(), m.payload.clone());
+        }
+        configs
+    }
+}
