@@ -701,9 +701,6 @@ async fn next_with_id(readings: &mut mpsc::Receiver<Published>) -> Option<Publis
 struct Announcer {
     context: discovery::Context,
     labels: BTreeSet<String>,
-    /// Table labels already in `labels`, by their index in the label table: every frame is
-    /// checked, and a bit test spares the string comparisons.
-    known: [u64; 4],
     sent: HashMap<String, String>,
 }
 
@@ -713,7 +710,6 @@ impl Announcer {
             context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix)
                 .with_relay(settings.relay),
             labels: BTreeSet::new(),
-            known: [0; 4],
             sent: HashMap::new(),
         }
     }
@@ -722,13 +718,6 @@ impl Announcer {
     fn learn(&mut self, reading: &Reading) -> bool {
         let mut new = false;
         for e in &reading.entries {
-            if let Some(i) = e.spec_index() {
-                let (word, bit) = (usize::from(i / 64), 1u64 << (i % 64));
-                if self.known[word] & bit != 0 {
-                    continue;
-                }
-                self.known[word] |= bit;
-            }
             if !self.labels.contains(&*e.label) {
                 self.labels.insert(e.label.to_string());
                 new = true;
