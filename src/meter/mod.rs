@@ -75,7 +75,7 @@ impl Meter {
                 continue; // a repeated label: the first one counts
             }
             let spec = labels::spec(group.label);
-            if spec.is_some_and(|s| !has_spec_width(s, mode, group.value)) {
+            if spec.is_some_and(|s| !has_specified_width(s, mode, group.value)) {
                 self.values_rejected += 1;
                 continue;
             }
@@ -155,7 +155,7 @@ impl Meter {
 /// Fixed-width data is the second line behind the 6-bit checksum: a lost or doubled byte
 /// that the sum misses changes the width. Standard-mode free texts (NGTF, LTARF, MSG1) are
 /// not padded alike by every firmware, so only numbers are held to their width there.
-fn has_spec_width(spec: &LabelSpec, mode: Mode, raw: &str) -> bool {
+fn has_specified_width(spec: &LabelSpec, mode: Mode, raw: &str) -> bool {
     match (mode, spec.kind) {
         (Mode::Historic, _) | (Mode::Standard, Kind::Number) => {
             raw.len() == usize::from(spec.width)
