@@ -137,6 +137,22 @@ const fn dated(label: &'static str, width: u8, unit: Unit, name: &'static str) -
     )
 }
 
+const fn reactive(label: &'static str, name: &'static str) -> LabelSpec {
+    row(
+        label,
+        9,
+        Kind::Number,
+        Some(Unit::VArh),
+        false,
+        Role::Index,
+        name,
+    )
+}
+
+const fn number(label: &'static str, width: u8, role: Role, name: &'static str) -> LabelSpec {
+    row(label, width, Kind::Number, None, false, role, name)
+}
+
 const fn text(label: &'static str, width: u8, role: Role, name: &'static str) -> LabelSpec {
     row(label, width, Kind::Text, None, false, role, name)
 }
@@ -207,42 +223,10 @@ pub const LABELS: &[LabelSpec] = &[
     index("EASD03", "Energy drawn distributor index 3"),
     index("EASD04", "Energy drawn distributor index 4"),
     index("EAIT", "Energy injected total"),
-    row(
-        "ERQ1",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q1",
-    ),
-    row(
-        "ERQ2",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q2",
-    ),
-    row(
-        "ERQ3",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q3",
-    ),
-    row(
-        "ERQ4",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q4",
-    ),
+    reactive("ERQ1", "Reactive energy Q1"),
+    reactive("ERQ2", "Reactive energy Q2"),
+    reactive("ERQ3", "Reactive energy Q3"),
+    reactive("ERQ4", "Reactive energy Q4"),
     measure("IRMS1", 3, A, "Current phase 1"),
     measure("IRMS2", 3, A, "Current phase 2"),
     measure("IRMS3", 3, A, "Current phase 3"),
@@ -283,34 +267,10 @@ pub const LABELS: &[LabelSpec] = &[
     text("MSG1", 32, State, "Message"),
     text("MSG2", 16, State, "Short message"),
     text("PRM", 14, Diagnostic, "Delivery point"),
-    row("RELAIS", 3, Kind::Number, None, false, Diagnostic, "Relays"),
-    row(
-        "NTARF",
-        2,
-        Kind::Number,
-        None,
-        false,
-        State,
-        "Supplier index number",
-    ),
-    row(
-        "NJOURF",
-        2,
-        Kind::Number,
-        None,
-        false,
-        Diagnostic,
-        "Day profile",
-    ),
-    row(
-        "NJOURF+1",
-        2,
-        Kind::Number,
-        None,
-        false,
-        Diagnostic,
-        "Next day profile",
-    ),
+    number("RELAIS", 3, Diagnostic, "Relays"),
+    number("NTARF", 2, State, "Supplier index number"),
+    number("NJOURF", 2, Diagnostic, "Day profile"),
+    number("NJOURF+1", 2, Diagnostic, "Next day profile"),
     text("PJOURF+1", 98, Diagnostic, "Next day schedule"),
     text("PPOINTE", 98, Diagnostic, "Next peak day schedule"),
 ];
