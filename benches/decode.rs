@@ -108,7 +108,7 @@ fn run_levels(group: &mut BenchmarkGroup<'_, WallTime>, input: &Input) {
 
 fn benches(c: &mut Criterion) {
     let inputs = inputs();
-    // Bytes per second: the figure to hold against a serial line and the 100 MB/s target.
+    // Bytes per second: the figure to hold against a serial line.
     let mut group = c.benchmark_group("decode");
     configure(&mut group);
     for input in &inputs {

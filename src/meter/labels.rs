@@ -137,6 +137,22 @@ const fn dated(label: &'static str, width: u8, unit: Unit, name: &'static str) -
     )
 }
 
+const fn reactive(label: &'static str, name: &'static str) -> LabelSpec {
+    row(
+        label,
+        9,
+        Kind::Number,
+        Some(Unit::VArh),
+        false,
+        Role::Index,
+        name,
+    )
+}
+
+const fn number(label: &'static str, width: u8, role: Role, name: &'static str) -> LabelSpec {
+    row(label, width, Kind::Number, None, false, role, name)
+}
+
 const fn text(label: &'static str, width: u8, role: Role, name: &'static str) -> LabelSpec {
     row(label, width, Kind::Text, None, false, role, name)
 }
@@ -207,42 +223,10 @@ pub const LABELS: &[LabelSpec] = &[
     index("EASD03", "Energy drawn distributor index 3"),
     index("EASD04", "Energy drawn distributor index 4"),
     index("EAIT", "Energy injected total"),
-    row(
-        "ERQ1",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q1",
-    ),
-    row(
-        "ERQ2",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q2",
-    ),
-    row(
-        "ERQ3",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q3",
-    ),
-    row(
-        "ERQ4",
-        9,
-        Kind::Number,
-        Some(Unit::VArh),
-        false,
-        Role::Index,
-        "Reactive energy Q4",
-    ),
+    reactive("ERQ1", "Reactive energy Q1"),
+    reactive("ERQ2", "Reactive energy Q2"),
+    reactive("ERQ3", "Reactive energy Q3"),
+    reactive("ERQ4", "Reactive energy Q4"),
     measure("IRMS1", 3, A, "Current phase 1"),
     measure("IRMS2", 3, A, "Current phase 2"),
     measure("IRMS3", 3, A, "Current phase 3"),
@@ -283,129 +267,17 @@ pub const LABELS: &[LabelSpec] = &[
     text("MSG1", 32, State, "Message"),
     text("MSG2", 16, State, "Short message"),
     text("PRM", 14, Diagnostic, "Delivery point"),
-    row("RELAIS", 3, Kind::Number, None, false, Diagnostic, "Relays"),
-    row(
-        "NTARF",
-        2,
-        Kind::Number,
-        None,
-        false,
-        State,
-        "Supplier index number",
-    ),
-    row(
-        "NJOURF",
-        2,
-        Kind::Number,
-        None,
-        false,
-        Diagnostic,
-        "Day profile",
-    ),
-    row(
-        "NJOURF+1",
-        2,
-        Kind::Number,
-        None,
-        false,
-        Diagnostic,
-        "Next day profile",
-    ),
+    number("RELAIS", 3, Diagnostic, "Relays"),
+    number("NTARF", 2, State, "Supplier index number"),
+    number("NJOURF", 2, Diagnostic, "Day profile"),
+    number("NJOURF+1", 2, Diagnostic, "Next day profile"),
     text("PJOURF+1", 98, Diagnostic, "Next day schedule"),
     text("PPOINTE", 98, Diagnostic, "Next peak day schedule"),
 ];
 
-/// The position of a label the code names (`position("PTEC")`), found when compiling: the
-/// derived values read a handful of labels from every frame, and comparing positions
-/// costs less than comparing names. A name the table lacks fails the build.
-pub const fn position(label: &str) -> u8 {
-    let wanted = label.as_bytes();
-    let mut i = 0;
-    while i < LABELS.len() {
-        let name = LABELS[i].label.as_bytes();
-        if name.len() == wanted.len() {
-            let mut j = 0;
-            while j < name.len() && name[j] == wanted[j] {
-                j += 1;
-            }
-            if j == name.len() {
-                return i as u8;
-            }
-        }
-        i += 1;
-    }
-    panic!("not a label of the table")
-}
-
-/// The row for a label, if the specifications know it. This runs for every group of every
-/// frame: the label is packed into one integer (labels are short ASCII) and looked up by a
-/// binary search over the rows sorted once by that key, a few integer comparisons.
+/// The row for a label, if the specifications know it.
 pub fn spec(label: &str) -> Option<&'static LabelSpec> {
-    spec_index(label).map(|i| &LABELS[usize::from(i)])
-}
-
-/// The position of a label's row in [`LABELS`]: a small integer that stands for the label
-/// where it is kept per entry (a set of labels fits one `u128`).
-pub fn spec_index(label: &str) -> Option<u8> {
-    packed(label).and_then(index_of)
-}
-
-fn index_of(key: u128) -> Option<u8> {
-    static SORTED: std::sync::OnceLock<Vec<(u128, u8)>> = std::sync::OnceLock::new();
-    let sorted = SORTED.get_or_init(|| {
-        let mut keys: Vec<(u128, u8)> = LABELS
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (packed(s.label).expect("labels are short"), i as u8))
-            .collect();
-        keys.sort_unstable();
-        keys
-    });
-    sorted
-        .binary_search_by(|&(k, _)| k.cmp(&key))
-        .ok()
-        .map(|i| sorted[i].1)
-}
-
-/// [`spec_index`] for the groups of a line's frames, which repeat the same labels in the same
-/// order: the label at each position of the last frame is remembered, so most lookups are
-/// one comparison.
-#[derive(Debug, Clone, Default)]
-pub struct IndexCache {
-    last: Vec<(u128, Option<u8>)>,
-}
-
-impl IndexCache {
-    /// The row of `label`, the `position`-th group of its frame (counted from 0).
-    pub fn spec_index(&mut self, position: usize, label: &str) -> Option<u8> {
-        let key = packed(label)?;
-        match self.last.get_mut(position) {
-            Some((k, index)) if *k == key => *index,
-            Some(slot) => {
-                *slot = (key, index_of(key));
-                slot.1
-            }
-            None => {
-                let index = index_of(key);
-                if position == self.last.len() {
-                    self.last.push((key, index));
-                }
-                index
-            }
-        }
-    }
-}
-
-/// A label of at most 15 bytes as one integer: its bytes big-endian, zero-padded, and its
-/// length last (so that a NUL byte is not padding); None for a longer one, which no row has.
-fn packed(label: &str) -> Option<u128> {
-    let bytes = label.as_bytes();
-    let mut key = [0u8; 16];
-    key.get_mut(..bytes.len())
-        .filter(|_| bytes.len() < 16)?
-        .copy_from_slice(bytes);
-    key[15] = bytes.len() as u8;
-    Some(u128::from_be_bytes(key))
+    LABELS.iter().find(|s| s.label == label)
 }
 
 /// How a label's data is published; unknown labels (a firmware's `TENSION`) are text.
@@ -416,18 +288,6 @@ pub fn kind_of(label: &str) -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_table_fits_its_indexes() {
-        assert!(
-            LABELS.len() <= 128,
-            "spec_index is a u8 and sets are a u128"
-        );
-        for (i, row) in LABELS.iter().enumerate() {
-            assert_eq!(spec_index(row.label), Some(i as u8));
-            assert_eq!(position(row.label), i as u8);
-        }
-    }
 
     #[test]
     fn every_label_appears_once() {
@@ -458,26 +318,8 @@ mod tests {
         assert_eq!(spec("ADCOADCOADCOADCOADCO"), None);
         assert_eq!(spec("ADC"), None);
         assert_eq!(spec("ADCO\0"), None);
-    }
-
-    #[test]
-    fn the_cache_finds_what_the_table_finds() {
-        let mut cache = IndexCache::default();
-        let frames: [&[&str]; 4] = [
-            &["ADCO", "PAPP", "TENSION", "PTEC"],
-            &["ADCO", "PAPP", "TENSION", "PTEC"],
-            &["ADCO", "PTEC", "NOPE", "PAPP", "HCHC"],
-            &["ADCO", "PAPP", "TENSION", "PTEC", "ADCOADCOADCOADCO"],
-        ];
-        for frame in frames {
-            for (position, label) in frame.iter().enumerate() {
-                assert_eq!(
-                    cache.spec_index(position, label),
-                    spec_index(label),
-                    "{label}"
-                );
-            }
-        }
+        assert_eq!(spec("TENSION"), None);
+        assert_eq!(spec("ADCOADCOADCOADCO"), None);
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! MQTT, screens or files. Time comes in as a number of seconds, never from a clock.
 
 pub mod guard;
-mod json;
 pub mod labels;
 pub mod power;
 mod reading;
@@ -17,32 +16,8 @@ pub use power::PowerEstimator;
 pub use reading::{Derived, Entry, Reading, Value};
 pub use stge::{Stge, TempoColour};
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
 use crate::tic::{Frame, Horodate, Mode};
-use labels::{Kind, Role, position};
-
-// The labels the derived values read in every frame, by position in the table.
-const ADCO: u8 = position("ADCO");
-const ADSC: u8 = position("ADSC");
-const ISOUSC: u8 = position("ISOUSC");
-const IINST: u8 = position("IINST");
-const IINST1: u8 = position("IINST1");
-const IINST2: u8 = position("IINST2");
-const IINST3: u8 = position("IINST3");
-const IMAX3: u8 = position("IMAX3");
-const PAPP: u8 = position("PAPP");
-const PTEC: u8 = position("PTEC");
-const PEJP: u8 = position("PEJP");
-const DEMAIN: u8 = position("DEMAIN");
-const PREF: u8 = position("PREF");
-const STGE: u8 = position("STGE");
-const NTARF: u8 = position("NTARF");
-const NGTF: u8 = position("NGTF");
-const LTARF: u8 = position("LTARF");
-const SINSTI: u8 = position("SINSTI");
-const SINSTS: u8 = position("SINSTS");
+use labels::{Kind, LabelSpec, Role};
 
 /// Used when the meter has not (yet) said its subscribed power: the largest residential
 /// contract, so the guard only stops values that no household could produce.
@@ -64,13 +39,9 @@ pub struct MeterStats {
 #[derive(Debug, Clone)]
 pub struct Meter {
     voltage: u32,
-    meter_id: Option<Arc<str>>,
+    meter_id: Option<String>,
     max_power_w: Option<f64>,
     guard: IndexGuard,
-    labels: labels::IndexCache,
-    /// The last text of each known label, by position in the table, handed out again
-    /// while the meter repeats it.
-    texts: Vec<Option<Arc<str>>>,
     values_rejected: u64,
 }
 
@@ -82,8 +53,6 @@ impl Meter {
             meter_id: None,
             max_power_w: None,
             guard: IndexGuard::default(),
-            labels: labels::IndexCache::default(),
-            texts: vec![None; labels::LABELS.len()],
             values_rejected: 0,
         }
     }
@@ -100,27 +69,18 @@ impl Meter {
     /// Types a frame seen at `at` seconds (any monotonic origin).
     pub fn read(&mut self, frame: &Frame, at: f64) -> Reading {
         let mode = frame.mode();
-        let mut entries = Vec::with_capacity(frame.len());
-        // Known labels already taken, by their position in the table.
-        let mut taken: u128 = 0;
-        for (position, group) in frame.groups().enumerate() {
-            let index = self.labels.spec_index(position, group.label);
-            let repeated = match index {
-                Some(i) => taken & (1 << i) != 0,
-                None => entries
-                    .iter()
-                    .any(|e: &Entry| e.spec.is_none() && e.label == group.label),
-            };
-            if repeated {
+        let mut entries: Vec<Entry> = Vec::with_capacity(frame.len());
+        for group in frame.groups() {
+            if entries.iter().any(|e| e.label == group.label) {
                 continue; // a repeated label: the first one counts
             }
-            let spec = index.map(|i| &labels::LABELS[usize::from(i)]);
-            if spec.is_some_and(|s| !has_spec_width(s, mode, group.value)) {
+            let spec = labels::spec(group.label);
+            if spec.is_some_and(|s| !has_specified_width(s, mode, group.value)) {
                 self.values_rejected += 1;
                 continue;
             }
             let value = match spec.map_or(Kind::Text, |s| s.kind) {
-                Kind::Text => Value::Text(self.shared_text(index, group.value.trim())),
+                Kind::Text => Value::Text(group.value.trim().to_owned()),
                 Kind::Number => match parse_number(group.value) {
                     Some(n) => Value::Number(n),
                     None => {
@@ -133,14 +93,10 @@ impl Meter {
                 .horodate
                 .and_then(Horodate::parse)
                 .map(|h| h.to_iso8601());
-            if let Some(i) = index {
-                taken |= 1 << i;
-            }
             entries.push(Entry {
-                label: spec.map_or_else(|| Cow::Owned(group.label.to_owned()), |s| s.label.into()),
+                label: group.label.to_owned(),
                 value,
                 timestamp,
-                spec: index,
             });
         }
         self.learn_limits(mode, &entries);
@@ -152,14 +108,13 @@ impl Meter {
             _ => true,
         });
         let id_label = match mode {
-            Mode::Historic => ADCO,
-            Mode::Standard => ADSC,
+            Mode::Historic => "ADCO",
+            Mode::Standard => "ADSC",
         };
         if let Some(Value::Text(id)) = entries
             .iter()
-            .find(|e| e.spec == Some(id_label))
+            .find(|e| e.label == id_label)
             .map(|e| &e.value)
-            && self.meter_id.as_ref() != Some(id)
         {
             self.meter_id = Some(id.clone());
         }
@@ -173,34 +128,23 @@ impl Meter {
         reading
     }
 
-    /// `text` as shared: the previous frame's when this known label says the same again.
-    fn shared_text(&mut self, index: Option<u8>, text: &str) -> Arc<str> {
-        let Some(i) = index else {
-            return Arc::from(text);
-        };
-        match &mut self.texts[usize::from(i)] {
-            Some(last) if **last == *text => last.clone(),
-            slot => slot.insert(Arc::from(text)).clone(),
-        }
-    }
-
     fn learn_limits(&mut self, mode: Mode, entries: &[Entry]) {
-        let number = |index: u8| {
+        let number = |label: &str| {
             entries
                 .iter()
-                .find(|e| e.spec == Some(index))
+                .find(|e| e.label == label)
                 .and_then(|e| e.value.as_number())
         };
         let watts = match mode {
-            Mode::Historic => number(ISOUSC).map(|amps| {
-                let phases = if number(IINST3).is_some() || number(IMAX3).is_some() {
+            Mode::Historic => number("ISOUSC").map(|amps| {
+                let phases = if number("IINST3").is_some() || number("IMAX3").is_some() {
                     3
                 } else {
                     1
                 };
                 (amps * 230 * phases) as f64
             }),
-            Mode::Standard => number(PREF).map(|kva| (kva * 1000) as f64),
+            Mode::Standard => number("PREF").map(|kva| (kva * 1000) as f64),
         };
         if let Some(w) = watts.filter(|&w| w > 0.0) {
             self.max_power_w = Some(w);
@@ -211,7 +155,7 @@ impl Meter {
 /// Fixed-width data is the second line behind the 6-bit checksum: a lost or doubled byte
 /// that the sum misses changes the width. Standard-mode free texts (NGTF, LTARF, MSG1) are
 /// not padded alike by every firmware, so only numbers are held to their width there.
-fn has_spec_width(spec: &labels::LabelSpec, mode: Mode, raw: &str) -> bool {
+fn has_specified_width(spec: &LabelSpec, mode: Mode, raw: &str) -> bool {
     match (mode, spec.kind) {
         (Mode::Historic, _) | (Mode::Standard, Kind::Number) => {
             raw.len() == usize::from(spec.width)
@@ -236,16 +180,16 @@ fn derive(reading: &Reading, voltage: u32) -> Derived {
 }
 
 fn derive_historic(r: &Reading, voltage: u32) -> Derived {
-    let ptec = r.known_text(PTEC).unwrap_or("");
+    let ptec = r.text("PTEC").unwrap_or("");
     let ejp = ptec.starts_with("PM");
-    let current: i64 = match r.known_number(IINST) {
+    let current: i64 = match r.number("IINST") {
         Some(i) => i,
-        None => [IINST1, IINST2, IINST3]
+        None => ["IINST1", "IINST2", "IINST3"]
             .iter()
-            .filter_map(|&l| r.known_number(l))
+            .filter_map(|l| r.number(l))
             .sum(),
     };
-    let papp = r.known_number(PAPP);
+    let papp = r.number("PAPP");
     let injection_w = match papp {
         Some(0) => current * i64::from(voltage),
         _ => 0,
@@ -259,11 +203,11 @@ fn derive_historic(r: &Reading, voltage: u32) -> Derived {
     Derived {
         injection_w,
         ejp,
-        ejp_notice: r.get_known(PEJP).is_some() && !ejp,
+        ejp_notice: r.get("PEJP").is_some() && !ejp,
         consumption_va: papp,
         period,
         tempo_today: code.get(2..).and_then(TempoColour::from_historic),
-        tempo_tomorrow: r.known_text(DEMAIN).and_then(TempoColour::from_historic),
+        tempo_tomorrow: r.text("DEMAIN").and_then(TempoColour::from_historic),
         stge: None,
     }
 }
@@ -272,7 +216,7 @@ fn derive_historic(r: &Reading, voltage: u32) -> Derived {
 const TEMPO_PERIODS: [&str; 6] = ["HCJB", "HPJB", "HCJW", "HPJW", "HCJR", "HPJR"];
 
 fn derive_standard(r: &Reading) -> Derived {
-    let stge = r.known_text(STGE).and_then(Stge::parse);
+    let stge = r.text("STGE").and_then(Stge::parse);
     // On a Tempo contract the meter reports non-blue days as a mobile peak too, and
     // today's colour is never 0 there: a peak without a colour is an EJP peak.
     let tempo_today = stge.and_then(|s| s.tempo_today);
@@ -280,10 +224,10 @@ fn derive_standard(r: &Reading) -> Derived {
     let ejp = stge.is_some_and(|s| s.peak_active != 0) && !is_tempo;
     let ejp_notice = stge.is_some_and(|s| s.peak_notice != 0) && !is_tempo && !ejp;
     let ntarf = r
-        .known_number(NTARF)
+        .number("NTARF")
         .or(stge.map(|s| i64::from(s.supplier_index)));
-    let ngtf = r.known_text(NGTF).unwrap_or("").to_ascii_uppercase();
-    let ltarf = r.known_text(LTARF).unwrap_or("").to_ascii_uppercase();
+    let ngtf = r.text("NGTF").unwrap_or("").to_ascii_uppercase();
+    let ltarf = r.text("LTARF").unwrap_or("").to_ascii_uppercase();
     let period = if is_tempo || ngtf.contains("TEMPO") {
         ntarf
             .and_then(|n| usize::try_from(n - 1).ok())
@@ -301,10 +245,10 @@ fn derive_standard(r: &Reading) -> Derived {
         ntarf.map(|n| format!("EASF{n:02}"))
     };
     Derived {
-        injection_w: r.known_number(SINSTI).unwrap_or(0),
+        injection_w: r.number("SINSTI").unwrap_or(0),
         ejp,
         ejp_notice,
-        consumption_va: r.known_number(SINSTS),
+        consumption_va: r.number("SINSTS"),
         period,
         tempo_today,
         tempo_tomorrow: stge.and_then(|s| s.tempo_tomorrow),

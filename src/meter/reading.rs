@@ -1,11 +1,9 @@
 //! A [`Reading`]: one frame's values, typed, with what the contract derives from them.
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
-use super::labels::{LABELS, LabelSpec};
+use super::labels::{self, LabelSpec};
 use super::stge::{Stge, TempoColour};
 use crate::tic::Mode;
 
@@ -15,9 +13,8 @@ use crate::tic::Mode;
 pub enum Value {
     /// A numeric label, leading zeros dropped.
     Number(i64),
-    /// A text label, trimmed. Shared: a meter repeats most texts frame after frame, and
-    /// [`super::Meter`] hands out the previous frame's when it did.
-    Text(Arc<str>),
+    /// A text label, trimmed.
+    Text(String),
 }
 
 impl Value {
@@ -50,28 +47,18 @@ impl std::fmt::Display for Value {
 /// One label of a reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The TIC label (`PAPP`): the table's own name for a known label, so reading a frame
-    /// copies only the labels the table does not know.
-    pub label: Cow<'static, str>,
+    /// The TIC label as sent (`PAPP`, `NJOURF+1`, or a label the table does not know).
+    pub label: String,
     /// Its value.
     pub value: Value,
     /// Its horodate as ISO 8601, for standard-mode labels that carry one.
     pub timestamp: Option<String>,
-    /// The label's position in [`LABELS`], looked up once when the frame is read.
-    pub(super) spec: Option<u8>,
 }
 
 impl Entry {
-    /// The label's row in the table, if it is known; found when the frame was read, so the
-    /// outputs that need it per entry do not search the table again.
+    /// The label's row in the table, if it is known.
     pub fn spec(&self) -> Option<&'static LabelSpec> {
-        self.spec.map(|i| &LABELS[usize::from(i)])
-    }
-
-    /// The label's position in [`LABELS`], if it is known: a key for per-label state that
-    /// needs no hashing.
-    pub fn spec_index(&self) -> Option<u8> {
-        self.spec
+        labels::spec(&self.label)
     }
 }
 
@@ -107,7 +94,7 @@ pub struct Derived {
 pub struct Reading {
     /// The meter's serial number (ADCO or ADSC), or the last one seen on this line when this
     /// frame's group was lost to a bad checksum.
-    pub meter: Option<Arc<str>>,
+    pub meter: Option<String>,
     /// The frame's dialect.
     pub mode: Mode,
     /// Every verified label that passed the index guard, in frame order.
@@ -119,32 +106,10 @@ pub struct Reading {
 impl Reading {
     /// The value of a label, if the frame had it.
     pub fn get(&self, label: &str) -> Option<&Value> {
-        match super::labels::spec_index(label) {
-            Some(i) => self.get_known(i),
-            None => self
-                .entries
-                .iter()
-                .find(|e| e.spec.is_none() && e.label == label)
-                .map(|e| &e.value),
-        }
-    }
-
-    /// The value of the label at `index` in [`LABELS`] (see [`super::labels::position`]).
-    pub fn get_known(&self, index: u8) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|e| e.spec == Some(index))
+            .find(|e| e.label == label)
             .map(|e| &e.value)
-    }
-
-    /// The integer value of the label at `index` in [`LABELS`].
-    pub fn known_number(&self, index: u8) -> Option<i64> {
-        self.get_known(index).and_then(Value::as_number)
-    }
-
-    /// The text value of the label at `index` in [`LABELS`].
-    pub fn known_text(&self, index: u8) -> Option<&str> {
-        self.get_known(index).and_then(Value::as_text)
     }
 
     /// The integer value of a numeric label.
@@ -159,15 +124,44 @@ impl Reading {
 
     /// The `state` payload of the contract; `ts` is omitted when the source has no clock.
     pub fn to_state_json(&self, ts: Option<&str>) -> String {
-        let mut out = String::new();
-        self.write_state_json(ts, &mut out);
-        out
+        let state = StatePayload {
+            ts,
+            meter: self.meter.as_deref(),
+            mode: self.mode.as_str(),
+            values: Values(&self.entries),
+            derived: &self.derived,
+        };
+        // Every key is a string and every value a string, integer, bool or null:
+        // serde_json cannot fail on these types.
+        serde_json::to_string(&state).expect("the state payload serializes")
     }
+}
 
-    /// Appends the `state` payload to `out`, for a caller that reuses one buffer. Written by
-    /// hand (it runs for every published frame), the same bytes serde_json would write.
-    pub fn write_state_json(&self, ts: Option<&str>, out: &mut String) {
-        super::json::write_state(out, self, ts);
+/// The `state` object (CONTRACT §3), its keys in the contract's order.
+#[derive(Serialize)]
+struct StatePayload<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<&'a str>,
+    meter: Option<&'a str>,
+    mode: &'static str,
+    values: Values<'a>,
+    derived: &'a Derived,
+}
+
+/// The `values` object: each label in frame order, followed by `<LABEL>_ts` when it carries
+/// a horodate.
+struct Values<'a>(&'a [Entry]);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for entry in self.0 {
+            map.serialize_entry(&entry.label, &entry.value)?;
+            if let Some(ts) = &entry.timestamp {
+                map.serialize_entry(&format!("{}_ts", entry.label), ts)?;
+            }
+        }
+        map.end()
     }
 }
 

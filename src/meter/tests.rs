@@ -207,18 +207,15 @@ fn a_value_of_the_wrong_width_is_rejected() {
 }
 
 #[test]
-fn a_repeated_text_is_shared_and_a_changed_one_is_new() {
-    let text = |r: &Reading, label: &str| match r.get(label) {
-        Some(Value::Text(t)) => t.clone(),
-        other => panic!("{label}: {other:?}"),
-    };
+fn a_repeated_text_reads_the_same_and_a_changed_one_is_new() {
     let mut meter = Meter::new(230);
     let first = meter.read(&ejp_frame("HN..", false, "01450", "007"), 0.0);
     let second = meter.read(&ejp_frame("HN..", false, "01450", "007"), 1.0);
     let peak = meter.read(&ejp_frame("PM..", false, "01450", "007"), 2.0);
-    assert!(Arc::ptr_eq(&text(&first, "PTEC"), &text(&second, "PTEC")));
-    assert_eq!(&*text(&peak, "PTEC"), "PM..");
-    assert!(Arc::ptr_eq(&text(&first, "ADCO"), &text(&peak, "ADCO")));
+    assert_eq!(first.text("PTEC"), Some("HN.."));
+    assert_eq!(second.text("PTEC"), first.text("PTEC"));
+    assert_eq!(peak.text("PTEC"), Some("PM.."));
+    assert_eq!(peak.text("ADCO"), first.text("ADCO"));
     assert_eq!(peak.meter.as_deref(), Some("021728123456"));
     // Labels the table does not know keep their own name.
     let odd = meter.read(
@@ -227,5 +224,75 @@ fn a_repeated_text_is_shared_and_a_changed_one_is_new() {
     );
     assert_eq!(odd.entries[1].label, "TENSION");
     assert_eq!(odd.text("TENSION"), Some("231"));
-    assert!(matches!(first.entries[0].label, Cow::Borrowed("ADCO")));
+    assert_eq!(first.entries[0].label, "ADCO");
+}
+
+#[test]
+fn a_repeated_label_keeps_its_first_value() {
+    let r = Meter::new(230).read(
+        &historic(&[
+            ("ADCO", "012345678901"),
+            ("PAPP", "00450"),
+            ("PAPP", "00460"),
+        ]),
+        0.0,
+    );
+    assert_eq!(r.number("PAPP"), Some(450));
+    assert_eq!(r.entries.len(), 2);
+}
+
+#[test]
+fn the_state_payload_is_the_contract_example() {
+    let r = Meter::new(230).read(&ejp_frame("HN..", false, "00000", "013"), 0.0);
+    assert_eq!(
+        r.to_state_json(Some("2026-11-28T21:04:05+01:00")),
+        concat!(
+            r#"{"ts":"2026-11-28T21:04:05+01:00","meter":"021728123456","mode":"historic","#,
+            r#""values":{"ADCO":"021728123456","OPTARIF":"EJP.","ISOUSC":45,"EJPHN":688322,"#,
+            r#""EJPHPM":80072,"PTEC":"HN..","IINST":13,"IMAX":90,"PAPP":0,"MOTDETAT":"000000"},"#,
+            r#""derived":{"injection_w":2990,"ejp":false,"ejp_notice":false,"#,
+            r#""consumption_va":0,"period":"HN"}}"#,
+        )
+    );
+}
+
+#[test]
+fn the_state_payload_carries_the_status_register_field_by_field() {
+    let f = frame(
+        Mode::Standard,
+        &[("ADSC", None, "031664001115"), ("STGE", None, "463A0800")],
+    );
+    let json = Meter::new(230).read(&f, 0.0).to_state_json(None);
+    assert!(
+        json.ends_with(concat!(
+            r#""stge":{"dry_contact_open":false,"cut_off":"closed","cover_open":false,"#,
+            r#""over_voltage":false,"over_reference_power":false,"producer":false,"#,
+            r#""injecting":false,"supplier_index":3,"distributor_index":1,"#,
+            r#""clock_degraded":false,"tempo_today":"white","tempo_tomorrow":"blue","#,
+            r#""peak_notice":0,"peak_active":1}}}"#,
+        )),
+        "{json}"
+    );
+}
+
+#[test]
+fn the_state_payload_escapes_what_json_requires() {
+    let odd = "say \"hi\" \\ \t\n\u{1}é";
+    let reading = Reading {
+        meter: Some(odd.to_owned()),
+        mode: Mode::Standard,
+        entries: vec![Entry {
+            label: odd.to_owned(),
+            value: Value::Text(odd.to_owned()),
+            timestamp: Some(odd.to_owned()),
+        }],
+        derived: Derived::default(),
+    };
+    let json = reading.to_state_json(Some(odd));
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["ts"], odd);
+    assert_eq!(parsed["meter"], odd);
+    assert_eq!(parsed["values"][odd], odd);
+    assert_eq!(parsed["values"][format!("{odd}_ts")], odd);
+    assert!(json.contains(r#"say \"hi\" \\ \t\n\u0001é"#), "{json}");
 }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use super::Message;
 use super::topics::Topics;
-use crate::meter::labels::LABELS;
 use crate::meter::{Reading, Value};
 
 /// Per-meter memory of what was last published.
@@ -17,11 +16,8 @@ pub struct Policy {
     topics: Topics,
     state_topic: String,
     interval_s: f64,
-    /// The retained topics of known labels, by their position in the label table: looked
-    /// up for every entry of every frame, so without hashing.
-    labels: Vec<Option<Slot>>,
-    /// Labels the table does not know (a firmware's own), by name.
-    unknown: HashMap<String, Option<Slot>>,
+    /// The retained topics of the TIC labels, by label.
+    labels: HashMap<String, Option<Slot>>,
     /// The contract's leaves, in [`LEAVES`] order.
     leaves: [Option<Slot>; LEAVES.len()],
     scratch: String,
@@ -47,10 +43,8 @@ struct Slot {
 /// A retained topic: a TIC label, or a leaf of the contract (`ejp`, `injection`…).
 #[derive(Debug, Clone, Copy)]
 enum Key<'a> {
-    /// A label of the table, with its position there.
-    Known(u8, &'a str),
-    /// A label the table does not know.
-    Unknown(&'a str),
+    /// A TIC label, known to the table or not.
+    Label(&'a str),
     /// A leaf, by its position in [`LEAVES`].
     Leaf(usize),
 }
@@ -154,8 +148,7 @@ impl Policy {
             state_topic: topics.state(),
             topics,
             interval_s,
-            labels: vec![None; LABELS.len()],
-            unknown: HashMap::new(),
+            labels: HashMap::new(),
             leaves: Default::default(),
             scratch: String::new(),
             last_state_at: None,
@@ -192,10 +185,7 @@ impl Policy {
         }
         for entry in &reading.entries {
             let urgent = matches!(entry.value, Value::Text(_));
-            let key = match entry.spec_index() {
-                Some(i) => Key::Known(i, &entry.label),
-                None => Key::Unknown(&entry.label),
-            };
+            let key = Key::Label(&entry.label);
             self.offer(&mut out, key, (&entry.value).into(), urgent, now, 0);
         }
         let d = &reading.derived;
@@ -222,8 +212,7 @@ impl Policy {
     }
 
     /// Queues a retained value when it is new, changed and urgent, or changed and its
-    /// interval has passed. The payload is formatted into a scratch buffer, topics are built
-    /// once per key and known labels find their slot by index: this runs for every label.
+    /// interval has passed.
     fn offer(
         &mut self,
         out: &mut Vec<Message>,
@@ -236,12 +225,10 @@ impl Policy {
         self.scratch.clear();
         payload.write(&mut self.scratch);
         let slot = match key {
-            Key::Known(i, _) => &mut self.labels[usize::from(i)],
-            Key::Unknown(label) => match LEAVES.iter().position(|&l| l == label) {
+            Key::Label(label) => match LEAVES.iter().position(|&l| l == label) {
                 // Spelled like a leaf, it is published on the leaf's topic: one slot.
                 Some(i) => &mut self.leaves[i],
-                // Rare (a firmware's own label): the key's allocation does not matter.
-                None => self.unknown.entry(label.to_owned()).or_default(),
+                None => self.labels.entry(label.to_owned()).or_default(),
             },
             Key::Leaf(i) => &mut self.leaves[i],
         };
@@ -262,7 +249,7 @@ impl Policy {
             }
             None => {
                 let topic = match key {
-                    Key::Known(_, label) | Key::Unknown(label) => self.topics.label(label),
+                    Key::Label(label) => self.topics.label(label),
                     Key::Leaf(i) => self.topics.leaf(LEAVES[i]),
                 };
                 *slot = Some(Slot {
@@ -299,8 +286,7 @@ impl Policy {
     /// Forgets what was published, so that after a reconnection to a broker that lost its
     /// retained messages every value is sent again.
     pub fn forget(&mut self) {
-        self.labels.fill(None);
-        self.unknown.clear();
+        self.labels.clear();
         self.leaves = Default::default();
         self.last_state_at = None;
         self.last_flags = None;

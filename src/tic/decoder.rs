@@ -1,6 +1,6 @@
 //! The push decoder: one byte at a time in, whole frames out.
 
-use super::{Frame, GroupSpan, Horodate, Mode, ModeHint, checksum_char};
+use super::{Frame, GroupFields, Horodate, Mode, ModeHint, checksum};
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
@@ -59,12 +59,15 @@ enum GroupError {
 pub struct Decoder {
     hint: ModeHint,
     state: State,
-    group: Vec<u8>,
-    frame_bytes: usize,
+    /// The current group's bytes after its LF, so far.
+    group_content: Vec<u8>,
+    /// The current frame's length so far, STX included, to enforce [`MAX_FRAME_BYTES`].
+    frame_len: usize,
+    /// The mode the current frame's groups must have: forced, or fixed by its first valid group.
     frame_mode: Option<Mode>,
-    /// The verified fields of the frame so far: printable ASCII, checked group by group.
-    text: Vec<u8>,
-    spans: Vec<GroupSpan>,
+    /// The verified groups of the current frame.
+    groups: Vec<GroupFields>,
+    /// Bytes pushed since creation.
     offset: u64,
     last_mode: Option<Mode>,
     stats: Stats,
@@ -82,11 +85,10 @@ impl Decoder {
         Decoder {
             hint,
             state: State::Hunting,
-            group: Vec::with_capacity(MAX_GROUP_BYTES),
-            frame_bytes: 0,
+            group_content: Vec::new(),
+            frame_len: 0,
             frame_mode: None,
-            text: Vec::new(),
-            spans: Vec::new(),
+            groups: Vec::new(),
             offset: 0,
             last_mode: None,
             stats: Stats::default(),
@@ -108,54 +110,12 @@ impl Decoder {
         self.offset
     }
 
-    /// Feeds a chunk of bytes and hands every frame it completes to `on_frame`. The same as
-    /// [`Decoder::push_byte`] on each byte, but a group's ordinary bytes and the noise
-    /// between frames are taken a run at a time: they are most of the line.
+    /// Feeds a chunk of bytes and hands every frame it completes to `on_frame`: the same as
+    /// [`Decoder::push_byte`] on each byte, so any chunking gives the same frames.
     pub fn push(&mut self, bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
-        let mut rest = bytes;
-        while let Some((&byte, tail)) = rest.split_first() {
-            let run = self.ordinary_run(rest);
-            if run > 0 {
-                self.take_run(&rest[..run]);
-                rest = &rest[run..];
-                continue;
-            }
+        for &byte in bytes {
             if let Some(frame) = self.push_byte(byte) {
                 on_frame(frame);
-            }
-            rest = tail;
-        }
-    }
-
-    /// How many of the first bytes `push_byte` would only append to the group or skip while
-    /// hunting: none of them a control byte, and none reaching a length limit.
-    fn ordinary_run(&self, bytes: &[u8]) -> usize {
-        match self.state {
-            State::Hunting => bytes
-                .iter()
-                .position(|&b| b & 0x7F == STX)
-                .unwrap_or(bytes.len()),
-            State::InGroup => {
-                let room = (MAX_GROUP_BYTES.saturating_sub(self.group.len()))
-                    .min(MAX_FRAME_BYTES.saturating_sub(self.frame_bytes))
-                    .min(bytes.len());
-                bytes[..room]
-                    .iter()
-                    .position(|&b| matches!(b & 0x7F, STX | ETX | EOT | LF | CR))
-                    .unwrap_or(room)
-            }
-            State::Between | State::Overflowed => 0,
-        }
-    }
-
-    /// What `push_byte` does for each byte of a run that [`Decoder::ordinary_run`] measured.
-    fn take_run(&mut self, run: &[u8]) {
-        self.offset += run.len() as u64;
-        match self.state {
-            State::Hunting => self.stats.bytes_skipped += run.len() as u64,
-            _ => {
-                self.frame_bytes += run.len();
-                self.group.extend(run.iter().map(|&b| b & 0x7F));
             }
         }
     }
@@ -172,7 +132,7 @@ impl Decoder {
             }
             return None;
         }
-        self.frame_bytes += 1;
+        self.frame_len += 1;
         match byte {
             STX => {
                 // The ETX was lost (noise, or a tty that ate it): what we have is kept,
@@ -187,7 +147,7 @@ impl Decoder {
                 self.abort_frame();
                 None
             }
-            _ if self.frame_bytes > MAX_FRAME_BYTES => {
+            _ if self.frame_len > MAX_FRAME_BYTES => {
                 self.end_group(false);
                 self.abort_frame();
                 None
@@ -200,13 +160,13 @@ impl Decoder {
                 // An LF inside a group means its CR was lost (or a tty turned CRs into LFs):
                 // try the group anyway, its checksum decides.
                 self.end_group(true);
-                self.group.clear();
+                self.group_content.clear();
                 self.state = State::InGroup;
                 None
             }
             CR => {
                 match self.state {
-                    State::InGroup if self.group.is_empty() => {
+                    State::InGroup if self.group_content.is_empty() => {
                         self.stats.groups_malformed += 1;
                         self.state = State::Between;
                     }
@@ -217,7 +177,9 @@ impl Decoder {
             }
             _ => {
                 match self.state {
-                    State::InGroup if self.group.len() < MAX_GROUP_BYTES => self.group.push(byte),
+                    State::InGroup if self.group_content.len() < MAX_GROUP_BYTES => {
+                        self.group_content.push(byte)
+                    }
                     State::InGroup => self.state = State::Overflowed,
                     State::Between => self.stats.bytes_skipped += 1,
                     State::Overflowed | State::Hunting => {}
@@ -229,21 +191,20 @@ impl Decoder {
 
     fn start_frame(&mut self) {
         self.state = State::Between;
-        self.frame_bytes = 1;
+        self.frame_len = 1;
         self.frame_mode = match self.hint {
             ModeHint::Auto => None,
             ModeHint::Force(mode) => Some(mode),
         };
-        self.text.clear();
-        self.spans.clear();
-        self.group.clear();
+        self.groups.clear();
+        self.group_content.clear();
     }
 
     /// Closes the current group, if any. `complete` is false when the group was cut short
     /// (EOT, STX, overflow): its content cannot be trusted even if it looks whole.
     fn end_group(&mut self, complete: bool) {
         match self.state {
-            State::InGroup if self.group.is_empty() => {}
+            State::InGroup if self.group_content.is_empty() => {}
             State::InGroup if complete => match self.accept_group() {
                 Ok(()) => self.stats.groups_ok += 1,
                 Err(GroupError::BadChecksum) => self.stats.groups_bad_checksum += 1,
@@ -255,7 +216,7 @@ impl Decoder {
         if self.state != State::Hunting {
             self.state = State::Between;
         }
-        self.group.clear();
+        self.group_content.clear();
     }
 
     fn abort_frame(&mut self) {
@@ -265,17 +226,7 @@ impl Decoder {
 
     fn finish_frame(&mut self, unterminated: bool) -> Option<Frame> {
         self.state = State::Hunting;
-        let Some(mode) = self.frame_mode.filter(|_| !self.spans.is_empty()) else {
-            self.stats.frames_aborted += 1;
-            return None;
-        };
-        // The next frame is about as long: start its buffers at this one's size.
-        let (text_len, spans_len) = (self.text.len(), self.spans.len());
-        let text = std::mem::replace(&mut self.text, Vec::with_capacity(text_len));
-        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(spans_len));
-        // Every group was checked to be printable ASCII, so this never fails; checked once
-        // per frame rather than per group.
-        let Ok(text) = String::from_utf8(text) else {
+        let Some(mode) = self.frame_mode.filter(|_| !self.groups.is_empty()) else {
             self.stats.frames_aborted += 1;
             return None;
         };
@@ -285,15 +236,16 @@ impl Decoder {
         }
         Some(Frame {
             mode,
-            text,
-            spans,
+            groups: std::mem::take(&mut self.groups),
             end_offset: self.offset,
         })
     }
 
-    /// Checks the group in `self.group` and, when valid, appends it to the frame.
+    /// Checks the group in `self.group_content` (its content between LF and CR) and, when valid,
+    /// appends it to the frame. The shape is checked before the checksum, so a group that
+    /// cannot be read counts as malformed whatever its last byte.
     fn accept_group(&mut self) -> Result<(), GroupError> {
-        let content = self.group.as_slice();
+        let content = self.group_content.as_slice();
         let len = content.len();
         if len < 4 {
             return Err(GroupError::Malformed);
@@ -307,108 +259,61 @@ impl Decoder {
             return Err(GroupError::Malformed);
         }
         let body = &content[..len - 2];
-        let scan = Scan::of(body).ok_or(GroupError::Malformed)?;
-        let (label, horodate, value) =
-            split_fields(mode, body, &scan).ok_or(GroupError::Malformed)?;
-        let sum = match mode {
-            Mode::Historic => scan.sum,
-            Mode::Standard => scan.sum.wrapping_add(content[len - 2]),
+        let (label, horodate, value) = split(mode, body).ok_or(GroupError::Malformed)?;
+        // Historic mode sums the body; standard mode the body and the separator after it.
+        let summed = match mode {
+            Mode::Historic => body,
+            Mode::Standard => &content[..len - 1],
         };
-        if checksum_char(sum) != content[len - 1] {
+        if checksum(summed) != content[len - 1] {
             return Err(GroupError::BadChecksum);
         }
-        let mut push = |field: Field| {
-            let start = self.text.len() as u32;
-            self.text.extend_from_slice(&body[field]);
-            start..self.text.len() as u32
-        };
-        let span = GroupSpan {
-            label: push(label),
-            horodate: horodate.map(&mut push),
-            value: push(value),
-        };
-        self.spans.push(span);
+        self.groups.push(GroupFields {
+            label: label.to_owned(),
+            horodate: horodate.map(str::to_owned),
+            value: value.to_owned(),
+        });
         self.frame_mode = Some(mode);
         self.last_mode = Some(mode);
         Ok(())
     }
 }
 
-type Field = std::ops::Range<usize>;
-
-/// What one pass over a group's body (without its final separator and checksum) finds:
-/// everything the checks need, so the body is read once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Scan {
-    /// The byte sum, for the checksum.
-    sum: u8,
-    /// Where the first space is.
-    first_space: Option<usize>,
-    /// Where the first two HTs are.
-    tabs: [Option<usize>; 2],
-    /// More than two HTs.
-    more_tabs: bool,
-}
-
-impl Scan {
-    /// None when a byte is neither printable ASCII nor HT.
-    fn of(body: &[u8]) -> Option<Scan> {
-        let mut scan = Scan {
-            sum: 0,
-            first_space: None,
-            tabs: [None; 2],
-            more_tabs: false,
-        };
-        for (i, &b) in body.iter().enumerate() {
-            scan.sum = scan.sum.wrapping_add(b);
-            if b > b' ' && b < 0x7F {
-                continue; // most bytes: printable, and neither separator
-            }
-            match b {
-                b' ' => {
-                    scan.first_space.get_or_insert(i);
-                }
-                b'\t' => match scan.tabs {
-                    [None, _] => scan.tabs[0] = Some(i),
-                    [Some(_), None] => scan.tabs[1] = Some(i),
-                    _ => scan.more_tabs = true,
-                },
-                _ => return None,
-            }
-        }
-        Some(scan)
-    }
-}
-
-/// Splits a group body into label, horodate and data, checking the shape each mode allows,
-/// from the [`Scan`] of that body.
-fn split_fields(mode: Mode, body: &[u8], scan: &Scan) -> Option<(Field, Option<Field>, Field)> {
-    let label_end = match mode {
-        Mode::Historic => scan.first_space?,
-        Mode::Standard => scan.tabs[0]?,
-    };
-    let label = 0..label_end;
-    if label.is_empty() || label.len() > 12 || !body[label.clone()].iter().all(is_label_byte) {
+/// Splits a group body (without its last separator and checksum) into label, horodate and
+/// data; None when the body is not a shape the mode allows:
+///
+/// - every byte is printable ASCII or HT;
+/// - the label is 1 to 12 of `A-Z a-z 0-9 + - _`, ended by the mode's separator;
+/// - historic data is not empty and has no HT (a space inside it is kept as sent);
+/// - standard data without a horodate is not empty; with one (`label HT horodate HT data`)
+///   the horodate is a valid [`Horodate`] and the data, which may be empty (`DATE`), has
+///   no HT.
+fn split(mode: Mode, body: &[u8]) -> Option<(&str, Option<&str>, &str)> {
+    if !body
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7F).contains(&b))
+    {
         return None;
     }
-    let rest = label_end + 1..body.len();
-    match (mode, scan.tabs[1]) {
-        // Historic data has a fixed width and no HT; a space inside it is kept as sent.
-        (Mode::Historic, _) => {
-            (scan.tabs[0].is_none() && !rest.is_empty()).then_some((label, None, rest))
-        }
-        (Mode::Standard, None) => (!rest.is_empty()).then_some((label, None, rest)),
-        (Mode::Standard, Some(second)) => {
-            let horodate = rest.start..second;
-            let value = second + 1..body.len();
-            let text = std::str::from_utf8(&body[horodate.clone()]).ok()?;
-            let valid = Horodate::parse(text).is_some() && !scan.more_tabs;
-            valid.then_some((label, Some(horodate), value))
-        }
+    // Printable ASCII and HT only, so this is always valid UTF-8.
+    let body = std::str::from_utf8(body).ok()?;
+    let (label, rest) = body.split_once(char::from(mode.separator()))?;
+    if label.is_empty() || label.len() > 12 || !label.bytes().all(is_label_byte) {
+        return None;
+    }
+    match mode {
+        Mode::Historic => (!rest.is_empty() && !rest.contains('\t')).then_some((label, None, rest)),
+        Mode::Standard => match rest.split_once('\t') {
+            None => (!rest.is_empty()).then_some((label, None, rest)),
+            Some((horodate, value)) => {
+                let valid = Horodate::parse(horodate).is_some() && !value.contains('\t');
+                valid.then_some((label, Some(horodate), value))
+            }
+        },
     }
 }
 
-fn is_label_byte(b: &u8) -> bool {
+fn is_label_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'_')
 }
 
@@ -417,37 +322,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// The splitting the one-pass [`Scan`] replaced, a scan per check: the reference.
-    fn reference(mode: Mode, body: &[u8]) -> Option<(Field, Option<Field>, Field)> {
-        if !body
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7F).contains(&b))
-        {
-            return None;
-        }
-        let label_end = body.iter().position(|&b| b == mode.separator())?;
-        let label = 0..label_end;
-        if label.is_empty() || label.len() > 12 || !body[label.clone()].iter().all(is_label_byte) {
-            return None;
-        }
-        let rest = label_end + 1..body.len();
-        match mode {
-            Mode::Historic => (!body[rest.clone()].contains(&b'\t') && !rest.is_empty())
-                .then_some((label, None, rest)),
-            Mode::Standard => match body[rest.clone()].iter().position(|&b| b == b'\t') {
-                None => (!rest.is_empty()).then_some((label, None, rest)),
-                Some(i) => {
-                    let horodate = rest.start..rest.start + i;
-                    let value = rest.start + i + 1..body.len();
-                    let text = std::str::from_utf8(&body[horodate.clone()]).ok()?;
-                    let valid =
-                        Horodate::parse(text).is_some() && !body[value.clone()].contains(&b'\t');
-                    valid.then_some((label, Some(horodate), value))
-                }
-            },
-        }
-    }
 
     /// Group bodies made mostly of the bytes that decide their shape, often shaped like a
     /// real group of either mode.
@@ -473,15 +347,45 @@ mod tests {
         prop_oneof![prop::collection::vec(byte, 0..24), shaped, horodated]
     }
 
+    #[test]
+    fn the_shapes_of_both_modes_split() {
+        assert_eq!(
+            split(Mode::Historic, b"PTEC HP.."),
+            Some(("PTEC", None, "HP.."))
+        );
+        assert_eq!(
+            split(Mode::Historic, b"OPTARIF BBR( "),
+            Some(("OPTARIF", None, "BBR( "))
+        );
+        assert_eq!(
+            split(Mode::Standard, b"DATE\tE170915101601\t"),
+            Some(("DATE", Some("E170915101601"), ""))
+        );
+        assert_eq!(
+            split(Mode::Standard, b"NGTF\t     TEMPO      "),
+            Some(("NGTF", None, "     TEMPO      "))
+        );
+        assert_eq!(split(Mode::Historic, b"PAPP "), None);
+        assert_eq!(split(Mode::Historic, b"PAPP 01\t450"), None);
+        assert_eq!(split(Mode::Standard, b"DATE\tX170915101601\t"), None);
+        assert_eq!(split(Mode::Standard, b"DATE\tE170915101601\t1\t2"), None);
+        assert_eq!(split(Mode::Historic, b"ABCDEFGHIJKLM 1"), None);
+        assert_eq!(split(Mode::Historic, b"PA.P 1"), None);
+        assert_eq!(split(Mode::Historic, b"PAPP 0\x7f"), None);
+    }
+
     proptest! {
         #[test]
-        fn one_pass_splits_as_the_reference(body in body(), standard in any::<bool>()) {
+        fn a_split_gives_back_the_body_it_came_from(body in body(), standard in any::<bool>()) {
             let mode = if standard { Mode::Standard } else { Mode::Historic };
-            let split = Scan::of(&body).and_then(|scan| split_fields(mode, &body, &scan));
-            prop_assert_eq!(split, reference(mode, &body));
-            if let Some(scan) = Scan::of(&body) {
-                let summed = body.iter().fold(0u8, |a, &b| a.wrapping_add(b));
-                prop_assert_eq!(scan.sum, summed);
+            if let Some((label, horodate, value)) = split(mode, &body) {
+                let sep = char::from(mode.separator()).to_string();
+                let mut joined = vec![label];
+                joined.extend(horodate);
+                joined.push(value);
+                let joined = joined.join(&sep);
+                prop_assert_eq!(joined.as_bytes(), body.as_slice());
+                prop_assert!(label.bytes().all(is_label_byte));
             }
         }
     }

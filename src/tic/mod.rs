@@ -23,7 +23,6 @@ pub use decoder::{Decoder, MAX_FRAME_BYTES, MAX_GROUP_BYTES, Stats};
 pub use encode::{encode_frame, encode_group};
 
 use std::fmt;
-use std::ops::Range;
 
 /// The two TIC dialects. They differ in baud rate, separator and checksum range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,11 +78,7 @@ pub enum ModeHint {
 
 /// The checksum character of a group: the 6 low bits of the byte sum, made printable.
 pub fn checksum(bytes: &[u8]) -> u8 {
-    checksum_char(bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b)))
-}
-
-/// The checksum character of a group whose bytes sum to `sum` (modulo 256).
-fn checksum_char(sum: u8) -> u8 {
+    let sum = bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b));
     (sum & 0x3F) + 0x20
 }
 
@@ -118,21 +113,15 @@ impl<'a> Horodate<'a> {
             b'E' | b'e' => "+02:00",
             _ => "",
         };
-        // Pushed piece by piece into one allocation: this runs for every dated group.
-        let mut iso = String::with_capacity(25);
-        for (part, before) in [
-            (&d[0..2], "20"),
-            (&d[2..4], "-"),
-            (&d[4..6], "-"),
-            (&d[6..8], "T"),
-            (&d[8..10], ":"),
-            (&d[10..12], ":"),
-        ] {
-            iso.push_str(before);
-            iso.push_str(part);
-        }
-        iso.push_str(offset);
-        iso
+        format!(
+            "20{}-{}-{}T{}:{}:{}{offset}",
+            &d[0..2],
+            &d[2..4],
+            &d[4..6],
+            &d[6..8],
+            &d[8..10],
+            &d[10..12],
+        )
     }
 
     /// True when the meter flags its clock as degraded (lower-case season letter).
@@ -152,20 +141,19 @@ pub struct Group<'a> {
     pub value: &'a str,
 }
 
-/// Where a group's fields sit inside [`Frame::text`]; spans keep a frame at two allocations.
+/// The fields of one verified group, as the decoder keeps them in a [`Frame`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct GroupSpan {
-    label: Range<u32>,
-    horodate: Option<Range<u32>>,
-    value: Range<u32>,
+struct GroupFields {
+    label: String,
+    horodate: Option<String>,
+    value: String,
 }
 
 /// A frame whose groups all passed their checksum (groups that failed were dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     mode: Mode,
-    text: String,
-    spans: Vec<GroupSpan>,
+    groups: Vec<GroupFields>,
     end_offset: u64,
 }
 
@@ -183,10 +171,10 @@ impl Frame {
 
     /// The frame's valid groups, in the order they were received.
     pub fn groups(&self) -> impl ExactSizeIterator<Item = Group<'_>> + '_ {
-        self.spans.iter().map(|span| Group {
-            label: self.slice(&span.label),
-            horodate: span.horodate.as_ref().map(|r| self.slice(r)),
-            value: self.slice(&span.value),
+        self.groups.iter().map(|g| Group {
+            label: &g.label,
+            horodate: g.horodate.as_deref(),
+            value: &g.value,
         })
     }
 
@@ -197,16 +185,12 @@ impl Frame {
 
     /// Number of valid groups.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.groups.len()
     }
 
     /// True when no group is valid; the decoder never emits such a frame.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    fn slice(&self, range: &Range<u32>) -> &str {
-        &self.text[range.start as usize..range.end as usize]
+        self.groups.is_empty()
     }
 }
 
