@@ -107,10 +107,16 @@ struct ParsedLog {
     outcome: Outcome,
 }
 
+/// A day given, and the log it comes from.
+struct Day {
+    log: PathBuf,
+    report: DayReport,
+}
+
 /// What a log gave.
 enum Outcome {
     /// Its day's report.
-    Day(DayReport),
+    Day(Box<DayReport>),
     /// No readable line, so no day.
     Empty,
     /// It could not be read at all.
@@ -134,7 +140,8 @@ pub fn build_pages(
             Ok(read) => {
                 let date = date_of_file(path).or_else(|| read.lines.first().map(|l| l.time.date()));
                 let report = date.and_then(|d| DayReport::from_lines(d, &read.lines, tz));
-                (read.unreadable, report.map_or(Outcome::Empty, Outcome::Day))
+                let outcome = report.map_or(Outcome::Empty, |r| Outcome::Day(Box::new(r)));
+                (read.unreadable, outcome)
             }
             Err(e) => (Vec::new(), Outcome::Unopened(e)),
         };
@@ -146,7 +153,7 @@ pub fn build_pages(
     });
 
     let mut summary = Summary::default();
-    let mut days: BTreeMap<Date, (PathBuf, DayReport)> = BTreeMap::new();
+    let mut days: BTreeMap<Date, Day> = BTreeMap::new();
     for log in parsed {
         summary.unreadable += log.unreadable.len();
         for line in log.unreadable.iter().take(REPORTED_PER_FILE) {
@@ -165,7 +172,7 @@ pub fn build_pages(
             );
         }
         let report = match log.outcome {
-            Outcome::Day(report) => report,
+            Outcome::Day(report) => *report,
             Outcome::Unopened(e) => {
                 warn!("{}: cannot read: {e}", log.path.display());
                 summary.skipped += 1;
@@ -178,17 +185,18 @@ pub fn build_pages(
             }
         };
         let date = report.date;
-        if let Some((other, kept)) = days.get(&date)
-            && kept.lines >= report.lines
+        if let Some(kept) = days.get(&date)
+            && kept.report.lines >= report.lines
         {
             warn!(
                 "{} and {} are both {date}: keeping the first, which has more lines",
-                other.display(),
+                kept.log.display(),
                 log.path.display()
             );
             continue;
         }
-        days.insert(date, (log.path, report));
+        let log = log.path;
+        days.insert(date, Day { log, report });
     }
 
     // Energy across midnight: each day starts from the day before's last line.
@@ -196,14 +204,14 @@ pub fn build_pages(
     for pair in dates.windows(2) {
         let (before, after) = (pair[0], pair[1]);
         if before.tomorrow().ok() == Some(after) {
-            let last = days[&before].1.last_line().clone();
-            if let Some((_, report)) = days.get_mut(&after) {
-                report.link_previous(&last, tz);
+            let last = days[&before].report.last_line().clone();
+            if let Some(day) = days.get_mut(&after) {
+                day.report.link_previous(&last, tz);
             }
         }
     }
 
-    let reports: Vec<&DayReport> = days.values().map(|(_, report)| report).collect();
+    let reports: Vec<&DayReport> = days.values().map(|day| &day.report).collect();
     let positions: Vec<usize> = (0..reports.len()).collect();
     let progress = Progress::new("pages written", reports.len());
     let written = parallel_map(&positions, |&i| {
