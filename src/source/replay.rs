@@ -71,10 +71,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_replay_is_paced_at_the_line_rate() {
-        let path = std::env::temp_dir().join(format!("linkymon-replay-{}.tic", std::process::id()));
-        std::fs::write(&path, vec![b'x'; 240]).unwrap();
-        let mut r = Replay::open(&path, 1.0, None).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let capture = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(capture.path(), vec![b'x'; 240]).unwrap();
+        let mut r = Replay::open(capture.path(), 1.0, None).unwrap();
         assert_eq!(r.baud(), 1200);
         let t0 = Instant::now();
         let mut buf = [0u8; 64];
