@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use jiff::civil::{Date, date};
-use linkymon::sidecar::LogLine;
+use linkymon::logger::LogLine;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

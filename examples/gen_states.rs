@@ -7,7 +7,7 @@ use std::io::Write;
 
 use jiff::tz::TimeZone;
 use linkymon::meter::Meter;
-use linkymon::simulate::{SimConfig, Simulator};
+use linkymon::source::simulate::{SimConfig, Simulator};
 use linkymon::tic::Decoder;
 
 fn main() -> std::io::Result<()> {
@@ -20,7 +20,7 @@ fn main() -> std::io::Result<()> {
         .next()
         .map_or(10, |s| s.parse().expect("a number of seconds"));
     let tz = TimeZone::get("Europe/Paris").expect("Europe/Paris is bundled");
-    let midnight = linkymon::sidecar::day::midnight(date, &tz);
+    let midnight = linkymon::logger::day::midnight(date, &tz);
     let mut simulator = Simulator::new(SimConfig {
         start: 0.0,
         ..SimConfig::default()

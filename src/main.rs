@@ -42,7 +42,7 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// The sidecar: daily logs, graph pages and today's cost from the daemon's MQTT states.
+    /// The logger: daily logs, graph pages and today's cost from the daemon's MQTT states.
     Logger {
         /// Configuration file (default: $LINKYMON_CONFIG, then /etc/linkymon/config.yaml).
         #[arg(short, long, value_name = "FILE")]

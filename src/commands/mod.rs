@@ -1,4 +1,5 @@
-//! One wiring file per subcommand: the thin shell that does the I/O around the pure core.
+//! One wiring file per subcommand: it opens what the configuration names, starts the tasks
+//! and stops them cleanly. The work is done in the modules it wires together.
 
 pub mod decode;
 pub mod demo;

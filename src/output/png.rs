@@ -2,15 +2,15 @@
 //!
 //! `display.driver: png` is for a box without a screen, the demo and the tests: the same
 //! [`Framebuffer`] the SSD1306 would get is encoded as a 128×64 one-bit grey PNG, lit pixels
-//! white, and written to `display.png_path` whenever it changes. The file is replaced
-//! atomically (written beside it, then renamed), so a web page or an image viewer reloading it
-//! never reads half a picture. [`encode`] can also scale the picture up, for documentation.
+//! white, and written to `display.png_path` whenever it changes. The file is replaced with
+//! [`write_atomic`], so a web page or an image viewer reloading it never reads half a
+//! picture. [`encode`] can also scale the picture up, for documentation.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::framebuffer::{Framebuffer, HEIGHT, WIDTH};
 use super::{Display, OutputError};
+use crate::files::write_atomic;
 
 /// The picture as PNG bytes, each pixel drawn as a `scale`×`scale` square (1: 128×64).
 pub fn encode(picture: &Framebuffer, scale: u32) -> Vec<u8> {
@@ -34,22 +34,6 @@ pub fn encode(picture: &Framebuffer, scale: u32) -> Vec<u8> {
         let _ = writer.write_image_data(&data);
     }
     out
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
-/// readers see the old file or the new one, never a part.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = std::fs::File::create(&tmp)?;
-    // No fsync: the picture is rewritten within seconds and worthless after a power cut, and
-    // the rename alone keeps readers from seeing a partial file. It spares SD cards.
-    file.write_all(bytes)?;
-    drop(file);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 /// `display.driver: png`: writes each new picture to a file.
@@ -77,7 +61,7 @@ impl PngScreen {
     }
 
     fn write(&mut self, picture: &Framebuffer) -> Result<(), OutputError> {
-        write_atomically(&self.path, &encode(picture, 1)).map_err(|e| OutputError::Png {
+        write_atomic(&self.path, &encode(picture, 1)).map_err(|e| OutputError::Png {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;

@@ -1,20 +1,32 @@
-//! Where the bytes come from: a serial port, a replayed capture, or a simulated meter.
+//! Where the bytes come from: a serial port, a replayed capture, or a simulated meter
+//! (`meter.port`).
 //!
 //! Each source hands out raw bytes; none of them parses anything (that is [`crate::tic`]).
 //! A source only ends for a replay at the end of its file; a serial port that vanishes is
 //! reopened forever.
+//!
+//! - [`Serial`] (`serial.rs`): the meter's line, with [`baud`] finding its rate in `auto`.
+//! - [`Replay`] (`replay.rs`): a capture file paced at the line rate.
+//! - [`simulate`]: a synthetic EJP meter, and [`Simulated`], its frames paced in real time.
+//! - [`Backoff`]: the delays between attempts to reopen a port or reach a broker.
 
+pub mod baud;
 mod replay;
 mod serial;
-mod simulated;
+pub mod simulate;
 
 pub use replay::Replay;
 pub use serial::{Serial, SerialError};
-pub use simulated::Simulated;
+pub use simulate::Simulated;
 
 use std::io;
 
+use anyhow::Context;
+use tokio::time::Instant;
+
+use crate::config::{MeterConfig, MeterMode, PortSpec};
 use crate::tic::Mode;
+use simulate::SimConfig;
 
 /// Doubling delays for reopening a port or reconnecting to a broker: 1 s, 2 s, then every 4 s.
 ///
@@ -60,7 +72,39 @@ pub enum Source {
     Simulated(Simulated),
 }
 
+/// The mode `meter.mode` forces, `None` for `auto`.
+pub fn forced_mode(mode: MeterMode) -> Option<Mode> {
+    match mode {
+        MeterMode::Auto => None,
+        MeterMode::Historic => Some(Mode::Historic),
+        MeterMode::Standard => Some(Mode::Standard),
+    }
+}
+
 impl Source {
+    /// Opens `meter.port`; a serial port missing at start is an error.
+    pub fn open(meter: &MeterConfig) -> anyhow::Result<Source> {
+        let mode = forced_mode(meter.mode);
+        Ok(match &meter.port {
+            PortSpec::Serial(path) => Source::Serial(Serial::open(path, mode)?),
+            PortSpec::Replay(path) => Source::Replay(
+                Replay::open(path, meter.replay_speed, mode.map(Mode::baud)).with_context(
+                    || format!("cannot read the capture {} (meter.port)", path.display()),
+                )?,
+            ),
+            PortSpec::Simulate => Source::Simulated(
+                Simulated::new(
+                    SimConfig {
+                        voltage: meter.voltage.into(),
+                        ..SimConfig::default()
+                    },
+                    meter.simulate_speed,
+                )
+                .context("meter.port: simulate")?,
+            ),
+        })
+    }
+
     /// Reads some bytes; `Ok(0)` means the source is finished (only a replay finishes).
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -70,28 +114,12 @@ impl Source {
         }
     }
 
-    /// Tells the source which mode the decoder found valid groups in, so a serial port in
-    /// `auto` stops trying baud rates.
-    pub fn confirm_mode(&mut self, mode: Mode) {
+    /// After each read, what the decoder made of the bytes so far: its count of valid groups
+    /// and the mode it found. A serial port in `auto` uses it to find the line rate
+    /// ([`baud`]); the other sources have no rate to find.
+    pub fn after_read(&mut self, now: Instant, valid_groups: u64, mode: Option<Mode>) {
         if let Source::Serial(s) = self {
-            s.confirm_mode(mode);
-        }
-    }
-
-    /// Called when no valid group came for a while: a serial port in `auto` tries the other
-    /// baud rate.
-    pub fn no_valid_groups(&mut self) {
-        if let Source::Serial(s) = self {
-            s.try_other_baud();
-        }
-    }
-
-    /// Called when valid groups stopped while bytes still come: a serial port in `auto` probes
-    /// both baud rates again. True when it does.
-    pub fn mode_lost(&mut self) -> bool {
-        match self {
-            Source::Serial(s) => s.probe_again(),
-            _ => false,
+            s.after_read(now, valid_groups, mode);
         }
     }
 

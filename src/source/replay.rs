@@ -16,16 +16,10 @@ pub struct Replay {
 
 impl Replay {
     /// Loads the capture. The baud rate is the mode's when known, else guessed from the
-    /// separators (a tab means standard mode, 9600 baud).
+    /// separators ([`super::baud::baud_of_capture`]).
     pub fn open(path: &Path, speed: f64, baud: Option<u32>) -> std::io::Result<Self> {
         let bytes = std::fs::read(path)?;
-        let baud = baud.unwrap_or_else(|| {
-            if bytes.iter().take(4096).any(|&b| b & 0x7F == b'\t') {
-                9600
-            } else {
-                1200
-            }
-        });
+        let baud = baud.unwrap_or_else(|| super::baud::baud_of_capture(&bytes));
         Ok(Replay {
             bytes,
             sent: 0,
@@ -54,8 +48,8 @@ impl Replay {
             let bytes_per_s = f64::from(self.baud) / 10.0 * self.speed;
             let due = (start.elapsed().as_secs_f64() * bytes_per_s) as usize;
             if due <= self.sent {
-                // Wake once 50 ms of line time is due, not once a byte: at 1200 baud that is
-                // 20 wake-ups a second instead of 120, for the same frames.
+                // Bytes come 50 ms of line time at a time, as from a serial driver's buffer,
+                // not one by one.
                 let next = self.sent + ((bytes_per_s * 0.05) as usize).max(1);
                 tokio::time::sleep_until(
                     start + Duration::from_secs_f64(next as f64 / bytes_per_s),
@@ -77,10 +71,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_replay_is_paced_at_the_line_rate() {
-        let path = std::env::temp_dir().join(format!("linkymon-replay-{}.tic", std::process::id()));
-        std::fs::write(&path, vec![b'x'; 240]).unwrap();
-        let mut r = Replay::open(&path, 1.0, None).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let capture = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(capture.path(), vec![b'x'; 240]).unwrap();
+        let mut r = Replay::open(capture.path(), 1.0, None).unwrap();
         assert_eq!(r.baud(), 1200);
         let t0 = Instant::now();
         let mut buf = [0u8; 64];

@@ -1,14 +1,15 @@
-//! The meter's serial line: 7E1 at 1200 or 9600 baud, reopened forever when it vanishes.
+//! The meter's serial line: 7E1 at 1200 or 9600 baud (found by [`BaudSearch`] in `auto`),
+//! reopened forever when it vanishes or falls silent.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use tokio::io::AsyncReadExt;
-use tokio::time::{Duration, Instant, Sleep, sleep_until};
+use tokio::time::{Duration, Instant};
 use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 use tracing::{info, warn};
 
 use super::Backoff;
+use super::baud::{BaudChange, BaudSearch};
 use crate::tic::Mode;
 
 /// No byte at all for this long means the line is dead (a meter sends continuously).
@@ -40,17 +41,13 @@ pub enum SerialError {
 #[derive(Debug)]
 pub struct Serial {
     path: PathBuf,
-    baud: u32,
-    auto: bool,
-    locked: bool,
+    /// The line rate, and in `auto` the search for it.
+    baud: BaudSearch,
     port: Option<SerialStream>,
     /// When the last byte came, or the port was opened: silence is counted from here.
     last_byte: Instant,
     /// [`SILENCE`], shorter in tests.
     silence_after: Duration,
-    /// Fires no earlier than `silence_after` after `last_byte`. Made once per opened port and
-    /// moved on when it fires early: a timer per read would cost more than the read.
-    silence: Option<Pin<Box<Sleep>>>,
     backoff: Backoff,
     warned_8n1: bool,
     down_logged: bool,
@@ -65,16 +62,12 @@ impl Serial {
                 path: path.to_owned(),
             });
         }
-        let baud = mode.map_or(1200, Mode::baud);
         let mut serial = Serial {
             path: path.to_owned(),
-            baud,
-            auto: mode.is_none(),
-            locked: mode.is_some(),
+            baud: BaudSearch::new(mode, Instant::now()),
             port: None,
             last_byte: Instant::now(),
             silence_after: SILENCE,
-            silence: None,
             backoff: Backoff::default(),
             warned_8n1: false,
             down_logged: false,
@@ -84,19 +77,19 @@ impl Serial {
             source,
         })?;
         serial.port = Some(port);
-        info!(port = %path.display(), baud, "serial port open");
+        info!(port = %path.display(), baud = serial.baud(), "serial port open");
         Ok(serial)
     }
 
     /// The current line rate.
     pub fn baud(&self) -> u32 {
-        self.baud
+        self.baud.baud()
     }
 
     /// Opens 7E1; where the device refuses 7 bits or parity (a pseudo-terminal, some USB
     /// adapters), falls back to 8N1: the decoder masks bit 7 and the checksums still guard.
     fn open_port(&mut self) -> Result<SerialStream, tokio_serial::Error> {
-        let builder = tokio_serial::new(self.path.to_string_lossy(), self.baud);
+        let builder = tokio_serial::new(self.path.to_string_lossy(), self.baud());
         let seven_e1 = builder
             .clone()
             .data_bits(DataBits::Seven)
@@ -119,42 +112,16 @@ impl Serial {
         }
     }
 
-    /// In auto mode, keeps the baud rate at which valid groups came.
-    pub fn confirm_mode(&mut self, mode: Mode) {
-        if self.auto && !self.locked {
-            self.locked = true;
-            info!(baud = self.baud, %mode, "found the meter's mode");
-        }
-    }
-
-    /// In auto mode and not yet locked, reopens at the other baud rate.
-    pub fn try_other_baud(&mut self) {
-        if self.auto && !self.locked {
-            self.baud = if self.baud == 1200 { 9600 } else { 1200 };
-            info!(
-                baud = self.baud,
-                "no valid group yet, trying another baud rate"
-            );
+    /// After each read, what the decoder made of the bytes so far (see [`BaudSearch`]): in
+    /// `auto`, the port is reopened at the other rate when the search says so.
+    pub fn after_read(&mut self, now: Instant, valid_groups: u64, mode: Option<Mode>) {
+        if self.baud.after_read(now, valid_groups, mode) == BaudChange::Reopen {
             self.port = None;
         }
     }
 
-    /// In auto mode, forgets the baud rate found and tries the other: only garbage comes at
-    /// this one. True when it does.
-    pub fn probe_again(&mut self) -> bool {
-        if !self.auto || !self.locked {
-            return false;
-        }
-        warn!(
-            baud = self.baud,
-            "bytes but no valid group for a while: the meter may have changed mode; probing both baud rates again"
-        );
-        self.locked = false;
-        self.try_other_baud();
-        true
-    }
-
-    /// Reads some bytes, reopening the port as long as it takes; never fails.
+    /// Reads some bytes, reopening the port as long as it takes; never fails. A line with no
+    /// byte for [`SILENCE`] is dead (a meter sends continuously) and is reopened too.
     pub async fn read(&mut self, buf: &mut [u8]) -> usize {
         loop {
             let Some(port) = self.port.as_mut() else {
@@ -162,9 +129,8 @@ impl Serial {
                     Ok(port) => {
                         self.port = Some(port);
                         self.last_byte = Instant::now();
-                        self.silence = None;
                         if self.down_logged {
-                            info!(port = %self.path.display(), baud = self.baud, "serial port back");
+                            info!(port = %self.path.display(), baud = self.baud(), "serial port back");
                             self.down_logged = false;
                         }
                         self.backoff.reset();
@@ -173,27 +139,18 @@ impl Serial {
                 }
                 continue;
             };
-            let quiet_until = self.last_byte + self.silence_after;
-            let silence = self
-                .silence
-                .get_or_insert_with(|| Box::pin(sleep_until(quiet_until)));
-            let read = tokio::select! {
-                biased;
-                read = port.read(buf) => Some(read),
-                () = silence.as_mut() => None,
-            };
-            match read {
-                Some(Ok(n)) if n > 0 => {
+            let quiet_left = self.silence_after.saturating_sub(self.last_byte.elapsed());
+            match tokio::time::timeout(quiet_left, port.read(buf)).await {
+                Ok(Ok(n)) if n > 0 => {
                     self.last_byte = Instant::now();
                     return n;
                 }
-                Some(Ok(_)) => self.down("end of file").await,
-                Some(Err(e)) => self.down(&e.to_string()).await,
-                None if Instant::now() >= quiet_until => {
+                Ok(Ok(_)) => self.down("end of file").await,
+                Ok(Err(e)) => self.down(&e.to_string()).await,
+                Err(_) => {
                     let why = format!("no byte for {:?}", self.silence_after);
                     self.down(&why).await;
                 }
-                None => silence.as_mut().reset(quiet_until),
             }
         }
     }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
-use linkymon::sidecar::LogLine;
+use linkymon::logger::LogLine;
 use serde_json::Value;
 
 use crate::harness::{assert_golden, fixtures_dir, root};
@@ -390,13 +390,13 @@ fn a_day_page_draws_its_chart_in_chromium_with_the_hand_checked_totals_and_no_er
 /// A simulated EJP day (notice, peak, solar injection), one line every 80 s, as the logger
 /// writes it with its defaults: the page the README shows.
 fn write_simulated_day(dir: &TempDir) -> PathBuf {
+    use linkymon::logger::{Aggregator, State};
     use linkymon::meter::Meter;
-    use linkymon::sidecar::{Aggregator, State};
-    use linkymon::simulate::{SimConfig, Simulator};
+    use linkymon::source::simulate::{SimConfig, Simulator};
     use linkymon::tic::Decoder;
     let tz = paris();
     let date = jiff::civil::date(2021, 2, 20);
-    let midnight = linkymon::sidecar::day::midnight(date, &tz);
+    let midnight = linkymon::logger::day::midnight(date, &tz);
     let mut sim = Simulator::new(SimConfig {
         start: 0.0,
         ..SimConfig::default()

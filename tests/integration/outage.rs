@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
-use linkymon::sidecar::LogLine;
+use linkymon::logger::LogLine;
 
 use crate::mqtt::{Broker, Running, TempDir, signal, wait_exit, write_config};
 
@@ -24,7 +24,7 @@ fn write_capture(dir: &TempDir) -> (PathBuf, Vec<(u64, u32)>) {
 /// [`write_capture`] with `frames` frames.
 fn write_capture_of(dir: &TempDir, frames: usize) -> (PathBuf, Vec<(u64, u32)>) {
     use linkymon::meter::Meter;
-    use linkymon::simulate::{SimConfig, Simulator};
+    use linkymon::source::simulate::{SimConfig, Simulator};
     use linkymon::tic::Decoder;
     let mut sim = Simulator::new(SimConfig::default()).unwrap();
     let (mut decoder, mut meter) = (Decoder::default(), Meter::new(230));

@@ -41,6 +41,16 @@ impl Assets {
         }
     }
 
+    /// [`Assets::local`] when dygraphs is installed next to the pages, else
+    /// [`Assets::online`].
+    pub fn installed_or_online(installed: bool, up: &str) -> Self {
+        if installed {
+            Assets::local(up)
+        } else {
+            Assets::online()
+        }
+    }
+
     /// The dygraphs site, for machines without `libjs-dygraphs` (the pages then need a network).
     pub fn online() -> Self {
         Assets {
@@ -391,11 +401,57 @@ pub fn index_page(rows: &[IndexRow], ctx: &PageContext) -> String {
     out
 }
 
+/// Pricing and naming shared by every page of a run.
+#[derive(Debug, Clone)]
+pub struct PageSettings<'a> {
+    /// `logger.timezone`.
+    pub tz: &'a jiff::tz::TimeZone,
+    /// `logger.prices`.
+    pub prices: &'a std::collections::BTreeMap<String, f64>,
+    /// `logger.subscription_per_day`.
+    pub subscription_per_day: f64,
+    /// `logger.currency`.
+    pub currency: &'a str,
+    /// The meter, for titles.
+    pub meter: Option<&'a str>,
+    /// Where dygraphs is.
+    pub assets: &'a Assets,
+}
+
+impl PageSettings<'_> {
+    /// What every page of these settings shows around its data.
+    pub fn context(&self) -> PageContext<'_> {
+        PageContext {
+            meter: self.meter,
+            currency: self.currency,
+            assets: self.assets,
+        }
+    }
+}
+
+/// A day's page and its index row, from its report.
+pub fn render_day(report: &DayReport, nav: &Nav, settings: &PageSettings) -> (String, IndexRow) {
+    let costs = super::day::costs(
+        &report.energy_wh,
+        settings.prices,
+        settings.subscription_per_day,
+    );
+    let html = day_page(report, &costs, nav, &settings.context());
+    let row = IndexRow {
+        date: report.date,
+        total_wh: report.total_wh(),
+        injected_wh: report.injected_wh,
+        cost: costs.total,
+        in_progress: false,
+    };
+    (html, row)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sidecar::day::costs;
-    use crate::sidecar::line::LogLine;
+    use crate::logger::day::costs;
+    use crate::logger::line::LogLine;
     use jiff::civil::date;
     use jiff::tz::TimeZone;
     use std::collections::BTreeMap;

@@ -1,11 +1,15 @@
-//! A synthetic Linky: a historic-mode EJP meter that exists only as a function of time.
+//! A synthetic Linky: a historic-mode EJP meter that exists only as a function of time, for
+//! `meter.port: simulate` and the demo, when there is no meter to read.
 //!
-//! This module owns the simulated household (its load and its solar panels), the EJP day
-//! schedule and the two energy indexes, and writes each frame with
-//! [`crate::tic::encode_frame`], so everything downstream (decoder, meter model, publisher,
-//! logger) runs on the bytes a real meter would send. It does no I/O and reads no clock: the
-//! caller (the `simulate` source of `linkymon run`, the demo) says what simulated time it is
-//! and paces the line itself, with [`wire_seconds`] when it wants the real 1200-baud rate.
+//! Two parts:
+//! - [`Simulator`] (this file) is the meter: the simulated household (its load and its solar
+//!   panels), the EJP day schedule and the two energy indexes. It writes each frame with
+//!   [`crate::tic::encode_frame`], so everything downstream (decoder, meter model, publisher,
+//!   logger) runs on the bytes a real meter would send. It does no I/O and reads no clock:
+//!   the caller says what simulated time it is.
+//! - [`Simulated`] (`paced.rs`) is the byte source `linkymon run` reads: it asks the
+//!   [`Simulator`] for frames on the real clock, `speed` times faster, and paces them as the
+//!   1200-baud line would ([`wire_seconds`]).
 //!
 //! The household is a pure function of absolute simulated time and the seed: the random
 //! fluctuation is drawn per one-minute slot from a PRNG seeded with (seed, slot), not from a
@@ -29,6 +33,10 @@
 //! non-base load kept during a peak. Solar panels give a bell from 09:00 to 17:00 (3 kW at
 //! 13:00, dimmed by clouds); when they out-produce the house the frame shows `PAPP 00000`
 //! and the injected current in `IINST`, and the indexes stand still.
+
+mod paced;
+
+pub use paced::Simulated;
 
 use crate::tic::{Mode, encode_frame};
 
@@ -85,12 +93,14 @@ const BUMPS: [Bump; 3] = [
     },
 ];
 
-/// A Gaussian-like bell of `x` standard deviations: (1 − x²/16)⁸, within 0.04 of
-/// exp(−x²/2) and 0 from 4 deviations on. Polynomials, not `exp` or `sin`: those are libm's,
-/// and a binary that calls none links no libm, whose loading alone costs every linkymon
-/// process 330 kB of resident memory.
+/// A Gaussian bell of `x` standard deviations, exp(−x²/2), cut to 0 from 4 deviations on
+/// (where it is below 0.04 %), so that a meal ends and does not leak into the night.
 fn bell(x: f64) -> f64 {
-    (1.0 - (x * x / 16.0).min(1.0)).powi(8)
+    if x.abs() >= 4.0 {
+        0.0
+    } else {
+        (-0.5 * x * x).exp()
+    }
 }
 
 /// Independent random streams, so that the clouds do not move with the kettle.
@@ -468,8 +478,8 @@ impl Simulator {
         (BASE_VA + (meals + appliance) * keep) * fluctuation
     }
 
-    /// Solar production at `t`, in W: a polynomial bell over the production window,
-    /// 16·x²(1−x)², 0 at its ends and 1 in its middle, dimmed by passing clouds slot by slot.
+    /// Solar production at `t`, in W: sin²(π·x) over the production window, 0 at its ends
+    /// and 1 in its middle, dimmed by passing clouds slot by slot.
     fn solar_w(&self, t: f64) -> f64 {
         let hour = t.rem_euclid(SECONDS_PER_DAY) / 3600.0;
         let (rise, set) = SOLAR_HOURS;
@@ -477,7 +487,7 @@ impl Simulator {
             return 0.0;
         }
         let x = (hour - rise) / (set - rise);
-        let bell = 16.0 * (x * (1.0 - x)).powi(2);
+        let bell = (std::f64::consts::PI * x).sin().powi(2);
         let slot = (t / SLOT_S).floor() as i64;
         let mut slot_rng = rng(self.config.seed, STREAM_SLOT, slot);
         slot_rng.f64(); // the first draw is the load's fluctuation

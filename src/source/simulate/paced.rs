@@ -1,8 +1,8 @@
-//! The simulated meter as a byte source: frames from [`crate::simulate`], paced in real time.
+//! The simulated meter as a byte source: frames from [`Simulator`], paced in real time.
 
 use tokio::time::{Duration, Instant};
 
-use crate::simulate::{SimConfig, SimConfigError, Simulator, wire_seconds};
+use super::{SimConfig, SimConfigError, Simulator, wire_seconds};
 
 /// The fastest frame rate, whatever the speed: a day at speed 1000 still gives every
 /// consumer (the logger, a browser) time to breathe.

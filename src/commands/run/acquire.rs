@@ -1,0 +1,123 @@
+//! The acquisition loop of `linkymon run`: bytes from the source through the decoder and the
+//! meter model, each reading to the screen and LED (watch) and to the publisher (channel),
+//! stamped with the contract's `ts`.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::meter::{Meter, PowerEstimator, Reading};
+use crate::publish::publisher::Published;
+use crate::source::Source;
+use crate::tic::{Decoder, ModeHint};
+
+/// How long a frame may wait for the publisher before it is counted as not published.
+const HANDOVER: Duration = Duration::from_millis(100);
+
+/// The format of `ts` (contract §3): ISO 8601 to the second, with the local offset.
+const ISO8601: &str = "%Y-%m-%dT%H:%M:%S%:z";
+
+/// The acquisition loop: reads bytes, decodes frames, hands readings on. Ends at the end of
+/// a replay or on shutdown; dropping `readings` tells the publisher to say offline.
+pub async fn acquire(
+    mut source: Source,
+    hint: ModeHint,
+    voltage: u32,
+    readings: mpsc::Sender<Published>,
+    latest: watch::Sender<Option<Arc<Reading>>>,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut decoder = Decoder::new(hint);
+    let mut meter = Meter::new(voltage);
+    let mut power = PowerEstimator::default();
+    let mut buf = vec![0u8; 4096];
+    let mut frames = Vec::new();
+    let mut not_published = 0u64;
+    loop {
+        let n = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            n = source.read(&mut buf) => n,
+        };
+        let n = match n {
+            Ok(0) => {
+                info!("end of the capture");
+                break;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                warn!("reading the meter failed: {e}");
+                break;
+            }
+        };
+        // The frames this read completed all ended by now: one instant stamps them all.
+        let now = Instant::now();
+        decoder.push(&buf[..n], |frame| frames.push(frame));
+        let stats = decoder.stats();
+        source.after_read(now, stats.groups_ok, decoder.mode());
+        if frames.is_empty() {
+            continue;
+        }
+        let at = (now - started).as_secs_f64();
+        let ts: Arc<str> = now_iso8601().into();
+        for frame in frames.drain(..) {
+            let reading = Arc::new(meter.read(&frame, at));
+            let power_w = power.update(&reading, at);
+            latest.send_replace(Some(reading.clone()));
+            let published = Published {
+                reading,
+                ts: ts.clone(),
+                at,
+                power_w,
+                tic: stats,
+                meter: meter.stats(),
+                mode: frame.mode().as_str(),
+                frames_not_published: not_published,
+            };
+            // A slow publisher slows the reading down (a pseudo-terminal or a replay then
+            // waits, losing nothing); one stuck on an absent broker costs a frame at most
+            // `HANDOVER`, so the screen and LED keep following the meter.
+            match readings.send_timeout(published, HANDOVER).await {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(_)) => not_published += 1,
+                Err(SendTimeoutError::Closed(_)) => return,
+            }
+        }
+    }
+}
+
+/// The host clock as the contract's `ts`: ISO 8601 with the local offset.
+pub fn now_iso8601() -> String {
+    iso8601(&jiff::ZonedDateTime::now())
+}
+
+/// `t` as the contract's `ts`.
+fn iso8601(t: &jiff::ZonedDateTime) -> String {
+    t.strftime(ISO8601).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts_is_iso8601_to_the_second_with_the_local_offset() {
+        let at = |second: i64, zone: &str| {
+            let t = jiff::Timestamp::from_second(second).unwrap();
+            let tz = jiff::tz::TimeZone::get(zone).unwrap();
+            iso8601(&t.to_zoned_datetime(tz))
+        };
+        let winter = 1_613_844_622; // 2021-02-20T18:10:22Z
+        assert_eq!(at(winter, "Europe/Paris"), "2021-02-20T19:10:22+01:00");
+        assert_eq!(at(winter, "UTC"), "2021-02-20T18:10:22+00:00");
+        assert_eq!(at(winter, "America/St_Johns"), "2021-02-20T14:40:22-03:30");
+        assert_eq!(at(winter, "Asia/Kathmandu"), "2021-02-20T23:55:22+05:45");
+        let summer = 1_624_212_000; // 2021-06-20T18:00:00Z
+        assert_eq!(at(summer, "Europe/Paris"), "2021-06-20T20:00:00+02:00");
+    }
+}

@@ -1,0 +1,107 @@
+//! `linkymon run`: the edge daemon. Source → decoder → meter → (watch) box + (channel) MQTT.
+
+mod acquire;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use acquire::{acquire, now_iso8601};
+
+use crate::config::{Config, ConfigError};
+use crate::publish::link::Broker;
+use crate::publish::publisher::{MqttSettings, publish};
+use crate::publish::spool::Spool;
+use crate::source::{Source, forced_mode};
+use crate::tic::ModeHint;
+
+/// MQTT settings from the configuration; a TLS file that cannot be used is a config error.
+pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
+    let m = &config.mqtt;
+    Ok(MqttSettings {
+        broker: Broker::from_config(m)?,
+        client_id: m.client_id.clone(),
+        base_topic: m.base_topic.clone(),
+        discovery: m.discovery,
+        discovery_prefix: m.discovery_prefix.clone(),
+        interval: config.publish.interval,
+        relay: config.relay.gpio.is_some(),
+    })
+}
+
+/// Opens `mqtt.spool_dir`, saying what a previous run left there.
+fn open_spool(config: &Config) -> anyhow::Result<Spool> {
+    let dir = &config.mqtt.spool_dir;
+    let (spool, recovered) = Spool::open(dir, config.mqtt.spool_max).with_context(|| {
+        format!(
+            "cannot use the spool directory {} (mqtt.spool_dir): point it at a writable \
+             directory that no other linkymon uses",
+            dir.display()
+        )
+    })?;
+    if recovered.backlog > 0 {
+        info!(
+            messages = recovered.backlog,
+            "state messages from the last run wait in the spool"
+        );
+    }
+    if recovered.torn > 0 {
+        warn!(
+            records = recovered.torn,
+            "the spool had torn records (a power cut while writing?); cut off, the rest is kept"
+        );
+    }
+    Ok(spool)
+}
+
+/// Runs the daemon until `shutdown` fires or a replay ends.
+pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // `mqtt.embedded_broker`: the broker runs in this process and the publisher is pointed at
+    // it; it outlives the publisher, so `offline` still reaches the subscribers.
+    let broker = crate::broker::start_configured(&mut config.mqtt).await?;
+    let settings = mqtt_settings(&config)?;
+    let source = Source::open(&config.meter)?;
+    let (readings_tx, readings_rx) = mpsc::channel(256);
+    let (latest_tx, latest_rx) = watch::channel(None);
+    let (relay_tx, relay_rx) = watch::channel(None);
+    // The box outlives the publisher a little: a replay's end clears the screen after
+    // `offline` went out, and SIGTERM stops both.
+    let box_stop = shutdown.child_token();
+    let relay_task = tokio::spawn(crate::output::run_relay(
+        config.relay.clone(),
+        relay_tx,
+        box_stop.clone(),
+    ));
+    let box_task = tokio::spawn(crate::output::run_box(
+        crate::output::BoxConfig::from(&config),
+        latest_rx,
+        relay_rx.clone(),
+        box_stop.clone(),
+    ));
+    let spool = open_spool(&config)?;
+    let publisher = tokio::spawn(publish(
+        settings,
+        spool,
+        readings_rx,
+        relay_rx,
+        shutdown.clone(),
+    ));
+    let hint = forced_mode(config.meter.mode).map_or(ModeHint::Auto, ModeHint::Force);
+    acquire(
+        source,
+        hint,
+        config.meter.voltage.into(),
+        readings_tx,
+        latest_tx,
+        shutdown,
+    )
+    .await;
+    let published = publisher.await.context("the MQTT publisher failed");
+    box_stop.cancel();
+    let _ = tokio::join!(box_task, relay_task);
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    published
+}

@@ -1,0 +1,318 @@
+//! One meter's share of the logger: its log and pages directories, the lines the disk has not
+//! taken yet, today's figures, the days whose page is out of date, and what discovery has
+//! announced for it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs;
+use std::path::PathBuf;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use tracing::{info, warn};
+
+use super::day::DayReport;
+use super::disk::{append_line, date_of_file, last_line, read_log};
+use super::pages::{self, IndexRow, Nav, PageSettings};
+use super::{Aggregator, LogLine};
+use crate::config::LoggerConfig;
+use crate::files::write_atomic;
+use crate::publish::Message;
+use crate::publish::discovery::{self, Contract};
+use crate::tic::Mode;
+
+/// Lines kept in memory while the log directory refuses them: a day and more of lines at
+/// the default 8 frames per line, about 1.5 MB.
+pub const MAX_UNWRITTEN: usize = 10_000;
+
+/// Where a meter's files go.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The directory of its daily logs.
+    pub log_dir: PathBuf,
+    /// The directory of its pages.
+    pub pages_dir: PathBuf,
+    /// From its pages to the pages root, where `assets/` is: `""` or `"../"`.
+    pub up: &'static str,
+}
+
+/// A line the disk refused, waiting to be written.
+#[derive(Debug, Clone)]
+struct Unwritten {
+    date: Date,
+    line: LogLine,
+}
+
+/// What discovery needs to announce a meter's `today` entities: the last state's mode and
+/// contract.
+#[derive(Debug, Clone, Copy)]
+struct Device {
+    mode: Mode,
+    contract: Contract,
+}
+
+/// The lines of the newest day, kept to compute the `today` message after each line.
+#[derive(Debug)]
+struct Today {
+    date: Date,
+    lines: Vec<LogLine>,
+    /// The day before's last line, where today's energy counts from.
+    previous: Option<LogLine>,
+}
+
+/// One meter's files, open line and today's figures.
+#[derive(Debug)]
+pub struct MeterLog {
+    /// The meter's id; `None` for logs found at the top level before any meter was seen.
+    pub id: Option<String>,
+    /// Where its files go.
+    pub place: Place,
+    /// Its states, gathered into lines.
+    pub aggregator: Aggregator,
+    today: Option<Today>,
+    /// Days whose log changed since their page was written.
+    dirty: BTreeSet<Date>,
+    rows: BTreeMap<Date, IndexRow>,
+    index_dirty: bool,
+    device: Option<Device>,
+    /// The tariff periods seen in its `today` messages, and those announced to discovery.
+    periods: BTreeSet<String>,
+    announced: BTreeSet<String>,
+    /// Lines the disk refused (full, or the directory unwritable), oldest first: written
+    /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
+    unwritten: VecDeque<Unwritten>,
+    write_failed: bool,
+}
+
+impl MeterLog {
+    /// A meter with nothing logged yet in this run.
+    pub fn new(id: Option<String>, place: Place, config: &LoggerConfig, tz: &TimeZone) -> Self {
+        MeterLog {
+            id,
+            place,
+            aggregator: Aggregator::new(config.frames_per_line, tz.clone()),
+            today: None,
+            dirty: BTreeSet::new(),
+            rows: BTreeMap::new(),
+            index_dirty: false,
+            device: None,
+            periods: BTreeSet::new(),
+            announced: BTreeSet::new(),
+            unwritten: VecDeque::new(),
+            write_failed: false,
+        }
+    }
+
+    fn log_path(&self, date: Date) -> PathBuf {
+        self.place.log_dir.join(format!("{date}.log"))
+    }
+
+    /// The daily logs in this meter's directory, by day.
+    pub fn logs(&self) -> BTreeMap<Date, PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.place.log_dir) else {
+            return BTreeMap::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .filter_map(|p| date_of_file(&p).map(|d| (d, p)))
+            .collect()
+    }
+
+    /// Takes in the logs already on disk: a page at least as new as its log gives the day's
+    /// index row; any other day's page is rebuilt. False when there is no log at all.
+    pub fn take_existing_logs(&mut self) -> bool {
+        for (date, log) in self.logs() {
+            let page = self.place.pages_dir.join(pages::page_name(date));
+            let page_mtime = fs::metadata(&page).and_then(|m| m.modified()).ok();
+            let log_mtime = fs::metadata(&log).and_then(|m| m.modified()).ok();
+            let row = page_mtime
+                .is_some_and(|p| log_mtime.is_some_and(|l| p >= l))
+                .then(|| fs::read_to_string(&page).ok())
+                .flatten()
+                .and_then(|html| pages::read_day_meta(&html));
+            match row {
+                Some(row) => {
+                    self.rows.insert(date, row);
+                }
+                None => {
+                    self.dirty.insert(date);
+                }
+            }
+        }
+        self.index_dirty = true;
+        !(self.rows.is_empty() && self.dirty.is_empty())
+    }
+
+    /// Notes the mode and contract of the meter's last state, for discovery.
+    pub fn note_device(&mut self, mode: Mode, contract: Contract) {
+        self.device = Some(Device { mode, contract });
+    }
+
+    /// Appends one line; the file is created with its day's first line.
+    pub fn append(&mut self, date: Date, line: &LogLine) {
+        if self.unwritten.len() == MAX_UNWRITTEN {
+            self.unwritten.pop_front();
+            warn!("{MAX_UNWRITTEN} lines wait for the log directory: the oldest is dropped");
+        }
+        self.unwritten.push_back(Unwritten {
+            date,
+            line: line.clone(),
+        });
+        self.write_unwritten();
+    }
+
+    /// Writes the waiting lines in order, stopping at the first refusal (said once).
+    pub fn write_unwritten(&mut self) {
+        while let Some(waiting) = self.unwritten.front() {
+            let date = waiting.date;
+            let path = self.log_path(date);
+            match append_line(&self.place.log_dir, &path, &waiting.line) {
+                Ok(()) => {
+                    self.unwritten.pop_front();
+                    self.dirty.insert(date);
+                }
+                Err(e) => {
+                    if !self.write_failed {
+                        warn!(
+                            "cannot append to {}: {e}; lines wait in memory (up to \
+                             {MAX_UNWRITTEN}) and are written as soon as it works again",
+                            path.display()
+                        );
+                        self.write_failed = true;
+                    }
+                    return;
+                }
+            }
+        }
+        if self.write_failed {
+            info!("writing to {} works again", self.place.log_dir.display());
+            self.write_failed = false;
+        }
+    }
+
+    /// How many lines still wait for the disk.
+    pub fn unwritten(&self) -> usize {
+        self.unwritten.len()
+    }
+
+    /// Keeps the newest day's lines; returns its report when the line is the newest day's,
+    /// and notes the tariff periods it shows.
+    pub fn note_line(&mut self, date: Date, line: LogLine, tz: &TimeZone) -> Option<DayReport> {
+        match &mut self.today {
+            Some(t) if t.date == date => t.lines.push(line),
+            Some(t) if t.date > date => return None, // a late line for a past day
+            _ => {
+                // A new day (or the first line since start): what the file already has counts.
+                let lines = read_log(&self.log_path(date))
+                    .map(|r| r.lines)
+                    .unwrap_or_else(|_| vec![line]);
+                let previous = date
+                    .yesterday()
+                    .ok()
+                    .and_then(|d| last_line(&self.log_path(d)));
+                self.today = Some(Today {
+                    date,
+                    lines,
+                    previous,
+                });
+            }
+        }
+        let t = self.today.as_ref()?;
+        let mut report = DayReport::from_lines(t.date, &t.lines, tz)?;
+        if let Some(previous) = &t.previous {
+            report.link_previous(previous, tz);
+        }
+        self.periods.extend(report.energy_wh.keys().cloned());
+        Some(report)
+    }
+
+    /// Whether periods were seen that discovery has not announced yet.
+    pub fn has_new_periods(&self) -> bool {
+        self.periods != self.announced
+    }
+
+    /// Whether a `today` entity was ever announced or is to be.
+    pub fn has_periods(&self) -> bool {
+        !self.periods.is_empty()
+    }
+
+    /// The discovery configs of the meter's `today` entities, one per period seen.
+    pub fn announce(&mut self, id: &str, currency: &str, ctx: &discovery::Context) -> Vec<Message> {
+        let Some(device) = self.device else {
+            return Vec::new();
+        };
+        self.announced = self.periods.clone();
+        discovery::today_config_messages(
+            id,
+            device.mode,
+            &device.contract,
+            &self.periods,
+            currency,
+            ctx,
+        )
+    }
+
+    /// Writes the pages of the dirty days, then the index if a day was added or a past day
+    /// changed (today's row changing alone does not rewrite the index: it says "so far").
+    pub fn rebuild(&mut self, today: Date, settings: &PageSettings) {
+        if self.dirty.is_empty() && !self.index_dirty {
+            return;
+        }
+        if let Err(e) = fs::create_dir_all(&self.place.pages_dir) {
+            warn!("cannot create {}: {e}", self.place.pages_dir.display());
+            return;
+        }
+        let logs = self.logs();
+        for date in std::mem::take(&mut self.dirty) {
+            let Ok(read) = read_log(&self.log_path(date)) else {
+                continue;
+            };
+            let Some(mut report) = DayReport::from_lines(date, &read.lines, settings.tz) else {
+                continue;
+            };
+            if let Some(previous) = date
+                .yesterday()
+                .ok()
+                .and_then(|d| logs.get(&d))
+                .and_then(|p| last_line(p))
+            {
+                report.link_previous(&previous, settings.tz);
+            }
+            let nav = Nav {
+                previous: logs.range(..date).next_back().map(|(d, _)| *d),
+                next: logs
+                    .range(date.tomorrow().unwrap_or(date)..)
+                    .next()
+                    .map(|(d, _)| *d)
+                    .or_else(|| (date < today).then(|| date.tomorrow().ok()).flatten()),
+            };
+            let (html, row) = pages::render_day(&report, &nav, settings);
+            let path = self.place.pages_dir.join(pages::page_name(date));
+            if let Err(e) = write_atomic(&path, html.as_bytes()) {
+                warn!("cannot write {}: {e}", path.display());
+                continue;
+            }
+            let added = self.rows.insert(date, row).is_none();
+            if added || date < today {
+                self.index_dirty = true;
+            }
+        }
+        if self.index_dirty {
+            let rows: Vec<IndexRow> = self
+                .rows
+                .values()
+                .map(|r| IndexRow {
+                    in_progress: r.date >= today,
+                    ..r.clone()
+                })
+                .collect();
+            let path = self.place.pages_dir.join("index.html");
+            let html = pages::index_page(&rows, &settings.context());
+            match write_atomic(&path, html.as_bytes()) {
+                Ok(()) => self.index_dirty = false,
+                Err(e) => warn!("cannot write {}: {e}", path.display()),
+            }
+        }
+    }
+}

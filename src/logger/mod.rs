@@ -1,0 +1,38 @@
+//! `linkymon logger` and `linkymon graph`: `state` messages → daily log lines → day reports →
+//! HTML pages, and the retained `today` message with its Home Assistant entities.
+//!
+//! The logger only ever speaks MQTT, so it logs exactly what Home Assistant and Node-RED see.
+//!
+//! What is decided, with no I/O and no clock:
+//! - [`state`]: the logger's reading of one `state` message (contract §3).
+//! - [`window`]: N states of one local day → one [`LogLine`], filed by each message's own `ts`.
+//! - [`line`]: the Perl LinkyMonitor line format (contract §5), written and read back.
+//! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
+//!   the `today` payload.
+//! - [`pages`]: reports → the day pages and the index, as Strings.
+//!
+//! Where it meets files and the network:
+//! - [`disk`]: daily logs read and appended, dygraphs installed next to the pages.
+//! - [`logbook`]: the running logger's state: meters and their files, `.first_meter`,
+//!   `.pending`, which pages to rebuild.
+//! - [`mqtt`]: the logger's MQTT session (rumqttc).
+//! - [`backfill`]: `linkymon graph`: pages from many logs at once, on every core.
+//!
+//! `commands::logger` and `commands::graph` wire these together.
+
+pub mod backfill;
+pub mod day;
+pub mod disk;
+pub mod line;
+pub mod logbook;
+mod meter_log;
+pub mod mqtt;
+pub mod pages;
+pub mod state;
+pub mod window;
+
+pub use day::{Costs, DayReport};
+pub use line::LogLine;
+pub use logbook::Logbook;
+pub use state::State;
+pub use window::{Aggregator, Filed};

@@ -1,0 +1,160 @@
+//! The logger's MQTT connection, on rumqttc's `AsyncClient` and `EventLoop`: a persistent
+//! session that subscribes to the daemon's `state` messages and Home Assistant's status, and
+//! publishes `today` and its discovery.
+//!
+//! - **Nothing lost across restarts.** The session is persistent (fixed client id
+//!   `linkymon-logger-<base>`, clean session off) and subscribes at QoS 1, so the broker keeps
+//!   what comes while the logger is away (mosquitto keeps 1000 messages per client by
+//!   default: `max_queued_messages` sets it).
+//! - **Each message logged once around a stop.** See [`poll`].
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::MqttConfig;
+use crate::publish::Message;
+use crate::source::Backoff;
+
+/// How long, after our DISCONNECT went out, messages still arriving are read (and dropped):
+/// enough for the broker to see the DISCONNECT.
+const CLOSING: Duration = Duration::from_secs(1);
+
+/// The logger's MQTT client id: fixed, so the broker keeps its session between runs.
+pub fn client_id(base_topic: &str) -> String {
+    format!("linkymon-logger-{}", base_topic.replace('/', "-"))
+}
+
+/// The logger's connection settings: a persistent session, as [`client_id`] says.
+pub fn options(m: &MqttConfig) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id(&m.base_topic), m.host.clone(), m.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_session(false);
+    options.set_max_packet_size(256 * 1024, 64 * 1024);
+    if let Some(user) = &m.username {
+        let password = m.password.as_ref().map(|p| p.expose().to_owned());
+        options.set_credentials(user.clone(), password.unwrap_or_default());
+    }
+    options
+}
+
+/// What the connection tells the logger.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// The broker accepted the connection (again): time to subscribe and announce.
+    Connected,
+    /// A message on a subscribed topic.
+    Message {
+        /// Its topic.
+        topic: String,
+        /// Its payload, as text.
+        payload: String,
+    },
+}
+
+/// The logger's side of a running connection.
+#[derive(Debug)]
+pub struct Link {
+    /// Publishes and subscribes; requests queue and the event loop sends them.
+    pub client: AsyncClient,
+    /// What the connection brings; ends when the connection is over after a disconnect.
+    pub events: mpsc::Receiver<LinkEvent>,
+    /// The task driving the event loop.
+    pub poller: JoinHandle<()>,
+}
+
+/// Starts the connection to `mqtt.host`; it connects, and reconnects, in the background.
+pub fn connect(m: &MqttConfig) -> Link {
+    let (client, eventloop) = AsyncClient::new(options(m), 1024);
+    let (events_tx, events) = mpsc::channel(256);
+    let broker = format!("{}:{}", m.host, m.port);
+    let poller = tokio::spawn(poll(eventloop, events_tx, broker));
+    Link {
+        client,
+        events,
+        poller,
+    }
+}
+
+/// Subscribes to `topics` at QoS 1; a refusal to queue is logged (the next connection
+/// subscribes again).
+pub fn subscribe(client: &AsyncClient, topics: &[&str]) {
+    for topic in topics {
+        if let Err(e) = client.try_subscribe(*topic, QoS::AtLeastOnce) {
+            warn!("cannot subscribe to {topic}: {e}");
+        }
+    }
+}
+
+/// Queues `messages` for publishing, each at its QoS and retain flag.
+pub fn send(client: &AsyncClient, messages: Vec<Message>) {
+    for m in messages {
+        let qos = if m.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        if let Err(e) = client.try_publish(m.topic.clone(), qos, m.retain, m.payload) {
+            warn!("cannot queue {}: {e}", m.topic);
+        }
+    }
+}
+
+/// Drives the connection, with our own backoff (rumqttc's `poll` retries at once).
+///
+/// Around our DISCONNECT, each message is logged exactly once: rumqttc acknowledges a message
+/// as it reads it, in the same byte stream as the DISCONNECT. What was read before the
+/// DISCONNECT went out is acknowledged, so it is forwarded (and logged before the logger
+/// stops); what arrives after it can no longer be acknowledged, so the broker sends it again
+/// to the next session, and it is dropped here rather than logged twice.
+async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<LinkEvent>, broker: String) {
+    let mut backoff = Backoff::default();
+    let mut down_logged = false;
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        let event = match closing {
+            Some(deadline) => match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Ok(Ok(event)) => event,
+                Ok(Err(_)) | Err(_) => return,
+            },
+            None => match eventloop.poll().await {
+                Ok(event) => event,
+                Err(e) => {
+                    if !down_logged {
+                        warn!(%broker, error = %e, "MQTT broker unreachable; retrying with backoff");
+                        down_logged = true;
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            },
+        };
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                backoff.reset();
+                info!(%broker, session_present = ack.session_present, "connected to the MQTT broker");
+                down_logged = false;
+                if events.send(LinkEvent::Connected).await.is_err() {
+                    return;
+                }
+            }
+            Event::Incoming(Packet::Publish(p)) if closing.is_none() => {
+                let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                let message = LinkEvent::Message {
+                    topic: p.topic,
+                    payload,
+                };
+                if events.send(message).await.is_err() {
+                    return;
+                }
+            }
+            Event::Outgoing(rumqttc::Outgoing::Disconnect) => {
+                closing = Some(tokio::time::Instant::now() + CLOSING);
+            }
+            _ => {}
+        }
+    }
+}
