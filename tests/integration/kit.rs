@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_yaml::Value;
 
-use crate::support::{is_installed, root};
+use crate::support::{SIM_ID, is_installed, root};
 
 fn path(rel: &str) -> PathBuf {
     root().join(rel)
@@ -396,7 +396,7 @@ fn entity_ids(value: &Value, found: &mut Vec<String>) {
 #[test]
 fn the_dashboard_card_uses_only_entities_that_linkymon_announces() {
     let announced = announced_entities();
-    assert!(announced.contains("binary_sensor.linky_021728123456_ejp"));
+    assert!(announced.contains(&format!("binary_sensor.linky_{SIM_ID}_ejp")));
     let mut used = Vec::new();
     entity_ids(&yaml("ha-discovery/dashboard-card.yaml"), &mut used);
     assert!(used.len() >= 8, "{used:?}");
