@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jiff::tz::TimeZone;
 use linkymon::sidecar::LogLine;
 
-use crate::support::{Broker, Running, daily_log_lines, wait_log_lines, write_config};
+use crate::support::{Broker, Running, daily_log_lines, write_config};
 
 /// Frames in the test capture: 80 at replay speed 10 last about 10 s.
 const FRAMES: usize = 80;
@@ -75,7 +75,10 @@ fn log_lines(dir: &Path) -> Vec<LogLine> {
 
 /// Waits until the log holds `count` lines, then a moment more to catch any extra one.
 fn wait_log(dir: &Path, count: usize, timeout: Duration) -> Vec<LogLine> {
-    wait_log_lines(dir, count, timeout);
+    let deadline = Instant::now() + timeout;
+    while log_lines(dir).len() < count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(300));
     log_lines(dir)
 }
