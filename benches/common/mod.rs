@@ -25,18 +25,6 @@ pub fn historic_dump() -> Option<Vec<u8>> {
     }
 }
 
-/// A small deterministic generator (xorshift64), so every run benches the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// `H` (winter) horodate `seconds` after 2024-01-15 00:00:00; the stream lasts about an hour.
 fn horodate(seconds: u64) -> String {
     let day = 15 + seconds / 86_400;
@@ -55,7 +43,8 @@ fn horodate(seconds: u64) -> String {
 pub fn standard_stream(target: usize) -> Vec<u8> {
     const PJOURF: &str = "00008001 06008002 22008001 NONUTILE NONUTILE NONUTILE NONUTILE \
                           NONUTILE NONUTILE NONUTILE NONUTILE";
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // Seeded, so that every run benches the same bytes.
+    let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
     let mut out = Vec::with_capacity(target + 2048);
     let mut t: u64 = 21 * 3600 + 40 * 60;
     let mut energy_hc: f64 = 12_345_678.0;
@@ -70,10 +59,10 @@ pub fn standard_stream(target: usize) -> Vec<u8> {
     let mut umoy = 231u64;
     while out.len() < target {
         // A frame every 1 or 2 s; power wanders between 150 VA and 8 kVA.
-        let dt = 1 + rng.below(2);
+        let dt = 1 + rng.u64(..2);
         t += dt;
-        power = (power as i64 + rng.below(401) as i64 - 200).clamp(150, 8_000) as u64;
-        let volts = 226 + rng.below(13);
+        power = (power as i64 + rng.u64(..401) as i64 - 200).clamp(150, 8_000) as u64;
+        let volts = 226 + rng.u64(..13);
         let amps = power / volts;
         let off_peak = t % 86_400 >= 22 * 3600 || t % 86_400 < 6 * 3600;
         let wh = power as f64 * dt as f64 / 3600.0;
@@ -104,7 +93,7 @@ pub fn standard_stream(target: usize) -> Vec<u8> {
         } else {
             "  HEURE PLEINE  "
         };
-        let stge = format!("00{}A{}001", if off_peak { 3 } else { 4 }, rng.below(2) * 4);
+        let stge = format!("00{}A{}001", if off_peak { 3 } else { 4 }, rng.u64(..2) * 4);
 
         let date = horodate(t);
         let smax_date = horodate(smax_at);

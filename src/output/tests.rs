@@ -261,16 +261,10 @@ fn the_tag_shows_the_most_urgent_thing() {
 // ---------------------------------------------------------------------------------------------
 // The PNG driver
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("linkymon-output-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn the_png_driver_writes_a_128_by_64_png_whose_pixels_are_the_render() {
-    let dir = temp_dir("png");
-    let path = dir.join("sub/screen.png");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/screen.png");
     let fb = picture(&Screen::new(&view_of(&peak())));
     {
         let mut screen = png::PngScreen::open(&path).unwrap();
@@ -278,27 +272,24 @@ fn the_png_driver_writes_a_128_by_64_png_whose_pixels_are_the_render() {
         let (w, h, lit) = decode_png(&std::fs::read(&path).unwrap());
         assert_eq!((w, h), (128, 64));
         assert!(lit == pixels(&fb, 1), "the PNG is not the render");
-        assert!(!dir.join("sub/screen.png.tmp").exists());
+        assert!(!dir.path().join("sub/screen.png.tmp").exists());
     }
     // Dropped: the virtual screen goes dark, as the OLED does.
     let (_, _, lit) = decode_png(&std::fs::read(&path).unwrap());
     assert!(lit.iter().all(|p| !p));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn an_unwritable_png_path_is_an_error_naming_the_key() {
-    let dir = temp_dir("png-blocked");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("file"), "").unwrap();
-    let error = png::PngScreen::open(&dir.join("file/screen.png")).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let error = png::PngScreen::open(&dir.path().join("file/screen.png")).unwrap_err();
     assert!(
         error
             .to_string()
             .starts_with("display.png_path: cannot write"),
         "{error}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,7 @@
 //! command line — ends the same way: exit code 2 and one line naming the problem, never a
 //! panic or a backtrace.
 
-use std::process::Command;
-
-use crate::mqtt::{TempDir, linkymon};
+use crate::support::{command, linkymon};
 
 /// One bad input and what its message must name.
 struct Case {
@@ -175,17 +173,17 @@ const CASES: &[Case] = &[
 
 #[test]
 fn every_bad_input_exits_with_2_and_one_line_naming_the_problem() {
-    let dir = TempDir::new("bad-input");
+    let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for case in CASES {
-        let config = dir.path("config.yaml");
+        let config = dir.path().join("config.yaml");
         std::fs::write(&config, case.config).unwrap();
         let mut cmd = match case.args {
             None => linkymon(&config, &["run"]),
+            // These cases are about the arguments alone: no `-c FILE`.
             Some(args) => {
-                // `linkymon()` adds `-c FILE`; these cases are about the arguments alone.
-                let mut cmd = linkymon(&config, &[]);
-                cmd = replace_args(cmd, args);
+                let mut cmd = command();
+                cmd.args(args);
                 cmd
             }
         };
@@ -229,17 +227,4 @@ fn every_bad_input_exits_with_2_and_one_line_naming_the_problem() {
         CASES.len(),
         failures.join("\n")
     );
-}
-
-/// The same program and environment as `cmd`, with other arguments.
-fn replace_args(cmd: Command, args: &[&str]) -> Command {
-    let mut fresh = Command::new(cmd.get_program());
-    fresh.args(args);
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => fresh.env(key, value),
-            None => fresh.env_remove(key),
-        };
-    }
-    fresh
 }

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::daemon::Pty;
-use crate::harness::fixtures_dir;
-use crate::mqtt::{Broker, Running, Subscriber, TempDir, write_config};
+use crate::support::{
+    Broker, Pty, Running, Subscriber, TEMPO_CAPTURE, TEMPO_ID, fixtures_dir, write_config,
+};
 
 /// The 7E1 waveform of `bytes`, one entry per bit time: start (0), 7 data bits LSB first,
 /// even parity, stop (1).
@@ -84,11 +84,10 @@ impl Line {
         let baud = Arc::new(AtomicU32::new(baud));
         let capture = Arc::new(Mutex::new(read_capture(capture)));
         let stop = Arc::new(AtomicBool::new(false));
-        let feed = pty.feed.clone();
+        let mut feed = pty.open_feed();
         let thread = std::thread::spawn({
             let (baud, bytes, stop) = (baud.clone(), capture.clone(), stop.clone());
             move || {
-                let mut feed = std::fs::OpenOptions::new().write(true).open(feed).unwrap();
                 let mut at = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     // A tenth of a second of the line.
@@ -141,10 +140,7 @@ fn read_capture(name: &str) -> Vec<u8> {
 
 const STANDARD: &str = "std-1p-base-ticdecodecpp.tic";
 const STANDARD_ID: &str = "064468368739";
-const HISTORIC: &str = "hist-1p-tempo-pyteleinfo.tic";
-const HISTORIC_ID: &str = "021861348497";
-
-fn serial_config(dir: &TempDir, port: u16, meter: &Path) -> PathBuf {
+fn serial_config(dir: &Path, port: u16, meter: &Path) -> PathBuf {
     write_config(
         dir,
         port,
@@ -176,12 +172,12 @@ fn the_receiver_model_turns_a_wrong_rate_into_garbage_and_the_right_one_into_the
 #[test]
 fn a_9600_baud_meter_on_a_port_opened_at_1200_is_found_then_a_switch_to_1200_is_followed() {
     let broker = Broker::start();
-    let dir = TempDir::new("baud");
-    let pty = Pty::start(&dir);
-    let config = serial_config(&dir, broker.port, &pty.meter);
+    let dir = tempfile::tempdir().unwrap();
+    let pty = Pty::start(dir.path());
+    let config = serial_config(dir.path(), broker.port, &pty.meter);
     let sub = Subscriber::start(broker.port, &[&format!("linky/{STANDARD_ID}/state")]);
     let daemon = Running::start(&config, "run");
-    let line = Line::start(&pty, STANDARD, 9600, daemon.stderr.clone());
+    let line = Line::start(&pty, STANDARD, 9600, daemon.stderr_handle());
 
     // Auto mode opens at 1200 and reads garbage; 5 s later it tries 9600 and finds frames.
     sub.wait_for("standard frames", Duration::from_secs(15), |l| {
@@ -189,13 +185,11 @@ fn a_9600_baud_meter_on_a_port_opened_at_1200_is_found_then_a_switch_to_1200_is_
     });
     // The meter is switched to historic mode (1200 baud): at 9600 only garbage comes, and
     // after 15 s of it the daemon probes again.
-    line.switch(HISTORIC, 1200);
+    line.switch(TEMPO_CAPTURE, 1200);
     // (A real meter keeps its serial number across the switch; these captures are two meters,
     // published under the first one's topics.)
     sub.wait_for("historic frames", Duration::from_secs(30), |l| {
-        l.contains(&format!(
-            "\"meter\":\"{HISTORIC_ID}\",\"mode\":\"historic\""
-        ))
+        l.contains(&format!("\"meter\":\"{TEMPO_ID}\",\"mode\":\"historic\""))
     });
     let said = daemon.stop().join("\n");
     assert!(said.contains("trying another baud rate"), "{said}");

@@ -2,17 +2,16 @@
 //! `linkymon::broker` in this process, then against `linkymon run` with `embedded_broker: true`.
 #![cfg(feature = "embedded-broker")]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use linkymon::broker::{self, BrokerError, BrokerHandle, Credentials};
 
-use crate::mqtt::{
-    Subscriber, TempDir, free_port, linkymon, mosquitto_pub, signal, wait_exit, write_config,
+use crate::support::{
+    Running, SIM_ID, Subscriber, free_port, linkymon, mosquitto_pub, mosquitto_pub_with as publish,
+    wait_for_port, write_config,
 };
-
-const SIM_ID: &str = "021728123456";
 
 /// Runs an async call of the broker's API from these synchronous tests; the broker itself runs
 /// on its own threads and does not need this runtime afterwards.
@@ -26,24 +25,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 fn start(port: u16, credentials: Option<Credentials>) -> BrokerHandle {
     block_on(broker::start("127.0.0.1", port, credentials)).unwrap()
-}
-
-/// `mosquitto_pub` with more options; its exit status.
-fn publish(port: u16, args: &[&str]) -> std::process::ExitStatus {
-    Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -245,18 +226,8 @@ fn with_credentials_only_clients_that_give_them_are_served() {
 // `linkymon run` with `mqtt.embedded_broker: true`
 // ---------------------------------------------------------------------------------------------
 
-/// A `linkymon run` child, killed if the test fails before it stops it.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A simulated meter published through the daemon's own broker on `port`.
-fn embedded_config(dir: &TempDir, port: u16) -> std::path::PathBuf {
+fn embedded_config(dir: &Path, port: u16) -> PathBuf {
     write_config(
         dir,
         port,
@@ -267,16 +238,10 @@ fn embedded_config(dir: &TempDir, port: u16) -> std::path::PathBuf {
 #[test]
 fn run_with_the_embedded_broker_serves_live_and_retained_values_without_log_noise() {
     let port = free_port();
-    let dir = TempDir::new("embedded");
-    let config = embedded_config(&dir, port);
-    let log = dir.path("stderr.log");
-    let mut daemon = Daemon(
-        linkymon(&config, &["run"])
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path(), port);
+    let daemon = Running::start(&config, "run");
+    wait_for_port(port, Duration::from_secs(10));
     let topic = |t: &str| format!("linky/{SIM_ID}/{t}");
 
     let live = Subscriber::start(port, &["linky/#"]);
@@ -301,9 +266,7 @@ fn run_with_the_embedded_broker_serves_live_and_retained_values_without_log_nois
         l.starts_with(&topic("state"))
     });
 
-    signal(&daemon.0, "TERM");
-    let status = wait_exit(&mut daemon.0, Duration::from_secs(5));
-    assert!(status.success(), "{status}");
+    let stderr = daemon.stop().join("\n");
     for sub in [&live, &late] {
         sub.wait_for(
             "offline before the broker goes",
@@ -311,7 +274,6 @@ fn run_with_the_embedded_broker_serves_live_and_retained_values_without_log_nois
             |l| l == format!("{} offline", topic("availability")),
         );
     }
-    let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(
         stderr.contains(&format!(
             "embedded MQTT broker listening on 127.0.0.1:{port}"
@@ -330,15 +292,10 @@ fn run_with_the_embedded_broker_serves_live_and_retained_values_without_log_nois
 #[test]
 fn the_last_will_works_through_the_daemons_embedded_broker() {
     let port = free_port();
-    let dir = TempDir::new("embedded-will");
-    let config = embedded_config(&dir, port);
-    let mut daemon = Daemon(
-        linkymon(&config, &["run"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path(), port);
+    let daemon = Running::start(&config, "run");
+    wait_for_port(port, Duration::from_secs(10));
     let watcher = Subscriber::start(port, &["t"]);
     let doomed = Subscriber::start_with(
         port,
@@ -347,16 +304,15 @@ fn the_last_will_works_through_the_daemons_embedded_broker() {
     );
     doomed.signal("KILL");
     watcher.wait_for("the Last Will", Duration::from_secs(5), |l| l == "t gone");
-    signal(&daemon.0, "TERM");
-    assert!(wait_exit(&mut daemon.0, Duration::from_secs(5)).success());
+    daemon.stop();
 }
 
 #[test]
 fn run_exits_1_naming_the_port_when_the_embedded_brokers_port_is_taken() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let dir = TempDir::new("embedded-taken");
-    let config = embedded_config(&dir, port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path(), port);
     let output = linkymon(&config, &["run"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -369,9 +325,9 @@ fn run_exits_1_naming_the_port_when_the_embedded_brokers_port_is_taken() {
 
 #[test]
 fn a_bind_address_that_is_not_an_ip_is_a_config_error() {
-    let dir = TempDir::new("embedded-bind");
+    let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         free_port(),
         "  embedded_broker: true\n  embedded_bind: localhost\n",
     );
@@ -384,23 +340,15 @@ fn a_bind_address_that_is_not_an_ip_is_a_config_error() {
 #[test]
 fn run_warns_when_its_broker_listens_on_every_interface_without_a_password() {
     let port = free_port();
-    let dir = TempDir::new("embedded-open");
+    let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         port,
         "  embedded_broker: true\n  embedded_bind: 0.0.0.0\nmeter:\n  port: simulate\n",
     );
-    let log = dir.path("stderr.log");
-    let mut daemon = Daemon(
-        linkymon(&config, &["run"])
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
-    signal(&daemon.0, "TERM");
-    assert!(wait_exit(&mut daemon.0, Duration::from_secs(5)).success());
-    let stderr = std::fs::read_to_string(&log).unwrap();
+    let daemon = Running::start(&config, "run");
+    wait_for_port(port, Duration::from_secs(10));
+    let stderr = daemon.stop().join("\n");
     assert!(
         stderr.contains(&format!(
             "the embedded MQTT broker listens on 0.0.0.0:{port} without authentication"

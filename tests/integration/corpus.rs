@@ -5,7 +5,7 @@ use linkymon::commands::decode::{Summary, decode};
 use linkymon::tic::{Decoder, Frame, ModeHint};
 use serde_json::Value;
 
-use crate::harness::{Capture, assert_golden, captures, corpus_dir, root, wire_bytes};
+use crate::support::{assert_golden, captures, corpus_dir, root, wire_bytes};
 
 fn decode_capture(bytes: &[u8]) -> (String, Summary) {
     let mut out = Vec::new();
@@ -13,19 +13,16 @@ fn decode_capture(bytes: &[u8]) -> (String, Summary) {
     (String::from_utf8(out).unwrap(), summary)
 }
 
-fn states(capture: &Capture) -> Vec<Value> {
-    let (json, _) = decode_capture(&wire_bytes(capture));
+/// The `state` of every frame of the capture `name` (shipped or in the corpus).
+fn states(name: &str) -> Vec<Value> {
+    let capture = captures()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no capture {name} in tests/fixtures/captures or the corpus"));
+    let (json, _) = decode_capture(&wire_bytes(&capture));
     json.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn capture(name: &str) -> Option<Capture> {
-    let found = captures().into_iter().find(|c| c.name == name);
-    if found.is_none() {
-        eprintln!("{name} is not available here (corpus absent): skipped");
-    }
-    found
 }
 
 #[test]
@@ -92,10 +89,7 @@ fn every_chunk_size_gives_the_same_frames_and_counters() {
 
 #[test]
 fn counters_agree_with_the_corpus_manifest() {
-    let Some(corpus) = corpus_dir() else {
-        eprintln!("../shared/tic/corpus is absent: skipped");
-        return;
-    };
+    let corpus = corpus_dir();
     let manifest = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).unwrap();
     let mut lines = manifest.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
@@ -143,10 +137,7 @@ fn counters_agree_with_the_corpus_manifest() {
 
 #[test]
 fn a_long_historic_capture_has_monotonic_indexes_and_both_periods() {
-    let Some(c) = capture("hist-1p-hc-pboettch-dump.tic") else {
-        return;
-    };
-    let states = states(&c);
+    let states = states("hist-1p-hc-pboettch-dump.tic");
     assert_eq!(states.len(), 14_041);
     let mut last = (0, 0);
     let mut periods = std::collections::BTreeSet::new();
@@ -162,10 +153,7 @@ fn a_long_historic_capture_has_monotonic_indexes_and_both_periods() {
 
 #[test]
 fn a_historic_tempo_capture_says_tomorrow_is_red() {
-    let Some(c) = capture("hist-1p-tempo-pyteleinfo.tic") else {
-        return;
-    };
-    let s = &states(&c)[0];
+    let s = &states("hist-1p-tempo-pyteleinfo.tic")[0];
     assert_eq!(s["values"]["OPTARIF"], "BBR(");
     assert_eq!(s["derived"]["period"], "HCJB");
     assert_eq!(s["derived"]["tempo_today"], "blue");
@@ -174,10 +162,7 @@ fn a_historic_tempo_capture_says_tomorrow_is_red() {
 
 #[test]
 fn the_enedis_standard_frame_decodes_date_relay_and_status() {
-    let Some(c) = capture("std-1p-hc-enedis-tic2websocket.tic") else {
-        return;
-    };
-    let s = &states(&c)[0];
+    let s = &states("std-1p-hc-enedis-tic2websocket.tic")[0];
     assert_eq!(s["mode"], "standard");
     assert_eq!(s["values"]["DATE"], "");
     assert_eq!(s["values"]["DATE_ts"], "2017-09-15T10:16:01+02:00");
@@ -194,20 +179,14 @@ fn the_enedis_standard_frame_decodes_date_relay_and_status() {
 
 #[test]
 fn a_corrupted_pcoup_is_never_published() {
-    let Some(c) = capture("std-1p-hc-enedis-tic2websocket-pcoup-invalid.tic") else {
-        return;
-    };
-    let s = &states(&c)[0];
+    let s = &states("std-1p-hc-enedis-tic2websocket-pcoup-invalid.tic")[0];
     assert!(s["values"].get("PCOUP").is_none());
     assert_eq!(s["values"]["PREF"], 3);
 }
 
 #[test]
 fn a_white_tempo_day_in_standard_mode_is_not_an_ejp_peak() {
-    let Some(c) = capture("std-3p-tempo-teleinfo-nom-complete.tic") else {
-        return;
-    };
-    let s = &states(&c)[0];
+    let s = &states("std-3p-tempo-teleinfo-nom-complete.tic")[0];
     assert_eq!(s["derived"]["tempo_today"], "white");
     assert_eq!(s["derived"]["tempo_tomorrow"], "blue");
     assert_eq!(s["derived"]["ejp"], false);
@@ -217,10 +196,7 @@ fn a_white_tempo_day_in_standard_mode_is_not_an_ejp_peak() {
 
 #[test]
 fn a_producer_reports_its_injection() {
-    let Some(c) = capture("std-1p-prod-hc-teleinfo2mqtt.tic") else {
-        return;
-    };
-    let states = states(&c);
+    let states = states("std-1p-prod-hc-teleinfo2mqtt.tic");
     assert!(
         states
             .iter()

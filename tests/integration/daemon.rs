@@ -1,32 +1,32 @@
 //! `linkymon run` against a real mosquitto, watched with mosquitto_sub as a user would.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::fixtures_dir;
-use crate::mqtt::{
-    Broker, Subscriber, TempDir, linkymon, mosquitto_pub, signal, wait_exit, write_config,
+use crate::support::{
+    Broker, Pty, Running, SIM_ID, Subscriber, TEMPO_CAPTURE, TEMPO_ID, fixtures_dir, linkymon,
+    mosquitto_pub, write_config,
 };
 
-const TEMPO_ID: &str = "021861348497";
-const SIM_ID: &str = "021728123456";
-
-fn replay_config(dir: &TempDir, port: u16, capture: &str, extra: &str) -> std::path::PathBuf {
-    let capture = fixtures_dir().join(capture);
+/// The shipped Tempo capture, replayed as fast as it is read, every frame published.
+fn replay_config(dir: &Path, port: u16) -> PathBuf {
+    let capture = fixtures_dir().join(TEMPO_CAPTURE);
     write_config(
         dir,
         port,
         &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n{extra}",
+            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n",
             capture.display()
         ),
     )
 }
 
-fn simulate_config(dir: &TempDir, port: u16, speed: u32) -> std::path::PathBuf {
+/// The simulated meter at `speed` times real time, every frame published.
+fn simulate_config(dir: &Path, port: u16, speed: u32) -> PathBuf {
     write_config(
         dir,
         port,
@@ -37,8 +37,8 @@ fn simulate_config(dir: &TempDir, port: u16, speed: u32) -> std::path::PathBuf {
 #[test]
 fn a_replay_publishes_state_retained_values_and_discovery_then_goes_offline() {
     let broker = Broker::start();
-    let dir = TempDir::new("replay");
-    let config = replay_config(&dir, broker.port, "hist-1p-tempo-pyteleinfo.tic", "");
+    let dir = tempfile::tempdir().unwrap();
+    let config = replay_config(dir.path(), broker.port);
     let live = Subscriber::start(broker.port, &["linky/#"]);
     let status = linkymon(&config, &["run"])
         .stderr(Stdio::null())
@@ -139,14 +139,11 @@ fn linkymon_discovery_count(state: &Value) -> usize {
 #[test]
 fn ejp_goes_on_when_the_simulated_peak_starts_and_sigterm_says_offline() {
     let broker = Broker::start();
-    let dir = TempDir::new("sim");
+    let dir = tempfile::tempdir().unwrap();
     // 3000× from 06:00: the notice comes after 0.6 s, the peak after 1.2 s.
-    let config = simulate_config(&dir, broker.port, 3000);
+    let config = simulate_config(dir.path(), broker.port, 3000);
     let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/#")]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
     let topic = |t: &str| format!("linky/{SIM_ID}/{t}");
     sub.wait_for("online", Duration::from_secs(5), |l| {
         l == format!("{} online", topic("availability"))
@@ -167,8 +164,8 @@ fn ejp_goes_on_when_the_simulated_peak_starts_and_sigterm_says_offline() {
         peak_state.contains(r#""PEJP":30"#),
         "PEJP is sent during the peak too"
     );
-    signal(&daemon, "TERM");
-    let status = wait_exit(&mut daemon, Duration::from_secs(3));
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(3));
     assert!(status.success(), "{status}");
     sub.wait_for("offline", Duration::from_secs(2), |l| {
         l == format!("{} offline", topic("availability"))
@@ -178,16 +175,12 @@ fn ejp_goes_on_when_the_simulated_peak_starts_and_sigterm_says_offline() {
 #[test]
 fn the_last_will_says_offline_after_kill_9() {
     let broker = Broker::start();
-    let dir = TempDir::new("will");
-    let config = simulate_config(&dir, broker.port, 60);
+    let dir = tempfile::tempdir().unwrap();
+    let config = simulate_config(dir.path(), broker.port, 60);
     let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/availability")]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
     sub.wait_for("online", Duration::from_secs(5), |l| l.ends_with(" online"));
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.kill();
     sub.wait_for("the Last Will", Duration::from_secs(5), |l| {
         l.ends_with(" offline")
     });
@@ -196,13 +189,10 @@ fn the_last_will_says_offline_after_kill_9() {
 #[test]
 fn discovery_is_resent_when_home_assistant_comes_online() {
     let broker = Broker::start();
-    let dir = TempDir::new("hastatus");
-    let config = simulate_config(&dir, broker.port, 60);
+    let dir = tempfile::tempdir().unwrap();
+    let config = simulate_config(dir.path(), broker.port, 60);
     let sub = Subscriber::start(broker.port, &["homeassistant/+/+/+/config"]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
     sub.wait_for("discovery", Duration::from_secs(5), |l| {
         l.contains("/ejp/config ")
     });
@@ -214,19 +204,16 @@ fn discovery_is_resent_when_home_assistant_comes_online() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(sub.lines().len(), 2 * first, "every config once more");
-    signal(&daemon, "TERM");
-    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(3)).success());
 }
 
 #[test]
 fn the_daemon_reconnects_after_the_broker_restarts() {
     let mut broker = Broker::start();
-    let dir = TempDir::new("reconnect");
-    let config = simulate_config(&dir, broker.port, 60);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = simulate_config(dir.path(), broker.port, 60);
+    let mut daemon = Running::start(&config, "run");
     {
         let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/availability")]);
         sub.wait_for("online", Duration::from_secs(5), |l| l.ends_with(" online"));
@@ -234,7 +221,7 @@ fn the_daemon_reconnects_after_the_broker_restarts() {
     broker.stop();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        daemon.try_wait().unwrap().is_none(),
+        daemon.is_running(),
         "the daemon must survive a broker outage"
     );
     broker.restart();
@@ -246,10 +233,9 @@ fn the_daemon_reconnects_after_the_broker_restarts() {
     sub.wait_for("values again", Duration::from_secs(5), |l| {
         l.starts_with(&format!("linky/{SIM_ID}/EJPHN "))
     });
-    signal(&daemon, "TERM");
-    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(3)).success());
+    let stderr = daemon.stderr().join("\n");
     assert_eq!(
         stderr.matches("no connection to the MQTT broker").count(),
         1,
@@ -259,8 +245,8 @@ fn the_daemon_reconnects_after_the_broker_restarts() {
 
 #[test]
 fn an_unknown_config_key_exits_2_naming_it() {
-    let dir = TempDir::new("badkey");
-    let config = write_config(&dir, 1883, "publish:\n  intervall: 5s\n");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1883, "publish:\n  intervall: 5s\n");
     let out = linkymon(&config, &["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -273,8 +259,8 @@ fn an_unknown_config_key_exits_2_naming_it() {
 
 #[test]
 fn a_serial_port_that_does_not_exist_is_exit_1() {
-    let dir = TempDir::new("noport");
-    let config = write_config(&dir, 1883, "meter:\n  port: /dev/ttyNOPE0\n");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1883, "meter:\n  port: /dev/ttyNOPE0\n");
     let out = linkymon(&config, &["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -285,78 +271,37 @@ fn a_serial_port_that_does_not_exist_is_exit_1() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
-/// A socat pseudo-terminal pair: the daemon reads `meter`, the test writes into `feed`.
-pub struct Pty {
-    /// The socat process that holds both ends.
-    child: std::process::Child,
-    pub meter: std::path::PathBuf,
-    pub feed: std::path::PathBuf,
-}
-
-impl Pty {
-    /// Starts socat and waits for both links.
-    pub fn start(dir: &TempDir) -> Self {
-        let (meter, feed) = (dir.path("meter"), dir.path("feed"));
-        let child = std::process::Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", meter.display()))
-            .arg(format!("pty,raw,echo=0,link={}", feed.display()))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat is not installed: run ./scripts/test.sh");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !(meter.exists() && feed.exists()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "socat did not create the PTY pair"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Pty { child, meter, feed }
-    }
-}
-
-impl Drop for Pty {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A daemon reading the pseudo-terminal `pty` in `mode`, every frame published.
+fn serial_config(dir: &Path, port: u16, pty: &Pty, mode: &str) -> PathBuf {
+    write_config(
+        dir,
+        port,
+        &format!(
+            "meter:\n  port: {}\n  mode: {mode}\npublish:\n  interval: 0\n",
+            pty.meter.display()
+        ),
+    )
 }
 
 #[test]
 fn frames_written_into_a_pseudo_terminal_reach_mqtt() {
     let broker = Broker::start();
-    let dir = TempDir::new("pty");
-    let pty = Pty::start(&dir);
-    let config = write_config(
-        &dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: {}\n  mode: auto\npublish:\n  interval: 0\n",
-            pty.meter.display()
-        ),
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let pty = Pty::start(dir.path());
+    let config = serial_config(dir.path(), broker.port, &pty, "auto");
     let sub = Subscriber::start(broker.port, &[&format!("linky/{TEMPO_ID}/state")]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let capture = std::fs::read(fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&pty.feed)
-        .unwrap()
-        .write_all(&capture)
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
+    let capture = std::fs::read(fixtures_dir().join(TEMPO_CAPTURE)).unwrap();
+    pty.open_feed().write_all(&capture).unwrap();
     let states = sub.wait_count(
         &format!("linky/{TEMPO_ID}/state"),
         10,
         Duration::from_secs(5),
     );
     assert_eq!(states.len(), 10);
-    signal(&daemon, "TERM");
-    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(3)).success());
+    let stderr = daemon.stderr().join("\n");
     // This kernel's pseudo-terminals refuse 7 data bits with parity: the fallback is said once.
     assert!(stderr.matches("refuses 7E1").count() <= 1, "{stderr}");
     assert!(stderr.contains("found the meter's mode"), "{stderr}");
@@ -365,45 +310,24 @@ fn frames_written_into_a_pseudo_terminal_reach_mqtt() {
 #[test]
 fn a_serial_device_that_vanishes_and_returns_is_read_again() {
     let broker = Broker::start();
-    let dir = TempDir::new("pty-gone");
-    let pty = Pty::start(&dir);
-    let config = write_config(
-        &dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: {}\n  mode: historic\npublish:\n  interval: 0\n",
-            pty.meter.display()
-        ),
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let pty = Pty::start(dir.path());
+    let config = serial_config(dir.path(), broker.port, &pty, "historic");
     let topic = format!("linky/{TEMPO_ID}/state");
     let sub = Subscriber::start(broker.port, &[&topic]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let capture = std::fs::read(fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&pty.feed)
-        .unwrap()
-        .write_all(&capture)
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
+    let capture = std::fs::read(fixtures_dir().join(TEMPO_CAPTURE)).unwrap();
+    pty.open_feed().write_all(&capture).unwrap();
     assert_eq!(sub.wait_count(&topic, 10, Duration::from_secs(5)).len(), 10);
 
     // The adapter is pulled out: the device node disappears under the daemon.
     drop(pty);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        daemon.try_wait().unwrap().is_none(),
-        "the daemon must wait for the device"
-    );
+    assert!(daemon.is_running(), "the daemon must wait for the device");
     // It comes back (same path, a new device): frames flow again within 5 s.
-    let pty = Pty::start(&dir);
+    let pty = Pty::start(dir.path());
     let returned = std::time::Instant::now();
-    let mut feed = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&pty.feed)
-        .unwrap();
+    let mut feed = pty.open_feed();
     let deadline = returned + Duration::from_secs(5);
     // Until the daemon has the port open, what is written is lost: keep the meter talking.
     while sub.payloads(&topic).len() < 11 {
@@ -414,10 +338,9 @@ fn a_serial_device_that_vanishes_and_returns_is_read_again() {
         feed.write_all(&capture[..capture.len().min(600)]).unwrap();
         std::thread::sleep(Duration::from_millis(200));
     }
-    signal(&daemon, "TERM");
-    assert!(wait_exit(&mut daemon, Duration::from_secs(3)).success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(3)).success());
+    let stderr = daemon.stderr().join("\n");
     assert_eq!(
         stderr.matches("serial port lost").count(),
         1,

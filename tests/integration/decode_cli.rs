@@ -1,22 +1,18 @@
 //! `linkymon decode` as a user runs it: the real executable, files, stdin, exit codes.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::harness::{fixtures_dir, root};
-
-fn linkymon() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_linkymon"))
-}
+use crate::support::{TEMPO_CAPTURE, command as linkymon, fixtures_dir, root};
 
 #[test]
 fn decode_prints_one_json_line_per_frame_and_a_summary() {
-    let capture = fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic");
+    let capture = fixtures_dir().join(TEMPO_CAPTURE);
     let out = linkymon().arg("decode").arg(&capture).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     let golden = std::fs::read_to_string(
-        root().join("tests/fixtures/golden/hist-1p-tempo-pyteleinfo.tic.jsonl"),
+        root().join(format!("tests/fixtures/golden/{TEMPO_CAPTURE}.jsonl")),
     )
     .unwrap();
     assert_eq!(stdout, golden);

@@ -2,81 +2,56 @@
 //! the simulator, and a headless Chromium reading the pages.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use linkymon::logger::LogLine;
 use serde_json::Value;
 
-use crate::harness::{assert_golden, fixtures_dir, root};
-use crate::mqtt::{
-    Broker, Running, Subscriber, TempDir, linkymon, signal, wait_exit, write_config,
+use crate::support::{
+    Broker, Running, SIM_ID, Subscriber, TEMPO_CAPTURE, TEMPO_ID, assert_golden, daily_logs,
+    fixtures_dir, linkymon, require, root, wait_log_lines, write_config,
 };
-
-const TEMPO_ID: &str = "021861348497";
-const SIM_ID: &str = "021728123456";
 
 fn paris() -> TimeZone {
     TimeZone::get("Europe/Paris").unwrap()
 }
 
-/// The daily logs in `dir`, by name.
-fn logs(dir: &Path) -> Vec<PathBuf> {
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
-    logs.sort();
-    logs
-}
-
-fn all_lines(dir: &Path) -> Vec<String> {
-    logs(dir)
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn wait_lines(dir: &Path, count: usize, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let lines = all_lines(dir);
-        if lines.len() >= count || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn logger_section(dir: &TempDir, frames_per_line: u32) -> String {
+fn logger_section(dir: &Path, frames_per_line: u32) -> String {
     format!(
         "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: {frames_per_line}\n  \
          timezone: Europe/Paris\n  pages_interval: 1s\n  subscription_per_day: 0.5\n  \
          prices: {{HCJB: 0.1296, HPJB: 0.1609, HN: 0.1386, PM: 0.7524}}\n",
-        dir.path("logs").display(),
-        dir.path("pages").display()
+        dir.join("logs").display(),
+        dir.join("pages").display()
     )
+}
+
+/// `linkymon graph` on `logs`; panics with its stderr unless it succeeds.
+fn graph(config: &Path, logs: &[PathBuf]) -> Output {
+    let out = linkymon(config, &["graph"]).args(logs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
 fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
     let broker = Broker::start();
-    let dir = TempDir::new("logger-replay");
-    let capture = fixtures_dir().join("hist-1p-tempo-pyteleinfo.tic");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let capture = fixtures_dir().join(TEMPO_CAPTURE);
     let config = write_config(
-        &dir,
+        dir,
         broker.port,
         &format!(
             "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n{}",
             capture.display(),
-            logger_section(&dir, 2)
+            logger_section(dir, 2)
         ),
     );
     let sub = Subscriber::start(broker.port, &["linky/+/today", "homeassistant/#"]);
@@ -86,7 +61,7 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         .status()
         .unwrap();
     assert!(status.success(), "{status}");
-    let lines = wait_lines(&dir.path("logs"), 5, Duration::from_secs(5));
+    let lines = wait_log_lines(&dir.join("logs"), 5, Duration::from_secs(5));
     let today = sub.wait_for("today", Duration::from_secs(5), |l| {
         l.starts_with(&format!("linky/{TEMPO_ID}/today "))
     });
@@ -119,10 +94,10 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
     // Filed under the local day of the lines' own time.
     let first: LogLine = lines[0].parse().unwrap();
     let date = first.time.date();
-    let files = logs(&dir.path("logs"));
+    let files = daily_logs(&dir.join("logs"));
     assert_eq!(
         files,
-        [dir.path("logs").join(format!("{date}.log"))],
+        [dir.join("logs").join(format!("{date}.log"))],
         "one file, named after the local day"
     );
 
@@ -135,13 +110,13 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         "subscription included: {today}"
     );
 
-    let page = std::fs::read_to_string(dir.path("pages").join(format!("{date}.html"))).unwrap();
+    let page = std::fs::read_to_string(dir.join("pages").join(format!("{date}.html"))).unwrap();
     assert!(page.contains(&format!("Linky {TEMPO_ID}")), "{page}");
     assert!(page.contains("data-period=\"HCJB\""), "{page}");
-    let index = std::fs::read_to_string(dir.path("pages/index.html")).unwrap();
+    let index = std::fs::read_to_string(dir.join("pages/index.html")).unwrap();
     assert!(index.contains(&format!("href=\"{date}.html\"")), "{index}");
     assert!(
-        dir.path("pages/assets/dygraph.min.js").is_file(),
+        dir.join("pages/assets/dygraph.min.js").is_file(),
         "dygraphs copied from Debian's package"
     );
 }
@@ -149,13 +124,13 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
 #[test]
 fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
     let broker = Broker::start();
-    let dir = TempDir::new("logger-restart");
+    let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         broker.port,
         &format!(
             "meter:\n  port: simulate\n  simulate_speed: 100\npublish:\n  interval: 0\n{}",
-            logger_section(&dir, 3)
+            logger_section(dir.path(), 3)
         ),
     );
     let states = Subscriber::start(
@@ -166,10 +141,7 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
         ],
     );
     let first = Running::logger(&config);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let daemon = Running::start(&config, "run");
     states.wait_count(&format!("linky/{SIM_ID}/state"), 40, Duration::from_secs(5));
     first.stop();
     // The daemon goes on; the broker keeps the logger's messages in its session.
@@ -181,15 +153,18 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
     );
     let second = Running::logger(&config);
     std::thread::sleep(Duration::from_millis(500));
-    signal(&daemon, "TERM");
-    assert!(wait_exit(&mut daemon, Duration::from_secs(5)).success());
+    daemon.stop();
     // `offline` comes after the last state on the daemon's connection: all states are in.
     states.wait_for("offline", Duration::from_secs(5), |l| {
         l == format!("linky/{SIM_ID}/availability offline")
     });
     let published = states.payloads(&format!("linky/{SIM_ID}/state"));
     let expected_lines = published.len() / 3;
-    let lines = wait_lines(&dir.path("logs"), expected_lines, Duration::from_secs(5));
+    let lines = wait_log_lines(
+        &dir.path().join("logs"),
+        expected_lines,
+        Duration::from_secs(5),
+    );
     second.stop();
 
     // Every line is the one an uninterrupted logger writes: the time and indexes of every
@@ -211,8 +186,9 @@ fn a_logger_stopped_and_restarted_mid_stream_loses_no_line() {
 
 #[test]
 fn graph_reads_a_perl_log_and_reports_unreadable_lines_by_file_and_line() {
-    let dir = TempDir::new("graph-perl");
-    let log = dir.path("2021-02-20.log");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let log = dir.join("2021-02-20.log");
     std::fs::write(
         &log,
         "2021/02/20 19:10:22\tDATA\tPeriode=HN.., IndexHN=000688322, IndexHPM=000080072, PuissConsommee=00000, IConsommee=013\n\
@@ -220,24 +196,23 @@ fn graph_reads_a_perl_log_and_reports_unreadable_lines_by_file_and_line() {
          2021/02/20 19:20:22\tDATA\tPeriode=PM.., IndexHN=000688322, IndexHPM=000081072, PuissConsommee=03000, IConsommee=013, Tension=231\n",
     )
     .unwrap();
-    let config = dir.path("config.yaml");
+    let config = dir.join("config.yaml");
     std::fs::write(
         &config,
         format!(
             "logger:\n  pages_dir: {}\n  prices: {{HN: 0.1386, PM: 0.7524}}\n",
-            dir.path("pages").display()
+            dir.join("pages").display()
         ),
     )
     .unwrap();
-    let out = linkymon(&config, &["graph"]).arg(&log).output().unwrap();
+    let out = graph(&config, std::slice::from_ref(&log));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("{}:2: skipped", log.display())),
         "{stderr}"
     );
     assert!(stderr.contains("1 unreadable lines skipped"), "{stderr}");
-    let page = std::fs::read_to_string(dir.path("pages/2021-02-20.html")).unwrap();
+    let page = std::fs::read_to_string(dir.join("pages/2021-02-20.html")).unwrap();
     assert!(
         page.contains("<td>PM</td><td class=\"kwh\">1.000</td><td class=\"price\">0.7524</td><td class=\"cost\">0.75 EUR</td>"),
         "{page}"
@@ -246,8 +221,8 @@ fn graph_reads_a_perl_log_and_reports_unreadable_lines_by_file_and_line() {
 
 #[test]
 fn graph_without_logs_is_a_usage_error() {
-    let dir = TempDir::new("graph-usage");
-    let config = dir.path("config.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
     std::fs::write(&config, "").unwrap();
     let out = linkymon(&config, &["graph"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -255,11 +230,11 @@ fn graph_without_logs_is_a_usage_error() {
 
 #[test]
 fn an_unwritable_log_dir_is_one_clear_line() {
-    let dir = TempDir::new("logger-unwritable");
-    let blocker = dir.path("file");
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
     std::fs::write(&blocker, "").unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         1,
         &format!("logger:\n  dir: {}/logs\n", blocker.display()),
     );
@@ -275,7 +250,8 @@ fn an_unwritable_log_dir_is_one_clear_line() {
 
 /// Headless Chromium on a page: the DOM after the page's scripts ran, and its console.
 fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
-    let profile = TempDir::new("chromium-profile");
+    require("chromium");
+    let profile = tempfile::tempdir().unwrap();
     let out = Command::new("chromium")
         .args([
             "--headless",
@@ -288,12 +264,12 @@ fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
             "--enable-logging=stderr",
             "--v=0",
         ])
-        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(format!("file://{}", page.display()))
         .env("TZ", "Europe/Paris")
         .output()
-        .expect("chromium is not installed: run ./scripts/test.sh, which installs it");
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -305,15 +281,15 @@ fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
     )
 }
 
-/// The hand-checked day of `sidecar::day`'s tests, with the day before.
-fn write_hand_checked_logs(dir: &TempDir) -> Vec<PathBuf> {
-    let before = dir.path("2021-02-19.log");
+/// The hand-checked day of `logger::day`'s tests, with the day before.
+fn write_hand_checked_logs(dir: &Path) -> Vec<PathBuf> {
+    let before = dir.join("2021-02-19.log");
     std::fs::write(
         &before,
         "2021/02/19 23:59:00\tDATA\tPeriode=HN.., IndexHN=001000000, IndexHPM=000500000, PuissConsommee=00300, IConsommee=001\n",
     )
     .unwrap();
-    let day = dir.path("2021-02-20.log");
+    let day = dir.join("2021-02-20.log");
     std::fs::write(
         &day,
         "2021/02/20 00:01:00\tDATA\tPeriode=HN.., IndexHN=001000100, IndexHPM=000500000, PuissConsommee=00400, IConsommee=002\n\
@@ -325,14 +301,14 @@ fn write_hand_checked_logs(dir: &TempDir) -> Vec<PathBuf> {
     vec![before, day]
 }
 
-fn graph_config(dir: &TempDir) -> PathBuf {
-    let config = dir.path("config.yaml");
+fn graph_config(dir: &Path) -> PathBuf {
+    let config = dir.join("config.yaml");
     std::fs::write(
         &config,
         format!(
             "logger:\n  pages_dir: {}\n  subscription_per_day: 0.5\n  \
              prices: {{HN: 0.1386, PM: 0.7524}}\n",
-            dir.path("pages").display()
+            dir.join("pages").display()
         ),
     )
     .unwrap();
@@ -350,17 +326,12 @@ fn attribute<'a>(dom: &'a str, element: &str, name: &str) -> &'a str {
 
 #[test]
 fn a_day_page_draws_its_chart_in_chromium_with_the_hand_checked_totals_and_no_error() {
-    let dir = TempDir::new("chromium-day");
-    let logs = write_hand_checked_logs(&dir);
-    let config = graph_config(&dir);
-    let out = linkymon(&config, &["graph"]).args(&logs).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let logs = write_hand_checked_logs(dir);
+    graph(&graph_config(dir), &logs);
 
-    let (dom, console) = chromium(&dir.path("pages/2021-02-20.html"), &["--dump-dom"]);
+    let (dom, console) = chromium(&dir.join("pages/2021-02-20.html"), &["--dump-dom"]);
     let drawn: u64 = attribute(&dom, "id=\"chart\"", "data-drawn")
         .parse()
         .unwrap_or(0);
@@ -379,7 +350,7 @@ fn a_day_page_draws_its_chart_in_chromium_with_the_hand_checked_totals_and_no_er
     assert!(dom.contains("<strong id=\"max-power\">3500 VA</strong> at 07:01:00"));
     assert!(dom.contains("<strong id=\"injected\">0.300 kWh</strong>"));
 
-    let (index, _) = chromium(&dir.path("pages/index.html"), &["--dump-dom"]);
+    let (index, _) = chromium(&dir.join("pages/index.html"), &["--dump-dom"]);
     assert!(index.find("2021-02-20.html").unwrap() < index.find("2021-02-19.html").unwrap());
     assert!(
         index.contains("<td class=\"cost\">10.05 EUR</td>"),
@@ -389,7 +360,7 @@ fn a_day_page_draws_its_chart_in_chromium_with_the_hand_checked_totals_and_no_er
 
 /// A simulated EJP day (notice, peak, solar injection), one line every 80 s, as the logger
 /// writes it with its defaults: the page the README shows.
-fn write_simulated_day(dir: &TempDir) -> PathBuf {
+fn write_simulated_day(dir: &Path) -> PathBuf {
     use linkymon::logger::{Aggregator, State};
     use linkymon::meter::Meter;
     use linkymon::source::simulate::{SimConfig, Simulator};
@@ -427,23 +398,18 @@ fn write_simulated_day(dir: &TempDir) -> PathBuf {
             }
         }
     }
-    let path = dir.path("2021-02-20.log");
+    let path = dir.join("2021-02-20.log");
     std::fs::write(&path, text).unwrap();
     path
 }
 
 #[test]
 fn a_simulated_day_page_renders_in_chromium_and_its_screenshot_is_in_the_docs() {
-    let dir = TempDir::new("chromium-shot");
-    let log = write_simulated_day(&dir);
-    let config = graph_config(&dir);
-    let out = linkymon(&config, &["graph"]).arg(&log).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let page = dir.path("pages/2021-02-20.html");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let log = write_simulated_day(dir);
+    graph(&graph_config(dir), &[log]);
+    let page = dir.join("pages/2021-02-20.html");
     let (dom, _) = chromium(&page, &["--dump-dom"]);
     let drawn: u64 = attribute(&dom, "id=\"chart\"", "data-drawn")
         .parse()
@@ -451,7 +417,7 @@ fn a_simulated_day_page_renders_in_chromium_and_its_screenshot_is_in_the_docs() 
     assert!(drawn > 10_000, "dygraphs painted {drawn} pixels");
     assert_eq!(attribute(&dom, "<body", "data-errors"), "0", "{dom}");
 
-    let shot = dir.path("day.png");
+    let shot = dir.join("day.png");
     chromium(
         &page,
         &[

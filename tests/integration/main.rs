@@ -1,5 +1,7 @@
 //! The integration tests: one binary, run against the library and the real executable.
 
+mod support;
+
 mod bad_input;
 mod baud;
 mod broker;
@@ -7,10 +9,8 @@ mod corpus;
 mod daemon;
 mod decode_cli;
 mod demo;
-mod harness;
 mod kit;
 mod logger;
-mod mqtt;
 mod outage;
 mod the_box;
 mod tls;

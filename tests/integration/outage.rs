@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jiff::tz::TimeZone;
 use linkymon::logger::LogLine;
 
-use crate::mqtt::{Broker, Running, TempDir, signal, wait_exit, write_config};
+use crate::support::{Broker, Running, daily_log_lines, write_config};
 
 /// Frames in the test capture: 80 at replay speed 10 last about 10 s.
 const FRAMES: usize = 80;
@@ -17,12 +17,12 @@ const FRAMES: usize = 80;
 /// A capture of `FRAMES` simulated historic EJP frames, ten simulated seconds apart (the
 /// index rises within what the daemon's glitch guard accepts at replay speed 10); returns its
 /// path and each frame's `(EJPHN, PAPP)` in order.
-fn write_capture(dir: &TempDir) -> (PathBuf, Vec<(u64, u32)>) {
+fn write_capture(dir: &Path) -> (PathBuf, Vec<(u64, u32)>) {
     write_capture_of(dir, FRAMES)
 }
 
 /// [`write_capture`] with `frames` frames.
-fn write_capture_of(dir: &TempDir, frames: usize) -> (PathBuf, Vec<(u64, u32)>) {
+fn write_capture_of(dir: &Path, frames: usize) -> (PathBuf, Vec<(u64, u32)>) {
     use linkymon::meter::Meter;
     use linkymon::source::simulate::{SimConfig, Simulator};
     use linkymon::tic::Decoder;
@@ -44,14 +44,14 @@ fn write_capture_of(dir: &TempDir, frames: usize) -> (PathBuf, Vec<(u64, u32)>) 
         bytes.extend_from_slice(&frame);
     }
     assert_eq!(indexes.len(), frames);
-    let path = dir.path("capture.tic");
+    let path = dir.join("capture.tic");
     std::fs::write(&path, bytes).unwrap();
     (path, indexes)
 }
 
 /// The daemon on `capture` at `speed`, every `state` published, and a logger writing one
 /// line per frame to `logs`.
-fn config(dir: &TempDir, port: u16, capture: &Path, speed: u32, logs: &Path) -> PathBuf {
+fn config(dir: &Path, port: u16, capture: &Path, speed: u32, logs: &Path) -> PathBuf {
     write_config(
         dir,
         port,
@@ -60,26 +60,16 @@ fn config(dir: &TempDir, port: u16, capture: &Path, speed: u32, logs: &Path) -> 
              logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
             capture.display(),
             logs.display(),
-            dir.path("pages").display()
+            dir.join("pages").display()
         ),
     )
 }
 
 /// The lines of every daily log in `dir`, parsed, in file order.
 fn log_lines(dir: &Path) -> Vec<LogLine> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
-    files.sort();
-    files
+    daily_log_lines(dir)
         .iter()
-        .flat_map(|p| {
-            let text = std::fs::read_to_string(p).unwrap();
-            text.lines()
-                .map(|l| l.parse::<LogLine>().unwrap())
-                .collect::<Vec<_>>()
-        })
+        .map(|l| l.parse::<LogLine>().unwrap())
         .collect()
 }
 
@@ -93,7 +83,6 @@ fn wait_log(dir: &Path, count: usize, timeout: Duration) -> Vec<LogLine> {
     log_lines(dir)
 }
 
-/// Each line's `(IndexHN, PuissConsommee)`, to compare with the capture's frames.
 /// Waits until the log stops growing for a second (the logger has caught up).
 fn wait_log_settled(dir: &Path, timeout: Duration) -> Vec<LogLine> {
     let deadline = Instant::now() + timeout;
@@ -110,6 +99,7 @@ fn wait_log_settled(dir: &Path, timeout: Duration) -> Vec<LogLine> {
     }
 }
 
+/// Each line's `(IndexHN, PuissConsommee)`, to compare with the capture's frames.
 fn hn(lines: &[LogLine]) -> Vec<(u64, u32)> {
     lines
         .iter()
@@ -126,26 +116,24 @@ fn now_paris() -> jiff::civil::DateTime {
 #[test]
 fn a_broker_outage_loses_no_frame_and_each_keeps_its_own_time() {
     let mut broker = Broker::start_persistent();
-    let dir = TempDir::new("outage");
-    let (capture, indexes) = write_capture(&dir);
-    let config = config(&dir, broker.port, &capture, 10, &dir.path("logs"));
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let logs = dir.join("logs");
+    let (capture, indexes) = write_capture(dir);
+    let config = config(dir, broker.port, &capture, 10, &logs);
     let _logger = Running::logger(&config);
     let mut daemon = Running::start(&config, "run");
-    let logs = dir.path("logs");
     wait_log(&logs, 15, Duration::from_secs(10));
 
     broker.stop_gracefully();
     let down_from = now_paris();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        daemon.child.try_wait().unwrap().is_none(),
-        "the daemon must survive the outage"
-    );
+    assert!(daemon.is_running(), "the daemon must survive the outage");
     let down_to = now_paris();
     broker.restart();
 
     // The replay ends, the daemon empties its spool and stops by itself.
-    let status = wait_exit(&mut daemon.child, Duration::from_secs(30));
+    let status = daemon.wait(Duration::from_secs(30));
     assert!(status.success(), "{status}");
     let lines = wait_log(&logs, FRAMES, Duration::from_secs(10));
     assert_eq!(hn(&lines), indexes, "every frame once, in order");
@@ -164,19 +152,19 @@ fn a_broker_outage_loses_no_frame_and_each_keeps_its_own_time() {
 #[test]
 fn a_daemon_killed_during_an_outage_sends_its_spool_after_restart() {
     let mut broker = Broker::start_persistent();
-    let dir = TempDir::new("outage-kill");
-    let (capture, indexes) = write_capture(&dir);
-    let config = config(&dir, broker.port, &capture, 10, &dir.path("logs"));
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let logs = dir.join("logs");
+    let (capture, indexes) = write_capture(dir);
+    let config = config(dir, broker.port, &capture, 10, &logs);
     let _logger = Running::logger(&config);
     let mut first = Running::start(&config, "run");
-    let logs = dir.path("logs");
     let before = wait_log(&logs, 10, Duration::from_secs(10)).len();
 
     broker.stop_gracefully();
     std::thread::sleep(Duration::from_secs(2));
-    signal(&first.child, "KILL");
-    let _ = first.child.wait();
-    let spooled: u64 = std::fs::read_dir(dir.path("spool"))
+    first.kill();
+    let spooled: u64 = std::fs::read_dir(dir.join("spool"))
         .unwrap()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
@@ -190,7 +178,7 @@ fn a_daemon_killed_during_an_outage_sends_its_spool_after_restart() {
         "state messages from the last run wait in the spool",
         Duration::from_secs(5),
     );
-    let status = wait_exit(&mut second.child, Duration::from_secs(30));
+    let status = second.wait(Duration::from_secs(30));
     assert!(status.success(), "{status}");
 
     // The first run's frames up to the kill, then the whole second run.
@@ -254,13 +242,14 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_holds_the_loggers_lines_back_and_loses_none_once_space_is_back() {
     let broker = Broker::start();
-    let dir = TempDir::new("disk-full");
-    let disk = SmallDisk::mount(dir.path("disk"), "64k");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let disk = SmallDisk::mount(dir.join("disk"), "64k");
     let logs = disk.0.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let filler = disk.fill();
-    let (capture, frames) = write_capture(&dir);
-    let config = config(&dir, broker.port, &capture, 10, &logs);
+    let (capture, frames) = write_capture(dir);
+    let config = config(dir, broker.port, &capture, 10, &logs);
     let logger = Running::logger(&config);
     let mut daemon = Running::start(&config, "run");
     logger.wait_stderr("cannot append to", Duration::from_secs(10));
@@ -268,14 +257,14 @@ fn a_full_disk_holds_the_loggers_lines_back_and_loses_none_once_space_is_back() 
     assert!(log_lines(&logs).is_empty());
 
     std::fs::remove_file(filler).unwrap();
-    assert!(wait_exit(&mut daemon.child, Duration::from_secs(30)).success());
+    assert!(daemon.wait(Duration::from_secs(30)).success());
     let lines = wait_log(&logs, FRAMES, Duration::from_secs(10));
     assert_eq!(
         hn(&lines),
         frames,
         "every line, in order, none half written"
     );
-    let said = logger.stderr.lock().unwrap().join("\n");
+    let said = logger.stderr().join("\n");
     assert_eq!(logger.said("cannot append to"), 1, "said once: {said}");
     assert_eq!(logger.said("INFO writing to"), 1, "{said}");
 }
@@ -284,16 +273,17 @@ fn a_full_disk_holds_the_loggers_lines_back_and_loses_none_once_space_is_back() 
 fn a_sigterm_in_the_middle_of_a_spool_flush_loses_nothing() {
     const N: usize = 1500;
     let mut broker = Broker::start_persistent();
-    let dir = TempDir::new("flush-term");
-    let (capture, frames) = write_capture_of(&dir, N);
-    let config = config(&dir, broker.port, &capture, 0, &dir.path("logs"));
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (capture, frames) = write_capture_of(dir, N);
+    let config = config(dir, broker.port, &capture, 0, &dir.join("logs"));
     let logger = Running::logger(&config);
     broker.stop_gracefully();
 
     // Run 1 reads the whole capture with no broker: all of it goes to the spool; 5 s after
     // the capture's end it gives up waiting and stops.
     let mut first = Running::start(&config, "run");
-    assert!(wait_exit(&mut first.child, Duration::from_secs(30)).success());
+    assert!(first.wait(Duration::from_secs(30)).success());
 
     broker.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -305,15 +295,15 @@ fn a_sigterm_in_the_middle_of_a_spool_flush_loses_nothing() {
     let mut second = Running::start(&config, "run");
     second.wait_stderr("connected to the MQTT broker", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(30));
-    signal(&second.child, "TERM");
-    assert!(wait_exit(&mut second.child, Duration::from_secs(10)).success());
+    second.signal("TERM");
+    assert!(second.wait(Duration::from_secs(10)).success());
     // Run 3 sends what is left and its own capture.
     let mut third = Running::start(&config, "run");
-    assert!(wait_exit(&mut third.child, Duration::from_secs(60)).success());
+    assert!(third.wait(Duration::from_secs(60)).success());
 
     // Run 3 stops once the broker acknowledged everything, so the log is complete.
     let got = hn(&wait_log_settled(
-        &dir.path("logs"),
+        &dir.join("logs"),
         Duration::from_secs(30),
     ));
     assert!(got.len() >= 2 * N, "{} lines", got.len());

@@ -2,12 +2,9 @@
 //! log line per missing device, MQTT goes on, and the PNG virtual screen shows the meter.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::mqtt::{Broker, Subscriber, TempDir, linkymon, signal, wait_exit, write_config};
-
-const SIM_ID: &str = "021728123456";
+use crate::support::{Broker, Running, SIM_ID, Subscriber, write_config};
 
 /// Whether this machine has the devices the tests expect to be missing.
 fn on_a_pi() -> bool {
@@ -25,21 +22,16 @@ fn lit_pixels(path: &Path) -> Option<u32> {
     ((info.width, info.height) == (128, 64)).then(|| data.iter().map(|b| b.count_ones()).sum())
 }
 
-fn stderr_of(child: std::process::Child) -> String {
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn without_gpio_the_led_and_relay_log_once_and_the_png_screen_and_mqtt_go_on() {
     if on_a_pi() {
         return;
     }
     let broker = Broker::start();
-    let dir = TempDir::new("box");
-    let screen = dir.path("screen/screen.png");
+    let dir = tempfile::tempdir().unwrap();
+    let screen = dir.path().join("screen/screen.png");
     let config = write_config(
-        &dir,
+        dir.path(),
         broker.port,
         &format!(
             "meter:\n  port: simulate\n  simulate_speed: 60\npublish:\n  interval: 0\n\
@@ -48,10 +40,7 @@ fn without_gpio_the_led_and_relay_log_once_and_the_png_screen_and_mqtt_go_on() {
         ),
     );
     let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/state")]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
     sub.wait_count(&format!("linky/{SIM_ID}/state"), 3, Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(10);
     while lit_pixels(&screen).is_none_or(|lit| lit == 0) {
@@ -62,15 +51,15 @@ fn without_gpio_the_led_and_relay_log_once_and_the_png_screen_and_mqtt_go_on() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    signal(&daemon, "TERM");
-    let status = wait_exit(&mut daemon, Duration::from_secs(3));
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(3));
     assert!(status.success(), "{status}");
     assert_eq!(
         lit_pixels(&screen),
         Some(0),
         "the screen is cleared at shutdown"
     );
-    let stderr = stderr_of(daemon);
+    let stderr = daemon.stderr().join("\n");
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 2, "{stderr}");
     assert!(
@@ -89,28 +78,25 @@ fn without_i2c_an_ssd1306_screen_logs_once_and_mqtt_goes_on() {
         return;
     }
     let broker = Broker::start();
-    let dir = TempDir::new("box-oled");
+    let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         broker.port,
         "meter:\n  port: simulate\n  simulate_speed: 60\npublish:\n  interval: 0\n\
          display:\n  driver: ssd1306\n",
     );
     let sub = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/state")]);
-    let mut daemon = linkymon(&config, &["run"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running::start(&config, "run");
     let states = sub.wait_count(&format!("linky/{SIM_ID}/state"), 5, Duration::from_secs(15));
     assert!(
         states.len() >= 5,
         "the daemon keeps publishing: {} states",
         states.len()
     );
-    signal(&daemon, "TERM");
-    let status = wait_exit(&mut daemon, Duration::from_secs(3));
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(3));
     assert!(status.success(), "{status}");
-    let stderr = stderr_of(daemon);
+    let stderr = daemon.stderr().join("\n");
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(

@@ -1,7 +1,9 @@
-//! Shared helpers: where the captures are, how to rebuild wire bytes from text captures, and
-//! golden files that rewrite themselves when `LINKYMON_UPDATE_GOLDEN=1`.
+//! Files the tests read: the captures (shipped, and the corpus beside the clone), wire bytes
+//! rebuilt from text captures, golden files that rewrite themselves when
+//! `LINKYMON_UPDATE_GOLDEN=1`, and the logger's daily logs.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The crate root.
 pub fn root() -> PathBuf {
@@ -13,10 +15,17 @@ pub fn fixtures_dir() -> PathBuf {
     root().join("tests/fixtures/captures")
 }
 
-/// The research corpus beside the repository, when this checkout has it.
-pub fn corpus_dir() -> Option<PathBuf> {
+/// The research corpus, in `shared/` beside the clone as CI lays it out; panics in one line
+/// when it is not there.
+pub fn corpus_dir() -> PathBuf {
     let dir = root().join("../shared/tic/corpus");
-    dir.join("MANIFEST.tsv").is_file().then_some(dir)
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "{} is missing: the corpus tests read the research corpus in shared/ beside the clone, \
+         as CI has it",
+        dir.display()
+    );
+    dir
 }
 
 /// A capture and where it comes from.
@@ -27,7 +36,7 @@ pub struct Capture {
 }
 
 /// Every shipped capture, plus the corpus captures that could not be shipped (their
-/// licence forbids it), when the corpus is there.
+/// licence forbids it).
 pub fn captures() -> Vec<Capture> {
     let mut captures: Vec<Capture> = list(&fixtures_dir())
         .into_iter()
@@ -37,20 +46,15 @@ pub fn captures() -> Vec<Capture> {
             shipped: true,
         })
         .collect();
-    match corpus_dir() {
-        Some(corpus) => {
-            for path in list(&corpus) {
-                let name = file_name(&path);
-                if !captures.iter().any(|c| c.name == name) {
-                    captures.push(Capture {
-                        name,
-                        path,
-                        shipped: false,
-                    });
-                }
-            }
+    for path in list(&corpus_dir()) {
+        let name = file_name(&path);
+        if !captures.iter().any(|c| c.name == name) {
+            captures.push(Capture {
+                name,
+                path,
+                shipped: false,
+            });
         }
-        None => eprintln!("../shared/tic/corpus is absent: testing the shipped captures only"),
     }
     captures.sort_by(|a, b| a.name.cmp(&b.name));
     captures
@@ -144,5 +148,40 @@ pub fn assert_golden(path: &Path, actual: &str) {
             "{} differs from the output ({diff}); LINKYMON_UPDATE_GOLDEN=1 rewrites it",
             path.display()
         );
+    }
+}
+
+/// The daily logs (`*.log`) in `dir`, by name, i.e. by date; none when `dir` does not
+/// exist yet.
+pub fn daily_logs(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    files
+}
+
+/// The lines of every daily log in `dir`, in date order.
+pub fn daily_log_lines(dir: &Path) -> Vec<String> {
+    daily_logs(dir)
+        .iter()
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits until the daily logs in `dir` hold `count` lines, and returns them, or what there
+/// is after `timeout`.
+pub fn wait_log_lines(dir: &Path, count: usize, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines = daily_log_lines(dir);
+        if lines.len() >= count || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
