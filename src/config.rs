@@ -798,17 +798,17 @@ fn env_var_name(key: &str) -> String {
 pub struct Yaml;
 
 impl Format for Yaml {
-    type Error = serde_yaml::Error;
+    type Error = serde_norway::Error;
 
     const NAME: &'static str = "YAML";
 
     fn from_str<T: DeserializeOwned>(string: &str) -> Result<T, Self::Error> {
-        let tree = Tree { path: "" }.deserialize(serde_yaml::Deserializer::from_str(string))?;
+        let tree = Tree { path: "" }.deserialize(serde_norway::Deserializer::from_str(string))?;
         let tree = match tree {
             Value::Empty(..) => Value::from(Dict::new()),
             tree => tree,
         };
-        T::deserialize(&tree).map_err(<serde_yaml::Error as de::Error>::custom)
+        T::deserialize(&tree).map_err(<serde_norway::Error as de::Error>::custom)
     }
 }
 
@@ -1688,9 +1688,9 @@ mod tests {
 
     /// Leaf paths of a YAML tree, in document order; maps and lists that are empty or hold
     /// values (prices, states) count as leaves.
-    fn leaf_paths(value: &serde_yaml::Value, prefix: &str, out: &mut Vec<String>) {
+    fn leaf_paths(value: &serde_norway::Value, prefix: &str, out: &mut Vec<String>) {
         match value {
-            serde_yaml::Value::Mapping(map) if !prefix.contains('.') => {
+            serde_norway::Value::Mapping(map) if !prefix.contains('.') => {
                 for (key, child) in map {
                     let key = key.as_str().unwrap_or_default();
                     leaf_paths(child, &join_key(prefix, key), out);
@@ -1703,10 +1703,14 @@ mod tests {
     #[test]
     fn the_example_config_lists_every_key_in_the_struct_order() {
         let mut documented = Vec::new();
-        leaf_paths(&serde_yaml::from_str(EXAMPLE).unwrap(), "", &mut documented);
+        leaf_paths(
+            &serde_norway::from_str(EXAMPLE).unwrap(),
+            "",
+            &mut documented,
+        );
         let mut expected = Vec::new();
         leaf_paths(
-            &serde_yaml::to_value(Config::default()).unwrap(),
+            &serde_norway::to_value(Config::default()).unwrap(),
             "",
             &mut expected,
         );
