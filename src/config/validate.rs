@@ -5,8 +5,8 @@ use super::error::{ConfigError, bad_value};
 use super::schema::Config;
 
 impl Config {
-    /// Checks what serde cannot: ranges, formats and combinations. The first problem wins, so
-    /// the user fixes one line at a time.
+    /// The first setting out of range, malformed or in conflict with another, as an error
+    /// naming its key; loading then adds where the key was written.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let meter = &self.meter;
         if !(meter.replay_speed.is_finite() && meter.replay_speed >= 0.0) {
