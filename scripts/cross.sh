@@ -29,20 +29,18 @@ target_dir=${CARGO_TARGET_DIR:-target}
 # when rustup has none for the target.
 setup_target() {
   local target=$1 gnu var
-  # A target's RUSTFLAGS replace .cargo/config.toml's, so its one flag is repeated here.
-  local mangling="-C symbol-mangling-version=v0"
   case "$target" in
     arm-unknown-linux-gnueabi)
       gnu=arm-linux-gnueabi
       # The Pi Zero's CPU (ARM1176JZF-S), so an ARMv7 instruction would fail here too.
       runner="qemu-arm-static -cpu arm1176"
-      rustflags="-C target-feature=+crt-static $mangling"
+      rustflags="-C target-feature=+crt-static"
       ;;
     aarch64-unknown-linux-gnu)
       gnu=aarch64-linux-gnu
       # Dynamically linked: -L is where qemu finds the arm64 loader and C library.
       runner="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
-      rustflags="$mangling"
+      rustflags=
       ;;
     *)
       echo "cross.sh: unknown target $target" >&2
@@ -52,7 +50,7 @@ setup_target() {
   var=${target^^}
   var=${var//-/_}
   export "CARGO_TARGET_${var}_LINKER=$gnu-gcc" "CARGO_TARGET_${var}_RUNNER=$runner"
-  export "CARGO_TARGET_${var}_RUSTFLAGS=$rustflags"
+  [ -z "$rustflags" ] || export "CARGO_TARGET_${var}_RUSTFLAGS=$rustflags"
   export "CC_${target//-/_}=$gnu-gcc" "AR_${target//-/_}=$gnu-ar"
   std_args=()
   if ! rustup target list --installed | grep -qx "$target" &&

@@ -16,19 +16,7 @@ cargo clippy --all-targets --locked -- -D warnings
 # The build without the embedded broker (for boxes that use mosquitto) must keep compiling.
 cargo clippy --all-targets --locked --no-default-features -- -D warnings
 cargo test --locked
-# The release build, as the README's first command makes it. build.rs links it with the
-# functions `linkymon run` executes gathered (link/hot-text.ld), and it must not need libm:
-# either slip costs every process hundreds of kB of RSS (README, "Figures").
+# The release build, as the README's first command makes it.
 cargo build --release --locked
-release=${CARGO_TARGET_DIR:-target}/release/linkymon
-hot_size=$(readelf -SW "$release" | sed -n 's/.* \.text\.hot *PROGBITS *[0-9a-f]* [0-9a-f]* \([0-9a-f]*\) .*/\1/p')
-if ((16#${hot_size:-0} < 400 * 1024)); then
-  echo "$release: $((16#${hot_size:-0} / 1024)) kB of gathered hot code (.text.hot); see scripts/hot-text.sh" >&2
-  exit 1
-fi
-if readelf -d "$release" | grep -q 'NEEDED.*libm\.so'; then
-  echo "$release: needs libm again, 330 kB more RSS (no exp, sin, powf: src/simulate.rs)" >&2
-  exit 1
-fi
 # The Pis' builds (ARMv6, arm64): their unit tests and commands under qemu.
 ./scripts/cross.sh test

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::support::{SIM_ID, is_installed, root};
 
@@ -21,7 +21,7 @@ fn read(rel: &str) -> String {
 }
 
 fn yaml(rel: &str) -> Value {
-    serde_yaml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} does not parse: {e}"))
+    serde_norway::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} does not parse: {e}"))
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -351,7 +351,7 @@ fn the_blueprint_parses_and_every_input_it_declares_is_used() {
         .collect();
     let mut used = Vec::new();
     input_tags(&blueprint, &mut used);
-    assert!(!used.is_empty(), "serde_yaml keeps the !input tags");
+    assert!(!used.is_empty(), "serde_norway keeps the !input tags");
     let used: BTreeSet<String> = used.into_iter().collect();
     assert_eq!(used, declared);
     let triggers = blueprint["triggers"].as_sequence().unwrap();

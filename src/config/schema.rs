@@ -1,0 +1,443 @@
+//! The configuration as types: one struct per section, its defaults (these `Default` impls are
+//! the only place defaults live), and the values users write as text: `meter.port`, passwords,
+//! sizes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ConfigError, bad_value};
+
+/// Everything linkymon can be told, one section per subsystem.
+///
+/// Every section is `#[serde(default)]`, so a file only lists what it changes, and
+/// `deny_unknown_fields`, so a misspelt key is an error instead of a silently ignored setting.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the TIC bytes come from and how to read them.
+    pub meter: MeterConfig,
+    /// The broker connection, topics and offline spool.
+    pub mqtt: MqttConfig,
+    /// How often unchanged values are re-sent.
+    pub publish: PublishConfig,
+    /// The OLED screen or its PNG stand-in.
+    pub display: DisplayConfig,
+    /// The EJP LED.
+    pub led: LedConfig,
+    /// The meter's relay contact, read on a GPIO input.
+    pub relay: RelayConfig,
+    /// The logging sidecar: daily logs, pages and prices.
+    pub logger: LoggerConfig,
+}
+
+/// `meter:` — the TIC source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeterConfig {
+    /// A serial device, `replay:PATH` or `simulate`; see [`PortSpec`].
+    pub port: PortSpec,
+    /// Which TIC mode to expect; `auto` tries both baud rates.
+    pub mode: MeterMode,
+    /// Replay pacing: 1.0 = the real baud rate, 0 = as fast as consumers take it.
+    pub replay_speed: f64,
+    /// Simulated seconds per real second, so a demo shows a day of changes in minutes.
+    pub simulate_speed: f64,
+    /// Mains voltage in volts, for the historic-mode injection estimate (`IINST × voltage`).
+    pub voltage: u16,
+}
+
+impl Default for MeterConfig {
+    fn default() -> Self {
+        MeterConfig {
+            port: PortSpec::Serial(PathBuf::from("/dev/ttyAMA0")),
+            mode: MeterMode::Auto,
+            replay_speed: 1.0,
+            simulate_speed: 60.0,
+            voltage: 230,
+        }
+    }
+}
+
+/// `mqtt:` — the broker, what is published under which topics, and the offline spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker TCP port (1..65535).
+    pub port: u16,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// Password, if the broker wants one. After loading, also holds the password read from
+    /// [`password_file`](Self::password_file).
+    pub password: Option<Secret>,
+    /// A file holding the password (trailing newline ignored), so it can live outside the
+    /// config, e.g. as a container secret. Exclusive with `password`.
+    pub password_file: Option<PathBuf>,
+    /// Connect with TLS (rustls).
+    pub tls: bool,
+    /// CA certificate(s) in PEM to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate in PEM, for brokers that authenticate clients by certificate.
+    pub client_cert: Option<PathBuf>,
+    /// The private key of `client_cert`, in PEM.
+    pub client_key: Option<PathBuf>,
+    /// Check that the broker's certificate names `host`; turn off only for a broker reached by
+    /// an address its certificate does not list.
+    pub tls_server_name_check: bool,
+    /// MQTT client id; `None` means `linkymon-<meter id>`.
+    pub client_id: Option<String>,
+    /// First level of every topic: `<base_topic>/<meter id>/...`.
+    pub base_topic: String,
+    /// Publish Home Assistant discovery configs.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// Run an MQTT broker in-process, so no external broker is needed.
+    pub embedded_broker: bool,
+    /// The address the embedded broker listens on (loopback by default: no open port by surprise).
+    pub embedded_bind: String,
+    /// Where `state` messages wait on disk while the broker is unreachable.
+    pub spool_dir: PathBuf,
+    /// The spool's size limit in bytes (written `64MiB` etc.); the oldest messages go first.
+    #[serde(with = "byte_size")]
+    pub spool_max: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            host: "localhost".into(),
+            port: 1883,
+            username: None,
+            password: None,
+            password_file: None,
+            tls: false,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            tls_server_name_check: true,
+            client_id: None,
+            base_topic: "linky".into(),
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+            embedded_broker: false,
+            embedded_bind: "127.0.0.1".into(),
+            spool_dir: PathBuf::from("./linkymon-data/spool"),
+            spool_max: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `publish:` — throttling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishConfig {
+    /// Numeric values unchanged in kind are re-sent at most this often; zero = every frame.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `display:` — the screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DisplayConfig {
+    /// Which screen to drive.
+    pub driver: DisplayDriver,
+    /// Where the `png` driver writes the virtual screen.
+    pub png_path: PathBuf,
+    /// I²C bus number of the SSD1306 (`/dev/i2c-N`).
+    pub i2c_bus: u8,
+    /// I²C address of the SSD1306 (0x3C = 60 on most boards, some use 0x3D).
+    pub i2c_address: u8,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        DisplayConfig {
+            driver: DisplayDriver::None,
+            png_path: PathBuf::from("./linkymon-data/screen.png"),
+            i2c_bus: 1,
+            i2c_address: 0x3C,
+        }
+    }
+}
+
+/// `led:` — the EJP indicator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedConfig {
+    /// BCM pin number; `None` = no LED.
+    pub gpio: Option<u8>,
+    /// The LED lights when the pin is low (wired to 3.3 V through the LED).
+    pub active_low: bool,
+    /// Which conditions light the LED.
+    pub states: Vec<LedState>,
+}
+
+impl Default for LedConfig {
+    fn default() -> Self {
+        LedConfig {
+            gpio: None,
+            active_low: false,
+            states: vec![LedState::EjpPeak, LedState::EjpNotice],
+        }
+    }
+}
+
+/// `relay:` — the meter's relay contact, read on a GPIO input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// BCM pin number; `None` = not wired.
+    pub gpio: Option<u8>,
+    /// The input's pull resistor.
+    pub pull: Pull,
+    /// How long the input must hold a level before it counts (contacts bounce).
+    #[serde(with = "humantime_serde")]
+    pub debounce: Duration,
+    /// The contact is closed when the pin reads low (the usual pull-up wiring).
+    pub active_low: bool,
+    /// The contact closed counts as an EJP peak for the LED and the screen, besides what the
+    /// TIC says: for a contact the supplier programmed for EJP peaks, and for the hours when
+    /// the TIC line is silent. Turn it off when the contact switches something else (off-peak
+    /// hours): it is then only published.
+    pub use_for_ejp: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            gpio: None,
+            pull: Pull::Up,
+            debounce: Duration::from_millis(50),
+            active_low: true,
+            use_for_ejp: true,
+        }
+    }
+}
+
+/// `logger:` — the sidecar's daily logs and pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggerConfig {
+    /// Where `YYYY-MM-DD.log` files go.
+    pub dir: PathBuf,
+    /// Where the HTML pages go.
+    pub pages_dir: PathBuf,
+    /// One log line per this many frames (the Perl tool's N); at least 1.
+    pub frames_per_line: u32,
+    /// IANA zone that decides where a day starts and ends.
+    pub timezone: String,
+    /// Price per kWh by period code (`HN`, `PM`, ...). Codes are stored upper-case because
+    /// environment variable names lose their case.
+    pub prices: BTreeMap<String, f64>,
+    /// Log only this meter id; `None` = every meter seen on the broker.
+    pub meter: Option<String>,
+    /// How often the pages are rebuilt.
+    #[serde(with = "humantime_serde")]
+    pub pages_interval: Duration,
+    /// Currency code shown next to costs.
+    pub currency: String,
+    /// Fixed subscription cost per day, added to each day's cost.
+    pub subscription_per_day: f64,
+}
+
+impl Default for LoggerConfig {
+    fn default() -> Self {
+        LoggerConfig {
+            dir: PathBuf::from("./linkymon-data/logs"),
+            pages_dir: PathBuf::from("./linkymon-data/pages"),
+            frames_per_line: 8,
+            timezone: "Europe/Paris".into(),
+            prices: BTreeMap::new(),
+            meter: None,
+            pages_interval: Duration::from_secs(5 * 60),
+            currency: "EUR".into(),
+            subscription_per_day: 0.0,
+        }
+    }
+}
+
+impl LoggerConfig {
+    /// The configured zone, ready for date arithmetic. Loading already checked that it exists,
+    /// so an error here means the zone database changed under a running process.
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, ConfigError> {
+        jiff::tz::TimeZone::get(&self.timezone).map_err(|_| {
+            bad_value(
+                "logger.timezone",
+                format!(
+                    "`{}` is not a known time zone; use an IANA name like Europe/Paris",
+                    self.timezone
+                ),
+            )
+        })
+    }
+}
+
+/// `meter.mode`: which TIC framing to expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeterMode {
+    /// Try both and keep the one whose frames check out.
+    Auto,
+    /// Historic TIC: 1200 baud 7E1.
+    Historic,
+    /// Standard TIC: 9600 baud 7E1.
+    Standard,
+}
+
+/// `display.driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisplayDriver {
+    /// No screen.
+    None,
+    /// An SSD1306 128×64 OLED over I²C.
+    Ssd1306,
+    /// A virtual screen written to `display.png_path`.
+    Png,
+}
+
+/// An entry of `led.states`: a condition that lights the LED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedState {
+    /// During an EJP peak period: steady.
+    EjpPeak,
+    /// While an EJP peak is announced but not started: blinking.
+    EjpNotice,
+    /// On a Tempo red day: steady.
+    TempoRedToday,
+    /// When tomorrow is a Tempo red day: blinking, like a notice.
+    TempoRedTomorrow,
+}
+
+/// `relay.pull`: the GPIO input's pull resistor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pull {
+    /// No pull resistor (the circuit provides one).
+    None,
+    /// Pull-up.
+    Up,
+    /// Pull-down.
+    Down,
+}
+
+/// `meter.port`, parsed: the string users write, as the variant the code needs.
+///
+/// It reads and writes as the same string (`/dev/ttyAMA0`, `replay:PATH`, `simulate`), so the
+/// file format stays what the contract says while no other module parses it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PortSpec {
+    /// A serial device such as `/dev/ttyAMA0` or `/dev/ttyUSB0`.
+    Serial(PathBuf),
+    /// `replay:PATH`: a raw capture played back.
+    Replay(PathBuf),
+    /// `simulate`: a simulated meter, for demos and tests.
+    Simulate,
+}
+
+impl std::str::FromStr for PortSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "simulate" {
+            Ok(PortSpec::Simulate)
+        } else if let Some(path) = s.strip_prefix("replay:") {
+            if path.is_empty() {
+                Err("`replay:` needs the path of a capture, e.g. `replay:capture.tic`".into())
+            } else {
+                Ok(PortSpec::Replay(PathBuf::from(path)))
+            }
+        } else if s.is_empty() {
+            Err("write a serial device (e.g. /dev/ttyAMA0), `replay:PATH` or `simulate`".into())
+        } else {
+            Ok(PortSpec::Serial(PathBuf::from(s)))
+        }
+    }
+}
+
+impl TryFrom<String> for PortSpec {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortSpec::Serial(path) => write!(f, "{}", path.display()),
+            PortSpec::Replay(path) => write!(f, "replay:{}", path.display()),
+            PortSpec::Simulate => f.write_str("simulate"),
+        }
+    }
+}
+
+impl From<PortSpec> for String {
+    fn from(port: PortSpec) -> String {
+        port.to_string()
+    }
+}
+
+/// A password: readable by the code that needs it, never printed.
+///
+/// `Debug` shows `"***"` and serialising writes `"***"`, so dumping a `Config` into a log or a
+/// bug report cannot leak it. Use [`Secret::expose`] where the real value is needed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The password itself, for the one place that sends it to the broker.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// `spool_max` is a `u64` of bytes in the code and `64MiB` in the file.
+mod byte_size {
+    use bytesize::ByteSize;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&ByteSize(*bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        ByteSize::deserialize(deserializer).map(|size| size.0)
+    }
+}

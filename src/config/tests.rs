@@ -1,0 +1,634 @@
+//! The configuration's unit tests: every error message users can meet, the text keys kept as
+//! written, the precedence of the sources, and the example file against the defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::Format;
+use figment::{Figment, Jail};
+use serde::Deserialize;
+
+use super::load::{choose_file, readable_by_others};
+use super::providers::TEXT_KEYS;
+use super::*;
+
+/// Loads from YAML text alone: no file, no environment.
+fn from_yaml(yaml: &str) -> Result<Config, ConfigError> {
+    Config::load_from(Figment::from(Yaml::string(yaml)))
+}
+
+/// Loads from a YAML file alone.
+fn from_file(path: &str) -> Result<Config, ConfigError> {
+    Config::load_from(Figment::from(Yaml::file_exact(path)))
+}
+
+/// Loads from the environment alone.
+fn from_env() -> Result<Config, ConfigError> {
+    Config::load_from(Figment::from(Environment::new()))
+}
+
+/// Runs `test` in a fresh temporary working directory (figment's Jail, which also
+/// serialises the tests that use it and restores the directory afterwards).
+// Jail's closure must return figment's own (large) error type; nothing to shrink here.
+#[allow(clippy::result_large_err)]
+fn in_temp_dir(test: impl FnOnce(&mut Jail)) {
+    Jail::expect_with(|jail| {
+        test(jail);
+        Ok(())
+    });
+}
+
+/// Like `in_temp_dir`, with every environment variable removed for the test's duration
+/// (restored afterwards), so a `LINKYMON_*` variable set outside cannot change the result.
+fn with_clean_env(test: impl FnOnce(&mut Jail)) {
+    in_temp_dir(|jail| {
+        jail.clear_env();
+        test(jail);
+    });
+}
+
+fn error_of(result: Result<Config, ConfigError>) -> String {
+    match result {
+        Ok(config) => panic!("expected an error, got {config:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn a_password_file_readable_by_others_draws_a_warning_naming_it() {
+    let file = Path::new("/etc/linkymon/config.yaml");
+    let warning = readable_by_others(file, 0o100644, "mqtt.password").unwrap();
+    assert!(warning.contains("/etc/linkymon/config.yaml"), "{warning}");
+    assert!(warning.contains("mode 0644"), "{warning}");
+    assert!(warning.contains("chmod 600"), "{warning}");
+    assert!(readable_by_others(file, 0o100640, "mqtt.password").is_some());
+    assert_eq!(readable_by_others(file, 0o100600, "mqtt.password"), None);
+}
+
+#[test]
+fn the_defaults_are_valid() {
+    Config::default().validate().unwrap();
+}
+
+#[test]
+fn an_unknown_key_names_the_key_and_suggests_the_near_one() {
+    let message = error_of(from_yaml("mqtt:\n  hots: broker.lan\n"));
+    assert!(message.contains("unknown key `mqtt.hots`"), "{message}");
+    assert!(message.contains("did you mean `mqtt.host`?"), "{message}");
+    assert!(message.contains("YAML"), "{message}");
+}
+
+#[test]
+fn an_unknown_key_far_from_any_lists_the_valid_ones() {
+    let message = error_of(from_yaml("led:\n  colour: red\n"));
+    assert!(message.contains("unknown key `led.colour`"), "{message}");
+    assert!(
+        message.contains("the keys under `led` are: gpio, active_low, states"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_section_is_an_error_too() {
+    let message = error_of(from_yaml("mqt:\n  host: x\n"));
+    assert!(message.contains("unknown key `mqt`"), "{message}");
+    assert!(message.contains("did you mean `mqtt`?"), "{message}");
+}
+
+#[test]
+fn an_unknown_nested_key_from_the_environment_names_the_variable() {
+    with_clean_env(|jail| {
+        jail.set_env("LINKYMON_RELAY__DEBOUNC", "10ms");
+        let message = error_of(from_env());
+        assert!(message.contains("unknown key `relay.debounc`"), "{message}");
+        assert!(
+            message.contains("from LINKYMON_RELAY__DEBOUNC"),
+            "{message}"
+        );
+        assert!(
+            message.contains("did you mean `relay.debounce` (LINKYMON_RELAY__DEBOUNCE)?"),
+            "{message}"
+        );
+    });
+}
+
+#[test]
+fn the_environment_overrides_the_file_which_overrides_the_defaults() {
+    with_clean_env(|jail| {
+        jail.create_file("linkymon.yaml", "mqtt:\n  host: from-file\n  port: 1884\n")
+            .unwrap();
+        jail.set_env("LINKYMON_MQTT__HOST", "from-env");
+        let config = Config::load(Some(Path::new("linkymon.yaml"))).unwrap();
+        assert_eq!(config.mqtt.host, "from-env");
+        assert_eq!(config.mqtt.port, 1884);
+        assert_eq!(config.mqtt.base_topic, "linky");
+    });
+}
+
+#[test]
+fn load_reads_the_file_named_by_linkymon_config_and_the_environment() {
+    with_clean_env(|jail| {
+        jail.create_file("named.yaml", "publish:\n  interval: 1m\n")
+            .unwrap();
+        jail.set_env("LINKYMON_CONFIG", "named.yaml");
+        jail.set_env("LINKYMON_METER__VOLTAGE", "240");
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.publish.interval, Duration::from_secs(60));
+        assert_eq!(config.meter.voltage, 240);
+    });
+}
+
+#[test]
+fn a_config_file_that_does_not_exist_names_the_path() {
+    with_clean_env(|_| {
+        let message = error_of(Config::load(Some(Path::new("/nonexistent/linkymon.yaml"))));
+        assert!(
+            message.contains("config file /nonexistent/linkymon.yaml does not exist"),
+            "{message}"
+        );
+    });
+}
+
+#[test]
+fn a_missing_file_named_by_linkymon_config_is_an_error_but_a_missing_system_file_is_not() {
+    let system = Path::new("/nonexistent/etc/config.yaml");
+    let named = choose_file(None, Some(PathBuf::from("/nonexistent/env.yaml")), system);
+    assert!(matches!(named, Err(ConfigError::MissingFile { .. })));
+    assert_eq!(choose_file(None, None, system), Ok(None));
+}
+
+#[test]
+fn an_explicit_path_wins_over_linkymon_config() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let chosen = choose_file(
+        Some(&here),
+        Some(PathBuf::from("/nonexistent/env.yaml")),
+        &here,
+    );
+    assert_eq!(chosen, Ok(Some(here.clone())));
+}
+
+#[test]
+fn a_numeric_looking_password_from_the_environment_stays_text() {
+    with_clean_env(|jail| {
+        jail.set_env("LINKYMON_MQTT__PASSWORD", "0123");
+        jail.set_env("LINKYMON_MQTT__USERNAME", "007");
+        jail.set_env("LINKYMON_MQTT__CLIENT_ID", "1.50");
+        jail.set_env("LINKYMON_LOGGER__METER", "021728123456");
+        let config = from_env().unwrap();
+        assert_eq!(config.mqtt.password, Some(Secret::new("0123")));
+        assert_eq!(config.mqtt.username.as_deref(), Some("007"));
+        assert_eq!(config.mqtt.client_id.as_deref(), Some("1.50"));
+        assert_eq!(config.logger.meter.as_deref(), Some("021728123456"));
+    });
+}
+
+#[test]
+fn numbers_lists_and_booleans_from_the_environment_are_still_parsed() {
+    with_clean_env(|jail| {
+        jail.set_env("LINKYMON_MQTT__PORT", "8883");
+        jail.set_env("LINKYMON_MQTT__TLS", "true");
+        jail.set_env("LINKYMON_LED__STATES", "[tempo_red_today]");
+        jail.set_env("LINKYMON_LOGGER__PRICES__HN", "0.1386");
+        jail.set_env("LINKYMON_PUBLISH__INTERVAL", "0");
+        let config = from_env().unwrap();
+        assert_eq!(config.mqtt.port, 8883);
+        assert!(config.mqtt.tls);
+        assert_eq!(config.led.states, vec![LedState::TempoRedToday]);
+        assert_eq!(config.logger.prices.get("HN"), Some(&0.1386));
+        assert_eq!(config.publish.interval, Duration::ZERO);
+    });
+}
+
+#[test]
+fn a_numeric_looking_password_in_yaml_stays_text_quoted_or_not() {
+    for (yaml, expected) in [
+        ("mqtt:\n  password: 0123\n", "0123"),
+        ("mqtt:\n  password: '0123'\n", "0123"),
+        ("mqtt:\n  password: 123\n", "123"),
+        ("mqtt:\n  password: 1.50\n", "1.50"),
+        ("mqtt:\n  password: 0x1F\n", "0x1F"),
+        ("mqtt:\n  password: True\n", "True"),
+    ] {
+        let config = from_yaml(yaml).unwrap();
+        assert_eq!(config.mqtt.password, Some(Secret::new(expected)), "{yaml}");
+    }
+    let config = from_yaml("mqtt:\n  username: 0042\n  client_id: 7\n").unwrap();
+    assert_eq!(config.mqtt.username.as_deref(), Some("0042"));
+    assert_eq!(config.mqtt.client_id.as_deref(), Some("7"));
+}
+
+#[test]
+fn a_null_text_value_is_none() {
+    let config = from_yaml("mqtt:\n  password: null\n  username: ~\n").unwrap();
+    assert_eq!(config.mqtt.password, None);
+    assert_eq!(config.mqtt.username, None);
+}
+
+#[test]
+fn durations_read_units_and_a_bare_zero() {
+    for (written, expected) in [
+        ("10s", Duration::from_secs(10)),
+        ("0", Duration::ZERO),
+        ("'0'", Duration::ZERO),
+        ("1m30s", Duration::from_secs(90)),
+        ("50ms", Duration::from_millis(50)),
+    ] {
+        let config = from_yaml(&format!("publish:\n  interval: {written}\n")).unwrap();
+        assert_eq!(config.publish.interval, expected, "{written}");
+    }
+}
+
+#[test]
+fn a_duration_without_a_unit_is_an_error_naming_the_key() {
+    let message = error_of(from_yaml("relay:\n  debounce: 50\n"));
+    assert!(
+        message.contains("bad value for `relay.debounce`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn sizes_read_binary_units() {
+    let config = from_yaml("mqtt:\n  spool_max: 64MiB\n").unwrap();
+    assert_eq!(config.mqtt.spool_max, 64 * 1024 * 1024);
+    let config = from_yaml("mqtt:\n  spool_max: 1000\n").unwrap();
+    assert_eq!(config.mqtt.spool_max, 1000);
+    let message = error_of(from_yaml("mqtt:\n  spool_max: lots\n"));
+    assert!(
+        message.contains("bad value for `mqtt.spool_max`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_enum_value_names_the_key_and_lists_the_allowed_values() {
+    let message = error_of(from_yaml("meter:\n  mode: automatic\n"));
+    assert!(message.contains("bad value for `meter.mode`"), "{message}");
+    assert!(
+        message.contains("`automatic` is not one of `auto`, `historic`, `standard`"),
+        "{message}"
+    );
+    let message = error_of(from_yaml("led:\n  states: [ejp_peak, blue]\n"));
+    assert!(message.contains("bad value for `led.states"), "{message}");
+    assert!(message.contains("`tempo_red_tomorrow`"), "{message}");
+}
+
+#[test]
+fn a_value_where_a_section_belongs_says_so_in_user_terms() {
+    let message = error_of(from_yaml("mqtt: 5\n"));
+    assert!(message.contains("bad value for `mqtt`"), "{message}");
+    assert!(message.contains("expected a section of keys"), "{message}");
+}
+
+#[test]
+fn a_wrong_type_names_the_key_the_source_and_the_range() {
+    with_clean_env(|jail| {
+        jail.set_env("LINKYMON_MQTT__PORT", "70000");
+        let message = error_of(from_env());
+        assert!(
+            message.contains("bad value for `mqtt.port` from LINKYMON_MQTT__PORT"),
+            "{message}"
+        );
+        assert!(message.contains("from 0 to 65535"), "{message}");
+    });
+}
+
+#[test]
+fn the_debug_output_of_a_config_with_a_password_does_not_contain_it() {
+    let config = from_yaml("mqtt:\n  password: hunter2-secret\n").unwrap();
+    assert_eq!(
+        config.mqtt.password.as_ref().map(Secret::expose),
+        Some("hunter2-secret")
+    );
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains("hunter2-secret"), "{debug}");
+    assert!(debug.contains("***"), "{debug}");
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(!json.contains("hunter2-secret"), "{json}");
+}
+
+#[test]
+fn password_and_password_file_together_are_an_error() {
+    let message = error_of(from_yaml(
+        "mqtt:\n  password: x\n  password_file: /run/secrets/mqtt\n",
+    ));
+    assert!(message.contains("`mqtt.password_file`"), "{message}");
+    assert!(message.contains("not both"), "{message}");
+}
+
+#[test]
+fn password_file_supplies_the_password_without_its_trailing_newline() {
+    in_temp_dir(|jail| {
+        jail.create_file("secret", "0123 x\n").unwrap();
+        let config = from_yaml("mqtt:\n  password_file: secret\n").unwrap();
+        assert_eq!(config.mqtt.password, Some(Secret::new("0123 x")));
+        let message = error_of(from_yaml("mqtt:\n  password_file: absent\n"));
+        assert!(
+            message.contains("bad value for `mqtt.password_file`"),
+            "{message}"
+        );
+        assert!(message.contains("cannot read absent"), "{message}");
+    });
+}
+
+#[test]
+fn a_bad_timezone_is_an_error_naming_the_key() {
+    let message = error_of(from_yaml("logger:\n  timezone: Europe/Pariss\n"));
+    assert!(
+        message.contains("bad value for `logger.timezone`"),
+        "{message}"
+    );
+    assert!(message.contains("Europe/Pariss"), "{message}");
+    assert!(from_yaml("logger:\n  timezone: America/New_York\n").is_ok());
+}
+
+#[test]
+fn europe_paris_is_in_the_bundled_zone_database() {
+    // The binary must work in a minimal image without /usr/share/zoneinfo.
+    let bundled = jiff::tz::TimeZoneDatabase::bundled();
+    assert!(bundled.get("Europe/Paris").is_ok());
+}
+
+#[test]
+fn validation_names_the_key_and_the_file_it_came_from() {
+    in_temp_dir(|jail| {
+        jail.create_file("c.yaml", "logger:\n  frames_per_line: 0\n")
+            .unwrap();
+        let message = error_of(from_file("c.yaml"));
+        assert!(
+            message.contains("bad value for `logger.frames_per_line` in c.yaml"),
+            "{message}"
+        );
+    });
+}
+
+#[test]
+fn values_out_of_range_are_errors_naming_the_key() {
+    for (yaml, key) in [
+        ("mqtt:\n  port: 0\n", "mqtt.port"),
+        ("meter:\n  replay_speed: -1\n", "meter.replay_speed"),
+        ("meter:\n  simulate_speed: 0\n", "meter.simulate_speed"),
+        ("meter:\n  voltage: 99\n", "meter.voltage"),
+        ("meter:\n  voltage: 401\n", "meter.voltage"),
+        ("meter:\n  port: 'replay:'\n", "meter.port"),
+        ("mqtt:\n  base_topic: linky/#\n", "mqtt.base_topic"),
+        ("mqtt:\n  base_topic: a+b\n", "mqtt.base_topic"),
+        ("mqtt:\n  base_topic: /linky\n", "mqtt.base_topic"),
+        ("mqtt:\n  base_topic: linky/\n", "mqtt.base_topic"),
+        ("mqtt:\n  discovery_prefix: ''\n", "mqtt.discovery_prefix"),
+        ("mqtt:\n  client_cert: c.pem\n", "mqtt.client_cert"),
+        ("logger:\n  prices: {H-N: 0.1}\n", "logger.prices.H-N"),
+        ("logger:\n  prices: {HN: -0.1}\n", "logger.prices.HN"),
+        (
+            "logger:\n  subscription_per_day: -1\n",
+            "logger.subscription_per_day",
+        ),
+        ("led:\n  gpio: 17\nrelay:\n  gpio: 17\n", "relay.gpio"),
+        ("mqtt:\n  embedded_bind: localhost\n", "mqtt.embedded_bind"),
+        ("mqtt:\n  embedded_broker: true\n  tls: true\n", "mqtt.tls"),
+    ] {
+        let message = error_of(from_yaml(yaml));
+        assert!(
+            message.contains(&format!("bad value for `{key}`")),
+            "{yaml}: {message}"
+        );
+    }
+    assert!(from_yaml("mqtt:\n  base_topic: home/linky\n").is_ok());
+}
+
+#[test]
+fn the_embedded_broker_is_refused_only_by_a_build_without_it() {
+    let result = from_yaml("mqtt:\n  embedded_broker: true\n  embedded_bind: '::'\n");
+    if cfg!(feature = "embedded-broker") {
+        assert!(result.unwrap().mqtt.embedded_broker);
+    } else {
+        let message = error_of(result);
+        assert!(
+            message.contains("bad value for `mqtt.embedded_broker`"),
+            "{message}"
+        );
+        assert!(message.contains("embedded-broker"), "{message}");
+    }
+}
+
+#[test]
+fn price_codes_are_stored_upper_case() {
+    let config = from_yaml("logger:\n  prices: {hn: 0.1386, PM: 0.7524}\n").unwrap();
+    let codes: Vec<&str> = config.logger.prices.keys().map(String::as_str).collect();
+    assert_eq!(codes, ["HN", "PM"]);
+}
+
+#[test]
+fn the_port_spec_reads_and_writes_the_same_string() {
+    for (written, parsed) in [
+        ("/dev/ttyUSB0", PortSpec::Serial("/dev/ttyUSB0".into())),
+        ("replay:caps/a.tic", PortSpec::Replay("caps/a.tic".into())),
+        ("simulate", PortSpec::Simulate),
+    ] {
+        let config = from_yaml(&format!("meter:\n  port: {written}\n")).unwrap();
+        assert_eq!(config.meter.port, parsed);
+        assert_eq!(config.meter.port.to_string(), written);
+    }
+}
+
+#[test]
+fn empty_documents_and_empty_sections_mean_defaults() {
+    assert_eq!(from_yaml("").unwrap(), Config::default());
+    assert_eq!(from_yaml("# nothing\n").unwrap(), Config::default());
+    assert_eq!(
+        from_yaml("relay:\n  # gpio: 17\n").unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn a_key_written_twice_is_an_error() {
+    let message = error_of(from_yaml("mqtt:\n  host: a\n  host: b\n"));
+    assert!(
+        message.contains("`mqtt.host` is written twice"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_yaml_syntax_error_names_the_file_and_line() {
+    in_temp_dir(|jail| {
+        jail.create_file("broken.yaml", "mqtt:\n  host: [\n")
+            .unwrap();
+        let message = error_of(from_file("broken.yaml"));
+        assert!(message.contains("broken.yaml"), "{message}");
+        assert!(message.contains("line"), "{message}");
+    });
+}
+
+#[test]
+fn every_error_is_one_line() {
+    for result in [
+        from_yaml("mqtt:\n  hots: x\n"),
+        from_yaml("meter:\n  mode: x\n"),
+        from_yaml("mqtt:\n  host: [\n"),
+        from_yaml("meter:\n  voltage: 1\n"),
+    ] {
+        let message = error_of(result);
+        assert!(!message.contains('\n'), "{message}");
+    }
+}
+
+const EXAMPLE: &str = include_str!("../../config.example.yaml");
+
+#[test]
+fn the_example_config_parses_to_exactly_the_defaults() {
+    assert_eq!(from_yaml(EXAMPLE).unwrap(), Config::default());
+}
+
+/// Leaf paths of a YAML tree, in document order; maps and lists that are empty or hold
+/// values (prices, states) count as leaves.
+fn leaf_paths(value: &serde_norway::Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        serde_norway::Value::Mapping(map) if !prefix.contains('.') => {
+            for (key, child) in map {
+                let key = key.as_str().unwrap_or_default();
+                leaf_paths(child, &join_key(prefix, key), out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+#[test]
+fn the_example_config_lists_every_key_in_the_struct_order() {
+    let mut documented = Vec::new();
+    leaf_paths(
+        &serde_norway::from_str(EXAMPLE).unwrap(),
+        "",
+        &mut documented,
+    );
+    let mut expected = Vec::new();
+    leaf_paths(
+        &serde_norway::to_value(Config::default()).unwrap(),
+        "",
+        &mut expected,
+    );
+    assert_eq!(documented, expected);
+    assert_eq!(expected.len(), 45);
+}
+
+/// A deserializer that feeds `Config::deserialize` placeholder values and records the key
+/// paths at which a field asks for a string: the set `TEXT_KEYS` must match.
+mod probe {
+    use super::super::join_key;
+    use serde::de::value::{Error, MapDeserializer, SeqDeserializer, StrDeserializer};
+    use serde::de::{self, IntoDeserializer, Visitor};
+    use std::cell::RefCell;
+
+    pub struct Probe<'a> {
+        pub path: String,
+        pub text_keys: &'a RefCell<Vec<String>>,
+    }
+
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_u64(0)
+        }
+        fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_bool(false)
+        }
+        fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_f64(0.0)
+        }
+        fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            self.text_keys.borrow_mut().push(self.path);
+            v.visit_str("0")
+        }
+        fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            self.deserialize_str(v)
+        }
+        fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_some(self)
+        }
+        fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_seq(SeqDeserializer::new(std::iter::empty::<u8>()))
+        }
+        fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_map(MapDeserializer::new(std::iter::empty::<(String, u8)>()))
+        }
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            v: V,
+        ) -> Result<V::Value, Error> {
+            v.visit_newtype_struct(self)
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            variants: &'static [&'static str],
+            v: V,
+        ) -> Result<V::Value, Error> {
+            let first: StrDeserializer<'_, Error> = variants[0].into_deserializer();
+            v.visit_enum(first)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            v: V,
+        ) -> Result<V::Value, Error> {
+            v.visit_map(Fields {
+                fields: fields.iter(),
+                current: String::new(),
+                probe: self,
+            })
+        }
+        serde::forward_to_deserialize_any! {
+            i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 char bytes byte_buf unit
+            unit_struct tuple tuple_struct identifier ignored_any
+        }
+    }
+
+    struct Fields<'a> {
+        fields: std::slice::Iter<'static, &'static str>,
+        current: String,
+        probe: Probe<'a>,
+    }
+
+    impl<'de> de::MapAccess<'de> for Fields<'_> {
+        type Error = Error;
+
+        fn next_key_seed<K: de::DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Error> {
+            let Some(field) = self.fields.next() else {
+                return Ok(None);
+            };
+            self.current = join_key(&self.probe.path, field);
+            let key: StrDeserializer<'_, Error> = field.into_deserializer();
+            seed.deserialize(key).map(Some)
+        }
+
+        fn next_value_seed<V: de::DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, Error> {
+            seed.deserialize(Probe {
+                path: self.current.clone(),
+                text_keys: self.probe.text_keys,
+            })
+        }
+    }
+}
+
+#[test]
+fn text_keys_are_exactly_the_fields_that_read_a_string() {
+    let found = std::cell::RefCell::new(Vec::new());
+    let probe = probe::Probe {
+        path: String::new(),
+        text_keys: &found,
+    };
+    Config::deserialize(probe).unwrap();
+    assert_eq!(found.into_inner(), TEXT_KEYS);
+}

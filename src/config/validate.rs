@@ -1,0 +1,149 @@
+//! What serde cannot check: ranges, formats and combinations of settings. The first problem
+//! found is the one reported, so the user fixes one line at a time.
+
+use super::error::{ConfigError, bad_value};
+use super::schema::Config;
+
+impl Config {
+    /// The first setting out of range, malformed or in conflict with another, as an error
+    /// naming its key; loading then adds where the key was written.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let meter = &self.meter;
+        if !(meter.replay_speed.is_finite() && meter.replay_speed >= 0.0) {
+            return Err(bad_value(
+                "meter.replay_speed",
+                format!(
+                    "must be 0 or more (1.0 = real pace, 0 = as fast as possible), not {}",
+                    meter.replay_speed
+                ),
+            ));
+        }
+        if !(meter.simulate_speed.is_finite() && meter.simulate_speed > 0.0) {
+            return Err(bad_value(
+                "meter.simulate_speed",
+                format!(
+                    "must be more than 0 (simulated seconds per real second), not {}",
+                    meter.simulate_speed
+                ),
+            ));
+        }
+        if !(100..=400).contains(&meter.voltage) {
+            return Err(bad_value(
+                "meter.voltage",
+                format!("must be from 100 to 400 volts, not {}", meter.voltage),
+            ));
+        }
+
+        let mqtt = &self.mqtt;
+        if mqtt.host.is_empty() {
+            return Err(bad_value("mqtt.host", "must not be empty".into()));
+        }
+        if mqtt.port == 0 {
+            return Err(bad_value(
+                "mqtt.port",
+                "must be from 1 to 65535, not 0".into(),
+            ));
+        }
+        if mqtt.password.is_some() && mqtt.password_file.is_some() {
+            return Err(bad_value(
+                "mqtt.password_file",
+                "set either `mqtt.password` or `mqtt.password_file`, not both".into(),
+            ));
+        }
+        if mqtt.client_cert.is_some() != mqtt.client_key.is_some() {
+            let (set, unset) = if mqtt.client_cert.is_some() {
+                ("mqtt.client_cert", "mqtt.client_key")
+            } else {
+                ("mqtt.client_key", "mqtt.client_cert")
+            };
+            return Err(bad_value(set, format!("needs `{unset}` as well")));
+        }
+        if mqtt.embedded_broker && mqtt.tls {
+            return Err(bad_value(
+                "mqtt.tls",
+                "the embedded broker speaks plain MQTT: set `mqtt.tls: false`, or \
+                 `mqtt.embedded_broker: false` to use a TLS broker"
+                    .into(),
+            ));
+        }
+        if mqtt.embedded_broker && !cfg!(feature = "embedded-broker") {
+            return Err(bad_value(
+                "mqtt.embedded_broker",
+                "this linkymon was built without the embedded broker (cargo feature \
+                 `embedded-broker`): set it to false and run a broker such as mosquitto"
+                    .into(),
+            ));
+        }
+        if crate::broker::listen_addr(&mqtt.embedded_bind, mqtt.port).is_err() {
+            return Err(bad_value(
+                "mqtt.embedded_bind",
+                format!(
+                    "`{}` is not an IP address; write 127.0.0.1 (this machine only), \
+                     0.0.0.0 (every IPv4 interface) or :: (every interface)",
+                    mqtt.embedded_bind
+                ),
+            ));
+        }
+        check_topic_level("mqtt.base_topic", &mqtt.base_topic)?;
+        check_topic_level("mqtt.discovery_prefix", &mqtt.discovery_prefix)?;
+
+        if let (Some(led), Some(relay)) = (self.led.gpio, self.relay.gpio)
+            && led == relay
+        {
+            return Err(bad_value(
+                "relay.gpio",
+                format!("pin {relay} is already `led.gpio`: use two different pins"),
+            ));
+        }
+
+        let logger = &self.logger;
+        if logger.frames_per_line == 0 {
+            return Err(bad_value(
+                "logger.frames_per_line",
+                "must be 1 or more (one log line per N frames)".into(),
+            ));
+        }
+        logger.time_zone()?;
+        for (period, price) in &logger.prices {
+            let key = format!("logger.prices.{period}");
+            if period.is_empty() || !period.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(bad_value(
+                    &key,
+                    "a period code is letters and digits only, like HN or PM".into(),
+                ));
+            }
+            if !(price.is_finite() && *price >= 0.0) {
+                return Err(bad_value(&key, format!("must be 0 or more, not {price}")));
+            }
+        }
+        let daily = logger.subscription_per_day;
+        if !(daily.is_finite() && daily >= 0.0) {
+            return Err(bad_value(
+                "logger.subscription_per_day",
+                format!("must be 0 or more, not {daily}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A topic prefix must be usable as the start of a topic name: no wildcards, no empty levels at
+/// either end (which would make topics like `/id/state` or `linky//id/state`).
+fn check_topic_level(key: &str, topic: &str) -> Result<(), ConfigError> {
+    if topic.is_empty() {
+        return Err(bad_value(key, "must not be empty".into()));
+    }
+    if topic.contains(['+', '#']) {
+        return Err(bad_value(
+            key,
+            format!("`{topic}` contains an MQTT wildcard (+ or #); remove it"),
+        ));
+    }
+    if topic.starts_with('/') || topic.ends_with('/') {
+        return Err(bad_value(
+            key,
+            format!("`{topic}` must not start or end with `/`"),
+        ));
+    }
+    Ok(())
+}
