@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use linkymon::commands::run::now_iso8601;
 use linkymon::meter::{Meter, PowerEstimator, Reading};
-use linkymon::publish::policy::{Extras, Policy};
+use linkymon::publish::policy::{Estimates, Policy};
 use linkymon::publish::topics::Topics;
 use linkymon::tic::{Decoder, ModeHint};
 
@@ -58,7 +58,7 @@ fn publish_all(input: &Input) -> usize {
     let mut policy = policy();
     let mut messages = 0;
     for (reading, at, power_w) in &input.readings {
-        let out = policy.on_reading(reading, TS, *at, Extras { power_w: *power_w });
+        let out = policy.on_reading(reading, TS, *at, Estimates { power_w: *power_w });
         messages += black_box(out).len();
     }
     messages
@@ -76,7 +76,7 @@ fn pipeline(bytes: &[u8]) -> usize {
         let ts = now_iso8601();
         let reading = meter.read(&frame, at);
         let power_w = power.update(&reading, at);
-        messages += black_box(policy.on_reading(&reading, &ts, at, Extras { power_w })).len();
+        messages += black_box(policy.on_reading(&reading, &ts, at, Estimates { power_w })).len();
     });
     messages
 }

@@ -130,9 +130,9 @@ pub struct Diag {
     pub spool: super::spool::SpoolStats,
 }
 
-/// Extra values the shell computes across frames.
+/// Values estimated across frames, which the meter does not send.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Extras {
+pub struct Estimates {
     /// Active power estimated from the indexes, once known.
     pub power_w: Option<i64>,
 }
@@ -167,7 +167,7 @@ impl Policy {
         reading: &Reading,
         ts: &str,
         now: f64,
-        extras: Extras,
+        estimates: Estimates,
     ) -> Vec<Message> {
         let mut out = Vec::with_capacity(reading.entries.len() + 6);
         let flags_changed = !self.last_flags.as_ref().is_some_and(|f| f.matches(reading));
@@ -191,7 +191,7 @@ impl Policy {
         let d = &reading.derived;
         let injection = Payload::Number(d.injection_w);
         self.offer(&mut out, Key::Leaf(INJECTION), injection, false, now, 0);
-        if let Some(w) = extras.power_w {
+        if let Some(w) = estimates.power_w {
             self.offer(
                 &mut out,
                 Key::Leaf(POWER),
@@ -325,7 +325,7 @@ mod tests {
             &reading("HN..", "01450", "000688322"),
             "T",
             0.0,
-            Extras::default(),
+            Estimates::default(),
         );
         assert_eq!(
             topics_of(&out),
@@ -378,34 +378,34 @@ mod tests {
             &reading("HN..", "01450", "000688322"),
             "T",
             0.0,
-            Extras::default(),
+            Estimates::default(),
         );
         let out = p.on_reading(
             &reading("HN..", "01460", "000688323"),
             "T",
             2.0,
-            Extras::default(),
+            Estimates::default(),
         );
         assert!(out.is_empty(), "{out:?}");
         let out = p.on_reading(
             &reading("PM..", "01470", "000688324"),
             "T",
             4.0,
-            Extras::default(),
+            Estimates::default(),
         );
         assert_eq!(topics_of(&out), ["state", "PTEC", "ejp"]);
         let out = p.on_reading(
             &reading("PM..", "01480", "000688325"),
             "T",
             10.0,
-            Extras::default(),
+            Estimates::default(),
         );
         assert_eq!(topics_of(&out), ["EJPHN", "PAPP"]);
         let out = p.on_reading(
             &reading("PM..", "01490", "000688325"),
             "T",
             14.0,
-            Extras::default(),
+            Estimates::default(),
         );
         assert_eq!(
             topics_of(&out),
@@ -421,13 +421,13 @@ mod tests {
             &reading("HN..", "01450", "000688322"),
             "T",
             0.0,
-            Extras::default(),
+            Estimates::default(),
         );
         let out = p.on_reading(
             &reading("HN..", "01460", "000688322"),
             "T",
             0.5,
-            Extras::default(),
+            Estimates::default(),
         );
         assert_eq!(topics_of(&out), ["state", "PAPP"]);
     }
@@ -476,15 +476,15 @@ mod tests {
     fn labels_the_table_does_not_know_are_published_like_the_others() {
         let mut p = policy(0.0);
         let frame = |tension: &str| crate::testing::historic(&[("TENSION", tension), ("ejp", "X")]);
-        let out = p.on_reading(&frame("231"), "T", 0.0, Extras::default());
+        let out = p.on_reading(&frame("231"), "T", 0.0, Estimates::default());
         assert_eq!(
             topics_of(&out),
             ["state", "TENSION", "ejp", "injection", "ejp", "ejp_notice"],
         );
-        let out = p.on_reading(&frame("231"), "T", 1.0, Extras::default());
+        let out = p.on_reading(&frame("231"), "T", 1.0, Estimates::default());
         // A label spelled like a leaf shares its topic, and its last payload.
         assert_eq!(topics_of(&out), ["state", "ejp", "ejp"]);
-        let out = p.on_reading(&frame("232"), "T", 2.0, Extras::default());
+        let out = p.on_reading(&frame("232"), "T", 2.0, Estimates::default());
         assert_eq!(topics_of(&out), ["state", "TENSION", "ejp", "ejp"]);
     }
 
@@ -495,7 +495,7 @@ mod tests {
             &reading("HN..", "01450", "000688322"),
             "T",
             0.0,
-            Extras::default(),
+            Estimates::default(),
         );
         p.forget();
         assert_eq!(
@@ -503,7 +503,7 @@ mod tests {
                 &reading("HN..", "01450", "000688322"),
                 "T",
                 1.0,
-                Extras::default()
+                Estimates::default()
             )
             .len(),
             10

@@ -18,7 +18,7 @@ use super::diagnosis::describe;
 use super::discovery;
 use super::link::{self, Broker, Link, LinkEvent};
 use super::outbox::{Outbox, StateRef};
-use super::policy::{Diag, Extras, Policy};
+use super::policy::{Diag, Estimates, Policy};
 use super::spool::Spool;
 use super::topics::Topics;
 use crate::meter::{MeterStats, Reading};
@@ -46,7 +46,7 @@ pub struct MqttSettings {
 
 /// One decoded frame on its way to the broker, with what the acquisition loop measured.
 #[derive(Debug, Clone)]
-pub struct Published {
+pub struct MeterSample {
     /// The typed frame.
     pub reading: Arc<Reading>,
     /// When its last byte arrived, ISO 8601 with the local offset.
@@ -92,7 +92,7 @@ const DRAIN_AFTER_END: Duration = Duration::from_secs(5);
 pub async fn publish(
     settings: MqttSettings,
     spool: Spool,
-    mut readings: mpsc::Receiver<Published>,
+    mut readings: mpsc::Receiver<MeterSample>,
     mut relay: watch::Receiver<Option<bool>>,
     shutdown: CancellationToken,
 ) {
@@ -109,7 +109,7 @@ pub async fn publish(
     let topics = Topics::new(&settings.base_topic, &id);
     let status_topic = format!("{}/status", settings.discovery_prefix);
     let mut connector = Connector::new(&settings, &topics, &id);
-    let mut out = Sender {
+    let mut out = Delivery {
         link: Some(connector.open()),
         outbox: Outbox::new(spool),
         state_topic: topics.state(),
@@ -125,7 +125,7 @@ pub async fn publish(
         &core.last.reading,
         &core.last.ts,
         core.last.at,
-        Extras {
+        Estimates {
             power_w: core.last.power_w,
         },
     );
@@ -237,13 +237,13 @@ async fn next_event(link: &mut Option<Link<StateRef>>) -> LinkEvent<StateRef> {
 }
 
 /// The publisher's side of the connection: the current link, if any, and the outbox.
-struct Sender {
+struct Delivery {
     link: Option<Link<StateRef>>,
     outbox: Outbox,
     state_topic: String,
 }
 
-impl Sender {
+impl Delivery {
     fn is_up(&self) -> bool {
         self.link.as_ref().is_some_and(Link::is_up)
     }
@@ -395,17 +395,17 @@ struct Core {
     policy: Policy,
     announcer: Announcer,
     discovery: bool,
-    last: Published,
+    last: MeterSample,
 }
 
 impl Core {
     /// Turns one reading into messages (discovery for new labels first) and queues them.
-    fn take(&mut self, p: Published, out: &mut Sender) {
+    fn take(&mut self, p: MeterSample, out: &mut Delivery) {
         if self.announcer.learn(&p.reading) && self.discovery && out.is_up() {
             out.send_all(self.announcer.changed(&p.reading));
         }
-        let extras = Extras { power_w: p.power_w };
-        let messages = self.policy.on_reading(&p.reading, &p.ts, p.at, extras);
+        let estimates = Estimates { power_w: p.power_w };
+        let messages = self.policy.on_reading(&p.reading, &p.ts, p.at, estimates);
         self.last = p;
         out.send_all(messages);
     }
@@ -425,12 +425,12 @@ impl Core {
         }
         self.policy.forget();
         let last = &self.last;
-        let extras = Extras {
+        let estimates = Estimates {
             power_w: last.power_w,
         };
         messages.extend(
             self.policy
-                .on_reading(&last.reading, &last.ts, last.at, extras)
+                .on_reading(&last.reading, &last.ts, last.at, estimates)
                 .into_iter()
                 .filter(|m| m.topic != state_topic),
         );
@@ -441,7 +441,7 @@ impl Core {
     }
 }
 
-async fn next_with_id(readings: &mut mpsc::Receiver<Published>) -> Option<Published> {
+async fn next_with_id(readings: &mut mpsc::Receiver<MeterSample>) -> Option<MeterSample> {
     while let Some(p) = readings.recv().await {
         if p.reading.meter.is_some() {
             return Some(p);

@@ -311,7 +311,7 @@ impl Spool {
             self.segments.pop_front();
             self.reader = None;
         }
-        write_atomic(
+        crate::files::write_atomic(
             &self.dir.join(ACKED_FILE),
             self.acked_below.to_string().as_bytes(),
         )?;
@@ -490,14 +490,6 @@ fn read_acked(dir: &Path) -> io::Result<u64> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e),
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_data()?;
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

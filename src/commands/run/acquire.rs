@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::meter::{Meter, PowerEstimator, Reading};
-use crate::publish::publisher::Published;
+use crate::publish::publisher::MeterSample;
 use crate::source::Source;
 use crate::tic::{Decoder, ModeHint};
 
@@ -27,7 +27,7 @@ pub async fn acquire(
     mut source: Source,
     hint: ModeHint,
     voltage: u32,
-    readings: mpsc::Sender<Published>,
+    readings: mpsc::Sender<MeterSample>,
     latest: watch::Sender<Option<Arc<Reading>>>,
     shutdown: CancellationToken,
 ) {
@@ -69,7 +69,7 @@ pub async fn acquire(
             let reading = Arc::new(meter.read(&frame, at));
             let power_w = power.update(&reading, at);
             latest.send_replace(Some(reading.clone()));
-            let published = Published {
+            let published = MeterSample {
                 reading,
                 ts: ts.clone(),
                 at,
