@@ -108,7 +108,7 @@ fn benches(c: &mut Criterion) {
         group.bench_function(format!("{}/state_json", input.name), |b| {
             b.iter(|| {
                 for (reading, _, _) in &input.readings {
-                    black_box(reading.to_state_json(Some(TS)));
+                    black_box(reading.to_state_json(Some(TS), Some(1)));
                 }
             })
         });

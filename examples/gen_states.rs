@@ -42,7 +42,7 @@ fn main() -> std::io::Result<()> {
                 .to_zoned_datetime(tz.clone())
                 .strftime("%Y-%m-%dT%H:%M:%S%:z")
                 .to_string();
-            writeln!(out, "{}", reading.to_state_json(Some(&ts)))?;
+            writeln!(out, "{}", reading.to_state_json(Some(&ts), None))?;
         }
     }
     out.flush()

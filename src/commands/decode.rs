@@ -69,7 +69,7 @@ pub fn decode(
             let at = frame.end_offset() as f64 * 10.0 / f64::from(frame.mode().baud());
             let reading = meter.read(&frame, at);
             if result.is_ok() {
-                result = writeln!(out, "{}", reading.to_state_json(None));
+                result = writeln!(out, "{}", reading.to_state_json(None, None));
             }
         });
         result

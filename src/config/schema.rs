@@ -140,12 +140,20 @@ pub struct PublishConfig {
     /// Numeric values unchanged in kind are re-sent at most this often; zero = every frame.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// `state` messages sent per second from the spool after an outage, so that subscribers
+    /// and the broker's queues for them keep up; 0 = as fast as the broker acknowledges.
+    pub backlog_rate: u32,
+    /// How long a replay that ended waits for the broker to take what it spooled.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for PublishConfig {
     fn default() -> Self {
         PublishConfig {
             interval: Duration::from_secs(10),
+            backlog_rate: 50,
+            drain_timeout: Duration::from_secs(600),
         }
     }
 }

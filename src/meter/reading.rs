@@ -122,10 +122,12 @@ impl Reading {
         self.get(label).and_then(Value::as_text)
     }
 
-    /// The `state` payload of the contract; `ts` is omitted when the source has no clock.
-    pub fn to_state_json(&self, ts: Option<&str>) -> String {
+    /// The `state` payload of the contract; `ts` is omitted when the source has no clock, and
+    /// `seq` when the caller does not number its messages (`linkymon decode`).
+    pub fn to_state_json(&self, ts: Option<&str>, seq: Option<u64>) -> String {
         let state = StatePayload {
             ts,
+            seq,
             meter: self.meter.as_deref(),
             mode: self.mode.as_str(),
             values: Values(&self.entries),
@@ -142,6 +144,8 @@ impl Reading {
 struct StatePayload<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ts: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     meter: Option<&'a str>,
     mode: &'static str,
     values: Values<'a>,

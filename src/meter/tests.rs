@@ -82,7 +82,7 @@ fn standard_dates_become_iso_timestamps_and_date_keeps_its_empty_value() {
         ],
     );
     let r = Meter::new(230).read(&f, 0.0);
-    let json = r.to_state_json(None);
+    let json = r.to_state_json(None, None);
     assert!(
         json.contains(r#""DATE":"","DATE_ts":"2017-09-15T10:16:01+02:00""#),
         "{json}"
@@ -245,7 +245,7 @@ fn a_repeated_label_keeps_its_first_value() {
 fn the_state_payload_is_the_contract_example() {
     let r = Meter::new(230).read(&ejp_frame("HN..", false, "00000", "013"), 0.0);
     assert_eq!(
-        r.to_state_json(Some("2026-11-28T21:04:05+01:00")),
+        r.to_state_json(Some("2026-11-28T21:04:05+01:00"), None),
         concat!(
             r#"{"ts":"2026-11-28T21:04:05+01:00","meter":"021728123456","mode":"historic","#,
             r#""values":{"ADCO":"021728123456","OPTARIF":"EJP.","ISOUSC":45,"EJPHN":688322,"#,
@@ -262,7 +262,7 @@ fn the_state_payload_carries_the_status_register_field_by_field() {
         Mode::Standard,
         &[("ADSC", None, "031664001115"), ("STGE", None, "463A0800")],
     );
-    let json = Meter::new(230).read(&f, 0.0).to_state_json(None);
+    let json = Meter::new(230).read(&f, 0.0).to_state_json(None, None);
     assert!(
         json.ends_with(concat!(
             r#""stge":{"dry_contact_open":false,"cut_off":"closed","cover_open":false,"#,
@@ -288,7 +288,7 @@ fn the_state_payload_escapes_what_json_requires() {
         }],
         derived: Derived::default(),
     };
-    let json = reading.to_state_json(Some(odd));
+    let json = reading.to_state_json(Some(odd), None);
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed["ts"], odd);
     assert_eq!(parsed["meter"], odd);

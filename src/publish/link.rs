@@ -61,9 +61,10 @@ impl<T: Copy> Link<T> {
     pub fn open(options: MqttOptions) -> Self {
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
         let mut network = NetworkOptions::new();
-        // Without it, Nagle's algorithm and the broker's delayed ACK hold small writes for
-        // ~40 ms: a frame's state would reach Home Assistant late.
-        network.set_tcp_nodelay(true);
+        // Nagle's algorithm stays on: the event loop writes each publication on its own, and
+        // the kernel gathers those that follow an unacknowledged segment (a burst, or a
+        // frame's retained values behind its `state`) into one. A frame's `state` is its
+        // first publication, sent at once when the previous frame's were acknowledged.
         network.set_connection_timeout(CONNECTION_TIMEOUT_S);
         eventloop.set_network_options(network);
         let (sender, events) = mpsc::channel(EVENT_CAPACITY);

@@ -12,6 +12,7 @@ pub mod link;
 mod outbox;
 pub mod policy;
 pub mod publisher;
+pub mod sequence;
 pub mod spool;
 pub mod tls;
 pub mod topics;

@@ -140,6 +140,11 @@ impl Outbox {
         self.spooled_in_flight
     }
 
+    /// The spool's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.spool.dir()
+    }
+
     /// The spool's figures, for `diag`.
     pub fn stats(&self) -> SpoolStats {
         self.spool.stats()

@@ -23,6 +23,8 @@ pub struct Policy {
     scratch: String,
     last_state_at: Option<f64>,
     last_flags: Option<Flags>,
+    /// The `seq` of the next `state` message.
+    next_seq: u64,
 }
 
 /// The retained leaves of the contract that the policy publishes.
@@ -153,7 +155,19 @@ impl Policy {
             scratch: String::new(),
             last_state_at: None,
             last_flags: None,
+            next_seq: 0,
         }
+    }
+
+    /// Numbers the `state` messages from `seq` on.
+    pub fn with_first_seq(mut self, seq: u64) -> Self {
+        self.next_seq = seq;
+        self
+    }
+
+    /// The `seq` the next `state` message will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// The meter's topics.
@@ -177,10 +191,11 @@ impl Policy {
         if flags_changed || state_due {
             out.push(Message::new(
                 self.state_topic.clone(),
-                reading.to_state_json(Some(ts)),
+                reading.to_state_json(Some(ts), Some(self.next_seq)),
                 false,
                 1,
             ));
+            self.next_seq += 1;
             self.last_state_at = Some(now);
         }
         for entry in &reading.entries {

@@ -19,7 +19,8 @@ use super::discovery;
 use super::link::{self, Broker, Link, LinkEvent};
 use super::outbox::{Outbox, StateRef};
 use super::policy::{Diag, Estimates, Policy};
-use super::spool::Spool;
+use super::sequence::Reservation;
+use super::spool::{Spool, SpoolStats};
 use super::topics::Topics;
 use crate::meter::{MeterStats, Reading};
 use crate::source::Backoff;
@@ -40,6 +41,10 @@ pub struct MqttSettings {
     pub discovery_prefix: String,
     /// `publish.interval`.
     pub interval: Duration,
+    /// `publish.backlog_rate`: spooled messages per second, 0 for no limit.
+    pub backlog_rate: u32,
+    /// `publish.drain_timeout`: how long a finished replay waits for the broker.
+    pub drain_timeout: Duration,
     /// `relay.gpio` is set: announce and publish the relay contact.
     pub relay: bool,
 }
@@ -70,8 +75,15 @@ pub struct MeterSample {
 /// publications never queue behind more than a moment of backlog.
 const SPOOL_WINDOW: usize = 32;
 
-/// Spooled messages queued per turn of the publisher's loop, between live readings.
-const SPOOL_BATCH: usize = 8;
+/// How often the backlog is drained: `backlog_rate / 10` messages every 100 ms.
+const DRAIN_PERIOD: Duration = Duration::from_millis(100);
+
+/// Spooled messages queued per turn without a rate limit, between live readings.
+const UNLIMITED_BATCH: usize = 8;
+
+/// Home Assistant's `online` makes the publisher announce discovery again at most this often;
+/// more `online`s meanwhile make one announcement.
+const REDISCOVERY_PERIOD: Duration = Duration::from_secs(10);
 
 /// Publications that may wait to be written (a slow broker) before the publisher stops
 /// taking readings; the acquisition loop then counts what it cannot hand over.
@@ -82,9 +94,6 @@ const MAX_IN_FLIGHT: u16 = 128;
 
 /// How long the last messages and DISCONNECT may take when the publisher stops.
 const CLOSING: Duration = Duration::from_secs(2);
-
-/// A replay that ended waits this long for the broker to take what is left.
-const DRAIN_AFTER_END: Duration = Duration::from_secs(5);
 
 /// Publishes readings until `readings` closes (the source ended) or `shutdown` fires; then
 /// says `offline`, disconnects, leaves what the broker did not acknowledge in `spool` and
@@ -114,24 +123,38 @@ pub async fn publish(
         outbox: Outbox::new(spool),
         state_topic: topics.state(),
     };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (reservation, first_seq) = Reservation::open(out.outbox.dir(), now_ms);
     let mut core = Core {
-        policy: Policy::new(topics.clone(), settings.interval.as_secs_f64()),
+        policy: Policy::new(topics.clone(), settings.interval.as_secs_f64())
+            .with_first_seq(first_seq),
+        reservation,
         announcer: Announcer::new(&settings),
         discovery: settings.discovery,
         last: first,
     };
     core.announcer.learn(&core.last.reading);
-    let first_messages = core.policy.on_reading(
-        &core.last.reading,
-        &core.last.ts,
-        core.last.at,
-        Estimates {
-            power_w: core.last.power_w,
-        },
-    );
+    let first_messages = core.messages_for_last();
     out.send_all(first_messages); // not connected yet: the state goes to the spool
     let mut diag_tick =
         tokio::time::interval_at(started + Duration::from_secs(60), Duration::from_secs(60));
+    let unlimited = settings.backlog_rate == 0;
+    let rate = settings.backlog_rate.max(1);
+    let drain_period = DRAIN_PERIOD.max(Duration::from_secs(1) / rate);
+    let drain_batch = (f64::from(rate) * drain_period.as_secs_f64())
+        .round()
+        .max(1.0) as usize;
+    let mut drain_tick = tokio::time::interval(drain_period);
+    drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Home Assistant said `online`: discovery is announced again at once, then at most once
+    // per REDISCOVERY_PERIOD however many `online`s arrive (one pending at most).
+    let mut rediscover_at: Option<Instant> = None;
+    let mut last_rediscovery: Option<Instant> = None;
+    // A message on Home Assistant's status topic was too large to read: the broker keeps it
+    // and would end every connection, so the status is not followed any more.
+    let mut follow_status = true;
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_ended = false;
@@ -148,7 +171,10 @@ pub async fn publish(
                 Some(p) => core.take(p, &mut out),
                 None => {
                     source_ended = true;
-                    give_up_at = Some(Instant::now() + DRAIN_AFTER_END);
+                    give_up_at = Some(Instant::now() + settings.drain_timeout);
+                    if !out.outbox.idle() {
+                        info!(backlog = out.outbox.stats().backlog, "the source ended; waiting up to publish.drain_timeout for the broker to take the spool");
+                    }
                 }
             },
             () = sleep_until(give_up_at) => break,
@@ -159,7 +185,9 @@ pub async fn publish(
                     let relay_closed = *relay.borrow();
                     let messages = core.announce_connection(&topics, relay_closed, &out.state_topic);
                     out.send_all(messages);
-                    if let Some(link) = &mut out.link {
+                    out.send_all(vec![core.diag(started, out.outbox.stats())]);
+                    rediscover_at = None;
+                    if let Some(link) = out.link.as_mut().filter(|_| follow_status) {
                         let _ = link.subscribe(&status_topic);
                     }
                 }
@@ -167,12 +195,16 @@ pub async fn publish(
                 LinkEvent::Written => {} // room for more: the next turn may drain
                 LinkEvent::Message(p) => {
                     if core.discovery && p.topic == status_topic && p.payload.as_ref() == b"online" {
-                        let configs = core.announcer.all(&core.last.reading);
-                        out.send_all(configs);
+                        let slot = last_rediscovery.map_or(Instant::now(), |t| t + REDISCOVERY_PERIOD);
+                        rediscover_at.get_or_insert(slot);
                     }
                 }
                 LinkEvent::Down(e) => {
                     out.lose_link();
+                    if follow_status && incoming_too_large(&e) {
+                        follow_status = false;
+                        warn!(topic = %status_topic, "a message larger than {} kB arrived, most likely a retained one on Home Assistant's status topic: its status is not followed any more (clear it with: mosquitto_pub -r -n -t {status_topic})", link::MAX_PACKET / 1024);
+                    }
                     connector.failed(&e);
                 }
             },
@@ -184,19 +216,16 @@ pub async fn publish(
                 }
                 Err(_) => relay_open = false,
             },
-            () = std::future::ready(()), if out.can_drain() => out.drain(),
-            _ = sync_tick.tick(), if out.outbox.needs_sync() => out.outbox.sync(),
-            _ = diag_tick.tick() => {
-                let diag = Diag {
-                    tic: core.last.tic,
-                    meter: core.last.meter,
-                    mode: core.last.mode,
-                    uptime_s: started.elapsed().as_secs(),
-                    frames_not_published: core.last.frames_not_published,
-                    spool: out.outbox.stats(),
-                };
-                out.send_all(vec![core.policy.diag(&diag)]);
+            () = sleep_until(rediscover_at), if out.is_up() => {
+                rediscover_at = None;
+                last_rediscovery = Some(Instant::now());
+                let configs = core.announcer.all(&core.last.reading);
+                out.send_all(configs);
             }
+            () = std::future::ready(()), if unlimited && out.can_drain() => out.drain(UNLIMITED_BATCH),
+            _ = drain_tick.tick(), if !unlimited && out.can_drain() => out.drain(drain_batch),
+            _ = sync_tick.tick(), if out.outbox.needs_sync() => out.outbox.sync(),
+            _ = diag_tick.tick() => out.send_all(vec![core.diag(started, out.outbox.stats())]),
             () = shutdown.cancelled() => break,
         }
     }
@@ -218,6 +247,16 @@ pub async fn publish(
     // What the broker did not acknowledge waits on disk.
     out.outbox.spill();
     out.outbox.sync();
+}
+
+/// Whether a connection ended on an incoming packet larger than [`link::MAX_PACKET`].
+fn incoming_too_large(e: &rumqttc::ConnectionError) -> bool {
+    matches!(
+        e,
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_)
+        ))
+    )
 }
 
 /// Ready at `at`; never without it.
@@ -300,10 +339,10 @@ impl Delivery {
             && self.outbox.has_unsent()
     }
 
-    /// Sends a few spooled messages, oldest first.
-    fn drain(&mut self) {
-        for _ in 0..SPOOL_BATCH {
-            if !self.can_drain() {
+    /// Sends up to `batch` spooled messages, oldest first, within the in-flight window.
+    fn drain(&mut self, batch: usize) {
+        for _ in 0..batch {
+            if self.outbox.spooled_in_flight() >= SPOOL_WINDOW || !self.outbox.has_unsent() {
                 break;
             }
             let Some((m, state)) = self.outbox.next_unsent() else {
@@ -393,6 +432,8 @@ impl Connector {
 /// the latest reading (announced again on every connection).
 struct Core {
     policy: Policy,
+    /// Keeps the `seq` numbers the policy hands out saved ahead of use.
+    reservation: Reservation,
     announcer: Announcer,
     discovery: bool,
     last: MeterSample,
@@ -404,10 +445,34 @@ impl Core {
         if self.announcer.learn(&p.reading) && self.discovery && out.is_up() {
             out.send_all(self.announcer.changed(&p.reading));
         }
-        let estimates = Estimates { power_w: p.power_w };
-        let messages = self.policy.on_reading(&p.reading, &p.ts, p.at, estimates);
         self.last = p;
+        let messages = self.messages_for_last();
         out.send_all(messages);
+    }
+
+    /// The policy's messages for the latest reading, their `seq` saved ahead of use.
+    fn messages_for_last(&mut self) -> Vec<Message> {
+        let last = &self.last;
+        let estimates = Estimates {
+            power_w: last.power_w,
+        };
+        let messages = self
+            .policy
+            .on_reading(&last.reading, &last.ts, last.at, estimates);
+        self.reservation.cover(self.policy.next_seq());
+        messages
+    }
+
+    /// The `diag` message now.
+    fn diag(&self, started: Instant, spool: SpoolStats) -> Message {
+        self.policy.diag(&Diag {
+            tic: self.last.tic,
+            meter: self.last.meter,
+            mode: self.last.mode,
+            uptime_s: started.elapsed().as_secs(),
+            frames_not_published: self.last.frames_not_published,
+            spool,
+        })
     }
 
     /// What a new connection gets: `online`, discovery, and the latest retained values (they
@@ -424,13 +489,8 @@ impl Core {
             messages.extend(self.announcer.all(&self.last.reading));
         }
         self.policy.forget();
-        let last = &self.last;
-        let estimates = Estimates {
-            power_w: last.power_w,
-        };
         messages.extend(
-            self.policy
-                .on_reading(&last.reading, &last.ts, last.at, estimates)
+            self.messages_for_last()
                 .into_iter()
                 .filter(|m| m.topic != state_topic),
         );

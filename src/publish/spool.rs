@@ -319,6 +319,11 @@ impl Spool {
         Ok(())
     }
 
+    /// The spool's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes on disk, messages waiting, messages dropped.
     pub fn stats(&self) -> SpoolStats {
         SpoolStats {

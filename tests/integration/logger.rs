@@ -391,7 +391,7 @@ fn write_simulated_day(dir: &Path) -> PathBuf {
                 .to_zoned_datetime(tz.clone())
                 .strftime("%Y-%m-%dT%H:%M:%S%:z")
                 .to_string();
-            let state = State::parse(&reading.to_state_json(Some(&ts))).unwrap();
+            let state = State::parse(&reading.to_state_json(Some(&ts), None)).unwrap();
             for filed in aggregator.push(state) {
                 assert_eq!(filed.date, date);
                 text.push_str(&format!("{}\n", filed.line));

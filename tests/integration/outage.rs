@@ -34,7 +34,7 @@ fn write_capture_of(dir: &Path, frames: usize) -> (PathBuf, Vec<(u64, u32)>) {
         decoder.push(&frame, |f| {
             let reading = meter.read(&f, 10.0 * i as f64);
             let json: serde_json::Value =
-                serde_json::from_str(&reading.to_state_json(None)).unwrap();
+                serde_json::from_str(&reading.to_state_json(None, None)).unwrap();
             let v = &json["values"];
             indexes.push((
                 v["EJPHN"].as_u64().unwrap(),
@@ -56,7 +56,8 @@ fn config(dir: &Path, port: u16, capture: &Path, speed: u32, logs: &Path) -> Pat
         dir,
         port,
         &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: {speed}\npublish:\n  interval: 0\n\
+            "meter:\n  port: replay:{}\n  replay_speed: {speed}\n\
+             publish:\n  interval: 0\n  backlog_rate: 0\n  drain_timeout: 5s\n\
              logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
             capture.display(),
             logs.display(),
@@ -334,4 +335,104 @@ fn a_sigterm_in_the_middle_of_a_spool_flush_loses_nothing() {
     assert!(run_2 > 0, "run 2 read frames before its stop");
     let twice = before.len() - N - run_2;
     assert!(twice <= 64, "{twice} lines sent twice");
+}
+
+/// A broker with Debian's mosquitto limits: it queues at most 1,000 messages for a
+/// disconnected or slow persistent client and keeps 20 in flight; persistence on.
+fn debian_default_broker() -> Broker {
+    Broker::start_with(|dir| {
+        format!(
+            "allow_anonymous true\npersistence true\npersistence_location {}/\n\
+             max_queued_messages 1000\nmax_inflight_messages 20\n",
+            dir.display()
+        )
+    })
+}
+
+#[test]
+fn a_day_of_states_spooled_in_an_outage_reaches_the_log_once_each_in_order() {
+    // 8,640 states: a day of the default `publish.interval`.
+    const STATES: usize = 8640;
+    const RATE: usize = 250;
+    let mut broker = debian_default_broker();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let logs = dir.join("logs");
+    let (capture, indexes) = write_capture_of(dir, STATES);
+    let config = write_config(
+        dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\n\
+             publish:\n  interval: 0\n  backlog_rate: {RATE}\n  drain_timeout: 10m\n\
+             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            capture.display(),
+            logs.display(),
+            dir.join("pages").display()
+        ),
+    );
+    let logger = Running::logger(&config);
+    broker.stop_gracefully();
+
+    // The whole day is read while the broker is away: all of it goes to the spool, and the
+    // replay's end waits for the broker.
+    let mut daemon = Running::start(&config, "run");
+    daemon.wait_stderr(
+        "waiting up to publish.drain_timeout",
+        Duration::from_secs(60),
+    );
+    broker.restart();
+    let back = Instant::now();
+    let promised = Duration::from_secs((STATES / RATE) as u64);
+    let status = daemon.wait(promised * 2 + Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let drained = back.elapsed();
+    let lines = wait_log(&logs, STATES, Duration::from_secs(30));
+    assert_eq!(hn(&lines).len(), STATES, "every state filed");
+    assert_eq!(hn(&lines), indexes, "every state once, in order");
+    // The pace is the promised one: not much faster (the broker would drop what its queue for
+    // a slow logger cannot hold), not much slower.
+    assert!(
+        drained >= promised.mul_f64(0.8) && drained <= promised * 2 + Duration::from_secs(10),
+        "drained in {drained:?}, promised {promised:?}"
+    );
+    drop(logger);
+}
+
+#[test]
+fn the_logger_down_during_the_drain_loses_nothing_up_to_the_brokers_queue() {
+    const STATES: usize = 900; // under mosquitto's default 1,000 queued for the logger
+    let mut broker = debian_default_broker();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let logs = dir.join("logs");
+    let (capture, indexes) = write_capture_of(dir, STATES);
+    let config = write_config(
+        dir,
+        broker.port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\n\
+             publish:\n  interval: 0\n  backlog_rate: 500\n  drain_timeout: 10m\n\
+             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            capture.display(),
+            logs.display(),
+            dir.join("pages").display()
+        ),
+    );
+    // The logger subscribes once (its persistent session), then is down for the whole drain.
+    let mut logger = Running::logger(&config);
+    logger.signal("TERM");
+    assert!(logger.wait(Duration::from_secs(10)).success());
+    broker.stop_gracefully();
+    let mut daemon = Running::start(&config, "run");
+    daemon.wait_stderr(
+        "waiting up to publish.drain_timeout",
+        Duration::from_secs(30),
+    );
+    broker.restart();
+    assert!(daemon.wait(Duration::from_secs(60)).success());
+    // Back, the logger gets what the broker queued for it meanwhile.
+    let _logger = Running::logger(&config);
+    let lines = wait_log(&logs, STATES, Duration::from_secs(30));
+    assert_eq!(hn(&lines), indexes, "every state once, in order");
 }

@@ -26,6 +26,8 @@ pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
         discovery: m.discovery,
         discovery_prefix: m.discovery_prefix.clone(),
         interval: config.publish.interval,
+        backlog_rate: config.publish.backlog_rate,
+        drain_timeout: config.publish.drain_timeout,
         relay: config.relay.gpio.is_some(),
     })
 }

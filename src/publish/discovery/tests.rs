@@ -739,7 +739,7 @@ fn the_loggers_entities_share_the_daemons_device_and_read_today() {
 #[test]
 fn the_contract_read_from_a_state_payload_is_the_one_read_from_the_frame() {
     let reading = historic_ejp();
-    let state: Value = serde_json::from_str(&reading.to_state_json(None)).unwrap();
+    let state: Value = serde_json::from_str(&reading.to_state_json(None, None)).unwrap();
     let from_state = Contract::from_state(state["values"].as_object().unwrap(), &state["derived"]);
     assert_eq!(from_state, Contract::from_reading(&reading));
 }

@@ -1,0 +1,150 @@
+//! What anyone on the broker can publish must not disable, bloat or falsify the daemon: a
+//! flood of Home Assistant `online`s, an oversized retained status; and what the daemon
+//! promises its consumers from the start: `diag` at once, `seq` numbers that only grow.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Broker, Running, SIM_ID, Subscriber, mosquitto_pub_with, write_config};
+
+/// The daemon on the simulated meter, one `state` a second of simulated time at 60×.
+fn simulated(dir: &Path, port: u16) -> std::path::PathBuf {
+    write_config(
+        dir,
+        port,
+        "meter:\n  port: simulate\n  simulate_speed: 60\npublish:\n  interval: 1s\n",
+    )
+}
+
+/// The process's peak resident memory, in kB (`VmHWM`).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn configs(sub: &Subscriber) -> usize {
+    sub.lines()
+        .iter()
+        .filter(|l| l.starts_with("homeassistant/") && l.contains("/config "))
+        .count()
+}
+
+#[test]
+fn a_flood_of_home_assistant_onlines_makes_one_announcement_per_ten_seconds() {
+    let broker = Broker::start();
+    let temp = tempfile::tempdir().unwrap();
+    let config = simulated(temp.path(), broker.port);
+    let sub = Subscriber::start(broker.port, &["homeassistant/#"]);
+    let daemon = Running::start(&config, "run");
+    daemon.wait_stderr("connected to the MQTT broker", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let announcement = configs(&sub);
+    assert!(
+        announcement > 10,
+        "{announcement} configs at the connection"
+    );
+    let before_kb = peak_rss_kb(daemon.child.id());
+
+    // 5,000 `online`s in a burst, from a script on the broker.
+    let onlines = "online\n".repeat(5000);
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+        .args(["-t", "homeassistant/status", "-l"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut publisher.stdin.take().unwrap(), onlines.as_bytes()).unwrap();
+    assert!(publisher.wait().unwrap().success());
+    let flood_end = Instant::now();
+
+    // The first `online` is answered at once, the 4,999 others by one more announcement in
+    // the next slot, 10 s later: not one per `online`.
+    std::thread::sleep(Duration::from_secs(13).saturating_sub(flood_end.elapsed()));
+    let after = configs(&sub) - announcement;
+    assert_eq!(
+        after,
+        2 * announcement,
+        "two announcements for 5,000 onlines"
+    );
+    let after_kb = peak_rss_kb(daemon.child.id());
+    assert!(
+        after_kb < before_kb + 8 * 1024,
+        "peak RSS {before_kb} kB → {after_kb} kB"
+    );
+    eprintln!("peak RSS before the flood {before_kb} kB, after {after_kb} kB");
+}
+
+#[test]
+fn an_oversized_retained_status_does_not_end_every_connection() {
+    let broker = Broker::start();
+    let temp = tempfile::tempdir().unwrap();
+    let big = temp.path().join("big");
+    std::fs::write(&big, vec![b'x'; 200 * 1024]).unwrap();
+    let status = mosquitto_pub_with(
+        broker.port,
+        &[
+            "-r",
+            "-t",
+            "homeassistant/status",
+            "-f",
+            big.to_str().unwrap(),
+        ],
+    );
+    assert!(status.success());
+    let config = simulated(temp.path(), broker.port);
+    let states = Subscriber::start(broker.port, &[&format!("linky/{SIM_ID}/state")]);
+    let daemon = Running::start(&config, "run");
+    std::thread::sleep(Duration::from_secs(8));
+    let received = states.payloads(&format!("linky/{SIM_ID}/state")).len();
+    assert!(received >= 5, "{received} states in 8 s");
+    assert_eq!(
+        daemon.said("not followed any more"),
+        1,
+        "{:?}",
+        daemon.stderr()
+    );
+    let connections = daemon.said("connected to the MQTT broker");
+    assert!(connections <= 2, "{connections} connections in 8 s");
+}
+
+#[test]
+fn diag_is_published_at_once_and_seq_only_grows_across_restarts() {
+    let broker = Broker::start();
+    let temp = tempfile::tempdir().unwrap();
+    let config = simulated(temp.path(), broker.port);
+    let diag_topic = format!("linky/{SIM_ID}/diag");
+    let state_topic = format!("linky/{SIM_ID}/state");
+    let sub = Subscriber::start(broker.port, &[&diag_topic, &state_topic]);
+    let seqs = |sub: &Subscriber| -> Vec<u64> {
+        sub.payloads(&state_topic)
+            .iter()
+            .map(|p| {
+                serde_json::from_str::<Value>(p).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+
+    let started = Instant::now();
+    let daemon = Running::start(&config, "run");
+    sub.wait_count(&diag_topic, 1, Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    sub.wait_count(&state_topic, 5, Duration::from_secs(10));
+    daemon.stop();
+    let first_run = seqs(&sub);
+    assert!(first_run.windows(2).all(|w| w[0] < w[1]), "{first_run:?}");
+
+    let daemon = Running::start(&config, "run");
+    sub.wait_count(&state_topic, first_run.len() + 5, Duration::from_secs(10));
+    daemon.stop();
+    let both = seqs(&sub);
+    assert!(both.windows(2).all(|w| w[0] < w[1]), "{both:?}");
+}
