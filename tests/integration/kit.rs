@@ -1,8 +1,9 @@
-//! The install kit users copy: Docker, systemd, Home Assistant and Node-RED files, checked for
-//! what can be checked here without a Docker engine, a Pi, Home Assistant or Node-RED. Where a
-//! real tool exists it has the last word: `systemd-analyze` always; `docker compose` in an
-//! ignored test, since the test dependencies do not include Docker (`cargo test -- --ignored`
-//! runs it where Docker is installed).
+//! The install kit users copy: Docker, systemd, the Debian package's scripts and configuration,
+//! Home Assistant and Node-RED files, checked for what can be checked here without a Docker
+//! engine, a Pi or Home Assistant. Where a real tool exists it has the last word:
+//! `systemd-analyze` always, `sh` for the healthcheck and the postinst, Node-RED itself in
+//! `node_red.rs`; `docker compose` in an ignored test, since the test dependencies do not
+//! include Docker (`cargo test -- --ignored` runs it where Docker is installed).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
