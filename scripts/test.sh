@@ -10,6 +10,19 @@ cd "$(dirname "$0")/.."
 # the dygraphs the pages copy, and openssl for the TLS tests' certificates).
 . scripts/lib.sh
 ensure_debs mosquitto mosquitto-clients socat chromium libjs-dygraphs openssl
+# systemd-analyze (tests/integration/kit.rs verifies the units); Node.js for Node-RED.
+ensure_debs systemd nodejs
+command -v npm >/dev/null || ensure_debs npm
+# Node-RED for tests/integration/node_red.rs: pinned, installed once into a cache directory
+# outside the repository (where the test looks for it), shared by every checkout.
+node_red_version=4.1.8
+node_red_dir="${XDG_CACHE_HOME:-$HOME/.cache}/linkymon-node-red"
+if [ "$(node -p "require('$node_red_dir/node_modules/node-red/package.json').version" 2>/dev/null)" != "$node_red_version" ]; then
+  echo "installing: node-red@$node_red_version into $node_red_dir"
+  mkdir -p "$node_red_dir"
+  npm install --prefix "$node_red_dir" --no-audit --no-fund --omit=dev --loglevel=error \
+    "node-red@$node_red_version" >/dev/null
+fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -1,8 +1,9 @@
-//! The install kit users copy: Docker, systemd, Home Assistant and Node-RED files, checked for
-//! what can be checked here without a Docker engine, a Pi, Home Assistant or Node-RED. Where a
-//! real tool exists it has the last word: `systemd-analyze` always; `docker compose` in an
-//! ignored test, since the test dependencies do not include Docker (`cargo test -- --ignored`
-//! runs it where Docker is installed).
+//! The install kit users copy: Docker, systemd, the Debian package's scripts and configuration,
+//! Home Assistant and Node-RED files, checked for what can be checked here without a Docker
+//! engine, a Pi or Home Assistant. Where a real tool exists it has the last word:
+//! `systemd-analyze` always, `sh` for the healthcheck and the postinst, Node-RED itself in
+//! `node_red.rs`; `docker compose` in an ignored test, since the test dependencies do not
+//! include Docker (`cargo test -- --ignored` runs it where Docker is installed).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,58 @@ fn the_compose_stack_has_its_four_services_and_uses_files_that_exist() {
 }
 
 #[test]
+fn the_linkymon_containers_are_read_only_without_capabilities_and_the_broker_is_local() {
+    let compose = compose();
+    for name in ["linkymon", "logger"] {
+        let service = &compose["services"][name];
+        assert_eq!(service["read_only"], Value::Bool(true), "{name}: read_only");
+        assert_eq!(strings(&service["cap_drop"]), ["ALL"], "{name}: cap_drop");
+        assert!(
+            strings(&service["security_opt"]).contains(&"no-new-privileges:true".to_owned()),
+            "{name}: security_opt"
+        );
+        // With a read-only root, every path linkymon writes must be on a volume.
+        let config = linkymon::config::Config::load(Some(&path("docker/config.yaml"))).unwrap();
+        let mounts: Vec<String> = strings(&service["volumes"])
+            .iter()
+            .filter(|m| !m.ends_with(":ro"))
+            .map(|m| m.split(':').nth(1).unwrap().to_owned())
+            .collect();
+        for written in [
+            &config.mqtt.spool_dir,
+            &config.logger.dir,
+            &config.logger.pages_dir,
+            &config.display.png_path,
+        ] {
+            assert!(
+                mounts.iter().any(|m| written.starts_with(m)),
+                "{name}: {} is not on a writable volume ({mounts:?})",
+                written.display()
+            );
+        }
+    }
+    let ports = strings(&compose["services"]["mosquitto"]["ports"]);
+    assert_eq!(
+        ports,
+        ["127.0.0.1:1883:1883"],
+        "the anonymous broker is published on loopback only"
+    );
+    assert!(
+        read("docker/mosquitto.conf")
+            .lines()
+            .any(|l| l.trim() == "allow_anonymous true"),
+        "if the broker asks for a password, the loopback binding may go: update this test"
+    );
+    // What a user reads before passing a device: the Pi 5's GPIO and a stable USB name.
+    let text = read("docker/compose.yaml");
+    assert!(
+        text.contains("/dev/gpiomem0:/dev/gpiomem0"),
+        "the Pi 5's GPIO"
+    );
+    assert!(text.contains("/dev/serial/by-id/"), "the stable USB names");
+}
+
+#[test]
 fn the_containers_config_loads_with_no_unknown_key_and_matches_the_stack() {
     let config = linkymon::config::Config::load(Some(&path("docker/config.yaml")))
         .unwrap_or_else(|e| panic!("docker/config.yaml: {e}"));
@@ -187,6 +240,134 @@ fn the_dockerfile_builds_every_platform_and_runs_linkymon_as_pid_1_without_root(
     );
 }
 
+/// The Dockerfile's instructions, continuation lines joined, comments left out.
+fn dockerfile_instructions() -> Vec<String> {
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in read("docker/Dockerfile").lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => {
+                current.push_str(line);
+                if !current.trim().is_empty() {
+                    instructions.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            }
+        }
+    }
+    instructions
+}
+
+/// `key="value"` pairs of the runtime stage's LABEL instructions.
+fn labels() -> Vec<(String, String)> {
+    let instructions = dockerfile_instructions();
+    let runtime = instructions
+        .iter()
+        .rposition(|i| i.starts_with("FROM "))
+        .unwrap();
+    let mut labels = Vec::new();
+    for label in instructions[runtime..]
+        .iter()
+        .filter_map(|i| i.strip_prefix("LABEL "))
+    {
+        let mut rest = label.trim();
+        while let Some((key, value)) = rest.split_once("=\"") {
+            let (value, after) = value.split_once('"').expect("a closing quote");
+            labels.push((key.trim().to_owned(), value.to_owned()));
+            rest = after.trim();
+        }
+        assert!(rest.is_empty(), "LABEL key=\"value\" pairs: {label}");
+    }
+    labels
+}
+
+#[test]
+fn the_image_has_oci_labels_from_cargo_toml_and_none_made_up() {
+    let labels = labels();
+    let get = |key: &str| {
+        labels
+            .iter()
+            .find(|(k, _)| k == &format!("org.opencontainers.image.{key}"))
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("title"), Some("linkymon"));
+    assert_eq!(get("description"), Some(env!("CARGO_PKG_DESCRIPTION")));
+    assert_eq!(get("version"), Some(env!("CARGO_PKG_VERSION")));
+    // A licence or a source URL only when Cargo.toml has one: never an invented one.
+    let manifest = read("Cargo.toml");
+    let package = manifest
+        .split("\n[")
+        .find(|section| section.starts_with("[package]") || section.starts_with("package]"))
+        .unwrap();
+    for (label, key) in [("licenses", "license"), ("source", "repository")] {
+        let declared = package.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+        });
+        assert_eq!(
+            get(label).map(str::to_owned),
+            declared,
+            "org.opencontainers.image.{label} and Cargo.toml's package.{key}"
+        );
+    }
+}
+
+/// The HEALTHCHECK's command, in exec form.
+fn healthcheck() -> Vec<String> {
+    let found: Vec<String> = dockerfile_instructions()
+        .into_iter()
+        .filter_map(|i| i.strip_prefix("HEALTHCHECK ").map(str::to_owned))
+        .collect();
+    assert_eq!(found.len(), 1, "one HEALTHCHECK");
+    let (options, command) = found[0].split_once(" CMD ").expect("HEALTHCHECK ... CMD");
+    assert!(options.contains("--interval="), "{options}");
+    serde_json::from_str(command.trim()).expect("CMD in exec form (a JSON array)")
+}
+
+#[test]
+fn the_healthcheck_says_healthy_only_while_the_daily_log_grows() {
+    let command = healthcheck();
+    let config = linkymon::config::Config::load(Some(&path("docker/config.yaml"))).unwrap();
+    let logs = config.logger.dir.display().to_string();
+    let script = &command[2];
+    assert_eq!(command[..2], ["sh", "-c"]);
+    assert!(
+        script.contains(&logs),
+        "it reads logger.dir ({logs}): {script}"
+    );
+    // Run it as the container would, on a stand-in for the volume.
+    let dir = tempfile::tempdir().unwrap();
+    let check = || {
+        Command::new(&command[0])
+            .arg(&command[1])
+            .arg(script.replace(&logs, &dir.path().display().to_string()))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!check(), "healthy without any log");
+    let meter_dir = dir.path().join(SIM_ID);
+    std::fs::create_dir(&meter_dir).unwrap();
+    let log = meter_dir.join("2026-12-02.log");
+    std::fs::write(&log, "a line\n").unwrap();
+    assert!(
+        check(),
+        "unhealthy with a line just written (another meter's folder)"
+    );
+    let ten_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(ten_minutes_ago)
+        .unwrap();
+    assert!(!check(), "healthy though the last line is 10 minutes old");
+}
+
 #[test]
 #[ignore = "needs docker with its compose plugin, which ./scripts/test.sh does not install"]
 fn docker_compose_accepts_the_stack() {
@@ -261,6 +442,11 @@ fn the_systemd_units_run_linkymon_as_its_own_user_restarted_and_hardened() {
             format!("/usr/bin/linkymon {command} -c /etc/linkymon/config.yaml")
         );
         assert_eq!(one("Restart"), "on-failure");
+        assert_eq!(
+            one("RestartPreventExitStatus"),
+            "2",
+            "{file}: a configuration error is not retried forever"
+        );
         assert_eq!(one("User"), "linkymon");
         for (key, value) in [
             ("NoNewPrivileges", "yes"),
@@ -284,11 +470,135 @@ fn the_systemd_units_run_linkymon_as_its_own_user_restarted_and_hardened() {
     assert_eq!(groups, ["dialout gpio i2c"]);
     assert_eq!(values(&daemon, "Service", "DevicePolicy"), ["closed"]);
     let allowed = values(&daemon, "Service", "DeviceAllow").join(" ");
-    for device in ["char-ttyAMA", "char-ttyUSB", "char-i2c", "char-gpiochip"] {
+    for device in [
+        "char-ttyAMA",
+        "char-ttyUSB",
+        "char-i2c",
+        "char-gpiochip",
+        "/dev/gpiomem ",
+        "/dev/gpiomem0 ",
+    ] {
         assert!(allowed.contains(device), "DeviceAllow {device}");
     }
     let logger = unit("packaging/systemd/linkymon-logger.service");
     assert_eq!(values(&logger, "Service", "PrivateDevices"), ["yes"]);
+}
+
+#[test]
+fn a_configuration_error_exits_2_which_the_units_do_not_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "mqtt:\n  hots: broker.lan\n").unwrap();
+    for command in ["run", "logger"] {
+        let status = crate::support::linkymon(&config, &[command])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "linkymon {command} with a bad key");
+    }
+}
+
+#[test]
+fn the_packaged_config_loads_and_keeps_every_file_under_var_lib_linkymon() {
+    let manifest = read("Cargo.toml");
+    assert!(
+        manifest.contains(r#"["packaging/config.yaml", "etc/linkymon/config.yaml", "640"]"#),
+        "the package installs packaging/config.yaml as /etc/linkymon/config.yaml"
+    );
+    let (config, warnings) =
+        linkymon::config::Config::load_with_warnings(Some(&path("packaging/config.yaml")))
+            .unwrap_or_else(|e| panic!("packaging/config.yaml: {e}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let writable = unit("packaging/systemd/linkymon.service")
+        .into_iter()
+        .find(|(_, key, _)| key == "ReadWritePaths")
+        .unwrap()
+        .2;
+    for file in [
+        &config.mqtt.spool_dir,
+        &config.logger.dir,
+        &config.logger.pages_dir,
+        &config.display.png_path,
+    ] {
+        assert!(
+            file.is_absolute() && file.starts_with(&writable),
+            "{} is not an absolute path under {writable}",
+            file.display()
+        );
+    }
+    assert_eq!(
+        config.logger.pages_dir,
+        Path::new("/var/lib/linkymon/pages")
+    );
+}
+
+#[test]
+fn the_postinst_makes_the_data_folders_with_their_modes_and_protects_the_config() {
+    // The maintainer script runs as on `dpkg -i`, with the commands that change the system
+    // replaced by stand-ins that record their arguments.
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for (name, status) in [
+        ("adduser", 0),
+        ("addgroup", 0),
+        ("getent", 0),
+        ("dpkg-statoverride", 1), // no local override
+        ("install", 0),
+        ("chown", 0),
+        ("chmod", 0),
+    ] {
+        let stub = bin.join(name);
+        std::fs::write(
+            &stub,
+            format!(
+                "#!/bin/sh\necho \"{name} $*\" >> '{}'\nexit {status}\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let path_var = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = Command::new("sh")
+        .arg(path("packaging/debian/postinst"))
+        .args(["configure", ""])
+        .env("PATH", path_var)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "postinst: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    let has = |call: &str| calls.contains(&call);
+    assert!(has("chmod 0755 /var/lib/linkymon"), "{calls:#?}");
+    let existing = |dir: &str| Path::new(dir).is_dir();
+    for (dir, mode) in [("pages", "0755"), ("logs", "0750"), ("spool", "0750")] {
+        let dir = format!("/var/lib/linkymon/{dir}");
+        assert!(
+            existing(&dir)
+                || has(&format!(
+                    "install -d -o linkymon -g linkymon -m {mode} {dir}"
+                )),
+            "{dir} {mode}: {calls:#?}"
+        );
+    }
+    assert!(
+        has("chown root:linkymon /etc/linkymon/config.yaml"),
+        "{calls:#?}"
+    );
+    assert!(has("chmod 0640 /etc/linkymon/config.yaml"), "{calls:#?}");
+    for group in ["dialout", "gpio", "i2c"] {
+        assert!(
+            has(&format!("adduser --quiet linkymon {group}")),
+            "{calls:#?}"
+        );
+    }
 }
 
 #[test]
@@ -514,6 +824,36 @@ fn the_node_red_flow_is_importable_and_subscribes_only_to_contract_topics() {
     );
     let switch = &of_type("switch")[0];
     assert_eq!(switch["rules"][0]["v"], "ON");
+    // Every way from `linky/+/ejp` to an MQTT output passes a filter that ignores the first
+    // value (the retained one at a start or a redeploy): tests/integration/node_red.rs runs it.
+    let by_id = |id: &str| nodes.iter().find(|n| n["id"] == id).unwrap();
+    let mut paths: Vec<(Vec<&str>, &serde_json::Value)> = of_type("mqtt in")
+        .into_iter()
+        .filter(|n| n["topic"] == "linky/+/ejp")
+        .map(|n| (vec![], n))
+        .collect();
+    let mut outputs = 0;
+    while let Some((mut seen, node)) = paths.pop() {
+        seen.push(node["type"].as_str().unwrap());
+        if node["type"] == "rbe" {
+            assert_eq!(node["func"], "rbei", "the filter ignores the initial value");
+            seen.push("rbei");
+        }
+        if node["type"] == "mqtt out" {
+            assert!(
+                seen.contains(&"rbei"),
+                "an action without the filter: {seen:?}"
+            );
+            outputs += 1;
+        }
+        assert!(seen.len() < 20, "a loop in the flow: {seen:?}");
+        for output in node["wires"].as_array().into_iter().flatten() {
+            for target in output.as_array().unwrap() {
+                paths.push((seen.clone(), by_id(target.as_str().unwrap())));
+            }
+        }
+    }
+    assert!(outputs >= 2, "the heater's ON and OFF");
     for out in of_type("mqtt out") {
         let topic = out["topic"].as_str().unwrap();
         assert!(

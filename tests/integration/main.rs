@@ -12,6 +12,7 @@ mod demo;
 mod hostile_broker;
 mod kit;
 mod logger;
+mod node_red;
 mod outage;
 mod the_box;
 mod tls;
