@@ -35,6 +35,7 @@ pub(super) const TEXT_KEYS: &[&str] = &[
     "mqtt.embedded_bind",
     "mqtt.spool_dir",
     "publish.interval",
+    "publish.drain_timeout",
     "display.png_path",
     "relay.debounce",
     "logger.dir",

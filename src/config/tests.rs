@@ -511,7 +511,7 @@ fn the_example_config_lists_every_key_in_the_struct_order() {
         &mut expected,
     );
     assert_eq!(documented, expected);
-    assert_eq!(expected.len(), 45);
+    assert_eq!(expected.len(), 47);
 }
 
 /// A deserializer that feeds `Config::deserialize` placeholder values and records the key

@@ -144,12 +144,12 @@ impl Reading {
 struct StatePayload<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ts: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
     meter: Option<&'a str>,
     mode: &'static str,
     values: Values<'a>,
     derived: &'a Derived,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// The `values` object: each label in frame order, followed by `<LABEL>_ts` when it carries

@@ -123,6 +123,19 @@ impl Source {
         }
     }
 
+    /// The source's own time, in seconds since it started, given the host's time since then
+    /// (`wall_s`): a replay's is the line time of the bytes it delivered (whatever its
+    /// speed), a simulated meter's is its simulated time, a serial port's is the host's.
+    /// Rates computed from the meter's indexes (power) and the plausibility of their jumps
+    /// are measured on it, so a demo at 60× shows the real power, not 60 times it.
+    pub fn clock(&self, wall_s: f64) -> f64 {
+        match self {
+            Source::Serial(_) => wall_s,
+            Source::Replay(r) => r.line_seconds(),
+            Source::Simulated(s) => s.simulated_seconds(),
+        }
+    }
+
     /// The line rate, when the source has one.
     pub fn baud(&self) -> Option<u32> {
         match self {

@@ -29,6 +29,11 @@ impl Replay {
         })
     }
 
+    /// The time the bytes delivered so far took on the line (10 bits a character).
+    pub fn line_seconds(&self) -> f64 {
+        self.sent as f64 * 10.0 / f64::from(self.baud.max(1))
+    }
+
     /// The pacing rate.
     pub fn baud(&self) -> u32 {
         self.baud

@@ -348,3 +348,32 @@ fn a_serial_device_that_vanishes_and_returns_is_read_again() {
     );
     assert_eq!(stderr.matches("serial port back").count(), 1, "{stderr}");
 }
+
+#[test]
+fn the_power_of_a_meter_simulated_at_60x_is_the_meters_not_60_times_it() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = simulate_config(dir.path(), broker.port, 60);
+    let power = format!("linky/{SIM_ID}/power");
+    let papp = format!("linky/{SIM_ID}/PAPP");
+    let sub = Subscriber::start(broker.port, &[&power, &papp]);
+    let daemon = Running::start(&config, "run");
+    // The estimate needs 5 minutes of the meter's time: 5 s at 60×.
+    let powers = sub.wait_count(&power, 3, Duration::from_secs(20));
+    daemon.stop();
+    let max_papp: i64 = sub
+        .payloads(&papp)
+        .iter()
+        .map(|p| p.parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    for p in &powers {
+        let w: i64 = p.parse().unwrap();
+        // Active power is at most the apparent power (and the simulated meter stays under
+        // its 9 kVA contract); at the wall clock's pace it came out 60 times too high.
+        assert!(
+            (0..=max_papp + 100).contains(&w),
+            "power {w} W while PAPP is at most {max_papp} VA"
+        );
+    }
+}

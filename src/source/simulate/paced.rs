@@ -18,6 +18,8 @@ pub struct Simulated {
     next_frame: Option<Instant>,
     pending: Vec<u8>,
     sent: usize,
+    /// The simulated time of the current frame.
+    simulated_s: f64,
 }
 
 impl Simulated {
@@ -30,7 +32,13 @@ impl Simulated {
             next_frame: None,
             pending: Vec::new(),
             sent: 0,
+            simulated_s: 0.0,
         })
+    }
+
+    /// The simulated time of the frame being sent, in seconds since the start.
+    pub fn simulated_seconds(&self) -> f64 {
+        self.simulated_s
     }
 
     /// The next bytes of the current frame, waiting for the next frame when it is all sent.
@@ -41,9 +49,8 @@ impl Simulated {
                 tokio::time::sleep_until(due).await;
             }
             let now = Instant::now();
-            self.pending = self
-                .simulator
-                .frame_at(now.duration_since(start).as_secs_f64() * self.speed);
+            self.simulated_s = now.duration_since(start).as_secs_f64() * self.speed;
+            self.pending = self.simulator.frame_at(self.simulated_s);
             self.sent = 0;
             let gap = Duration::from_secs_f64(wire_seconds(self.pending.len()) / self.speed)
                 .max(MIN_FRAME_GAP);
