@@ -529,11 +529,7 @@ mod imp {
                             }
                         }
                         // The router stops sending until told the link caught up.
-                        Some(Notification::Unschedule) => {
-                            if rx.ready().is_err() {
-                                return;
-                            }
-                        }
+                        Some(Notification::Unschedule) if rx.ready().is_err() => return,
                         _ => {}
                     }
                 }
