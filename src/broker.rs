@@ -49,6 +49,58 @@ pub const LOG_TARGET: &str = "rumqttd";
 /// How many messages a QoS 0 subscriber may be sent in one go, retained ones included.
 pub const MAX_OUTGOING_PACKETS: u64 = 1000;
 
+/// The most topics the embedded broker holds a retained message for. linkymon itself retains
+/// fewer than 100 topics for a meter and as many discovery configs; 1000 leaves room for a few
+/// meters and other devices, and stops a client from filling the memory with retained topics.
+pub const MAX_RETAINED_TOPICS: usize = 1000;
+
+/// The most bytes (topics and payloads) of retained messages the embedded broker holds: a
+/// meter's retained topics and discovery configs take about 100 KB.
+pub const MAX_RETAINED_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest message the embedded broker accepts, in bytes. linkymon's own largest (a
+/// discovery config) is about 1 KB.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// What the broker may be holding as retained messages, and the bound on it.
+///
+/// rumqttd keeps every retained message until it is cleared and offers no limit, and the
+/// messages it forwards to subscribers no longer say whether they were retained. So the guard
+/// counts, per topic, the last non-empty message seen there (an upper bound on what is
+/// retained: a retained message is also forwarded), and a message that would take the count
+/// past [`MAX_RETAINED_TOPICS`] or the bytes past [`MAX_RETAINED_BYTES`] is cleared at once
+/// (an empty retained message on its topic, the MQTT way to delete one).
+#[cfg_attr(not(feature = "embedded-broker"), allow(dead_code))]
+#[derive(Debug, Default)]
+pub(crate) struct RetainBudget {
+    /// The size (topic + payload) of the last non-empty message on each topic.
+    topics: std::collections::HashMap<String, usize>,
+    bytes: usize,
+    /// How many messages were cleared for going over the bound.
+    pub(crate) cleared: u64,
+}
+
+#[cfg_attr(not(feature = "embedded-broker"), allow(dead_code))]
+impl RetainBudget {
+    /// Accounts for a message on `topic`; `false` when it must be cleared (it is then not
+    /// counted). An empty payload clears the topic and frees its share.
+    pub(crate) fn admit(&mut self, topic: &str, payload_len: usize) -> bool {
+        let old = self.topics.remove(topic).unwrap_or(0);
+        self.bytes -= old;
+        if payload_len == 0 {
+            return true;
+        }
+        let size = topic.len() + payload_len;
+        if self.topics.len() >= MAX_RETAINED_TOPICS || self.bytes + size > MAX_RETAINED_BYTES {
+            self.cleared += 1;
+            return false;
+        }
+        self.topics.insert(topic.to_owned(), size);
+        self.bytes += size;
+        true
+    }
+}
+
 /// A user name and password the broker asks of every client.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -242,8 +294,8 @@ mod imp {
     use tracing::{info, warn};
 
     use super::{
-        BrokerError, Credentials, MAX_OUTGOING_PACKETS, bind_error, client_addr, exposure_warning,
-        listen_addr,
+        BrokerError, Credentials, MAX_OUTGOING_PACKETS, MAX_PAYLOAD_BYTES, RetainBudget,
+        bind_error, client_addr, exposure_warning, listen_addr,
     };
 
     /// How long [`start`] waits for the listener to accept connections.
@@ -318,7 +370,7 @@ mod imp {
         };
         let connections = ConnectionSettings {
             connection_timeout_ms: 5_000,
-            max_payload_size: 1024 * 1024,
+            max_payload_size: MAX_PAYLOAD_BYTES,
             max_inflight_count: 100,
             auth: credentials.map(|c| HashMap::from([(c.username.clone(), c.password.clone())])),
             external_auth: None,
@@ -350,6 +402,13 @@ mod imp {
         }
         let (router_config, server_settings) = settings(listen, credentials.as_ref());
         let router = Router::new(0, router_config).spawn();
+        // The retain guard connects before any client can (see `start_retain_guard`).
+        let (guard_tx, guard_rx, _) =
+            rumqttd::local::LinkBuilder::new("linkymon-retain-guard", router.clone())
+                .clean_session(true)
+                .build()
+                .map_err(|e| guard_error(&e))?;
+        start_retain_guard(guard_tx, guard_rx)?;
         let mut server = Server::new(server_settings, router, rumqttd::protocol::v4::V4);
 
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -425,6 +484,58 @@ mod imp {
             }
         );
         Ok(handle)
+    }
+
+    fn guard_error(e: &dyn std::fmt::Display) -> BrokerError {
+        BrokerError::Thread(std::io::Error::other(format!("the retain guard: {e}")))
+    }
+
+    /// Runs the retain guard on the router's local link `tx`/`rx`, connected before any client
+    /// can: a client of its own, subscribed to every topic, that clears each message
+    /// [`RetainBudget`] refuses. Its thread lives as long as the router, which rumqttd cannot
+    /// stop either.
+    fn start_retain_guard(
+        mut tx: rumqttd::local::LinkTx,
+        mut rx: rumqttd::local::LinkRx,
+    ) -> Result<(), BrokerError> {
+        use rumqttd::Notification;
+        tx.subscribe("#").map_err(|e| guard_error(&e))?;
+        std::thread::Builder::new()
+            .name("mqtt-retain-guard".into())
+            .spawn(move || {
+                let mut budget = RetainBudget::default();
+                while let Ok(notification) = rx.recv() {
+                    match notification {
+                        Some(Notification::Forward(forward)) => {
+                            let publish = forward.publish;
+                            let Ok(topic) = std::str::from_utf8(&publish.topic) else {
+                                continue;
+                            };
+                            if budget.admit(topic, publish.payload.len()) {
+                                continue;
+                            }
+                            if budget.cleared == 1 {
+                                warn!(
+                                    "the embedded MQTT broker holds as many retained messages \
+                                     as it may ({} topics, {} bytes): {topic} cleared, and any \
+                                     further ones",
+                                    super::MAX_RETAINED_TOPICS,
+                                    super::MAX_RETAINED_BYTES
+                                );
+                            }
+                            let topic = topic.to_owned();
+                            if tx.publish(topic, Vec::new()).is_err() {
+                                return;
+                            }
+                        }
+                        // The router stops sending until told the link caught up.
+                        Some(Notification::Unschedule) if rx.ready().is_err() => return,
+                        _ => {}
+                    }
+                }
+            })
+            .map_err(BrokerError::Thread)?;
+        Ok(())
     }
 
     /// The I/O error inside rumqttd's (unnameable) server error, for [`bind_error`].
@@ -520,6 +631,27 @@ mod tests {
         let shown = format!("{credentials:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("ha"), "{shown}");
+    }
+
+    #[test]
+    fn the_retain_budget_bounds_topics_and_bytes_and_frees_cleared_topics() {
+        let mut budget = RetainBudget::default();
+        for i in 0..MAX_RETAINED_TOPICS {
+            assert!(budget.admit(&format!("t/{i}"), 10));
+        }
+        assert!(!budget.admit("one/too/many", 10));
+        // An update of a topic already counted is not a new topic.
+        assert!(budget.admit("t/0", 20));
+        // Clearing one makes room for another.
+        assert!(budget.admit("t/1", 0));
+        assert!(budget.admit("new", 10));
+        assert_eq!(budget.cleared, 1);
+
+        let mut budget = RetainBudget::default();
+        assert!(budget.admit("big", MAX_RETAINED_BYTES - 3));
+        assert!(!budget.admit("x", 1));
+        assert!(budget.admit("big", 10));
+        assert!(budget.admit("x", 1));
     }
 
     #[cfg(feature = "embedded-broker")]

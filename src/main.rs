@@ -94,6 +94,7 @@ fn parse_speed(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
+    reserve_standard_fds();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode { mode, file } => {
@@ -120,23 +121,46 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("linkymon: {e:#}");
+            // Not `eprintln!`, which panics (exit 101) when stderr is a closed pipe: the exit
+            // code must say what went wrong even when nobody reads the message.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "linkymon: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }
 }
 
-/// 2 for what the user must fix in the configuration or command line, 1 for the rest.
+/// 2 for what the user must fix in the configuration or command line, 1 for the rest. A
+/// [`ConfigError`] anywhere in the chain counts (a subsystem may add its context around it).
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<ConfigError>().is_some() {
+    if e.chain().any(|cause| cause.is::<ConfigError>()) {
         2
     } else {
         1
     }
 }
 
+/// Makes sure file descriptors 0, 1 and 2 are open, on /dev/null if they were closed
+/// (`linkymon run 2>&-`). Otherwise the first file linkymon opens (the config, the spool)
+/// would get descriptor 2, and log lines would be written into it.
+fn reserve_standard_fds() {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    // `open` returns the lowest free descriptor: each one at 0..=2 is a hole now filled and
+    // kept open for the life of the process; the first one above 2 is closed again.
+    while let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        if null.as_raw_fd() > 2 {
+            break; // dropped: closed again
+        }
+        let _kept_open = null.into_raw_fd();
+    }
+}
+
 /// Runs a daemon on a single-threaded runtime (a Pi Zero has one core), with the signal
-/// handler that turns SIGINT/SIGTERM into a clean shutdown.
+/// handler that turns SIGINT/SIGTERM/SIGHUP into a clean shutdown.
 fn with_runtime<F, Fut>(daemon: F) -> anyhow::Result<()>
 where
     F: FnOnce(CancellationToken) -> Fut,
@@ -175,7 +199,7 @@ fn init_logging() {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(QuietStderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
@@ -183,19 +207,50 @@ fn init_logging() {
         .init();
 }
 
+/// Cancels `shutdown` on SIGTERM, SIGINT or SIGHUP, for `run` and `logger` alike. SIGHUP is
+/// what a closing terminal or SSH session sends: it must stop as cleanly as SIGTERM (screen
+/// cleared, LED off, spool synced, the logger's unfinished line saved), not kill the process.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
-        tracing::warn!("cannot listen for SIGTERM/SIGINT");
+        tracing::warn!("cannot listen for SIGTERM/SIGINT/SIGHUP");
         return;
     };
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        _ = hup.recv() => {}
     }
     tracing::info!("stopping");
     shutdown.cancel();
+}
+
+/// Standard error for the log lines, with write errors ignored: a log line that cannot be
+/// written (stderr a closed pipe) is lost, but never stops or panics the daemon.
+struct QuietStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for QuietStderr {
+    type Writer = QuietWriter;
+
+    fn make_writer(&'a self) -> QuietWriter {
+        QuietWriter
+    }
+}
+
+struct QuietWriter;
+
+impl std::io::Write for QuietWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }

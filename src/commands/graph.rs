@@ -15,6 +15,10 @@ use crate::logger::pages::{Assets, PageSettings};
 
 /// Builds the pages of `logs` into `logger.pages_dir`.
 pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
+    // A log that is not a readable file is the user's typo: say so, rather than build nothing.
+    if let Some(bad) = logs.iter().find(|log| !log.is_file()) {
+        anyhow::bail!("{} is not a daily log file (YYYY-MM-DD.log)", bad.display());
+    }
     let logger = &config.logger;
     let tz = logger.time_zone()?;
     let pages_dir = &logger.pages_dir;

@@ -67,7 +67,7 @@ impl Origin {
     fn from_metadata(metadata: &Metadata, key: &str) -> Origin {
         match &metadata.source {
             Some(Source::File(path)) => Origin::File(path.clone()),
-            _ if metadata.name == ENV_SOURCE_NAME => Origin::Env(env_var_name(key)),
+            _ if metadata.name == ENV_SOURCE_NAME => Origin::Env(env_var_of(key)),
             _ => Origin::Other(metadata.name.to_string()),
         }
     }
@@ -79,6 +79,24 @@ impl fmt::Display for Origin {
             Origin::File(path) => write!(f, "in {}", path.display()),
             Origin::Env(var) => write!(f, "from {var}"),
             Origin::Other(name) => write!(f, "from {name}"),
+        }
+    }
+}
+
+/// The environment variable that set `key`: the variable of `key` itself, or of the nearest
+/// section above it that is set. A list item (`led.states.0`) or a map entry comes from its
+/// parent's variable (`LINKYMON_LED__STATES=[x]`), which is the one the user must fix.
+fn env_var_of(key: &str) -> String {
+    let mut prefix = key;
+    loop {
+        let var = env_var_name(prefix);
+        if std::env::var_os(&var).is_some() {
+            return var;
+        }
+        match prefix.rsplit_once('.') {
+            Some((parent, _)) => prefix = parent,
+            // None set (the environment changed since): the variable the key maps to.
+            None => return env_var_name(key),
         }
     }
 }
@@ -136,8 +154,8 @@ impl ConfigError {
             },
             kind => ConfigError::BadValue {
                 origin: origin_of(&parent),
+                problem: describe_for(&parent, kind),
                 key: parent,
-                problem: describe(kind),
             },
         }
     }
@@ -174,6 +192,26 @@ fn nearest<'a>(unknown: &str, valid: &[&'a str]) -> Option<&'a str> {
         .filter(|(similarity, _)| *similarity >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| *candidate)
+}
+
+/// Keys whose valid range is narrower than their type's, as users should read it when the
+/// value does not even fit the type (`meter.voltage: 100000` overflows a u16, but the answer
+/// is 100 to 400, not 0 to 65535). Validation checks the same ranges on values that fit.
+const KEY_RANGES: &[(&str, &str)] = &[("meter.voltage", "a whole number of volts from 100 to 400")];
+
+/// [`describe`], with the key's own range when it has one (see [`KEY_RANGES`]).
+fn describe_for(key: &str, kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    let range = KEY_RANGES
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, range)| *range);
+    match (kind, range) {
+        (Kind::InvalidType(actual, _) | Kind::InvalidValue(actual, _), Some(range)) => {
+            format!("found {actual}, expected {range}")
+        }
+        _ => describe(kind),
+    }
 }
 
 /// figment's error kinds in words a user acts on (`expected u16` → a number range).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::Format;
 use figment::{Figment, Source};
 
-use super::error::{ConfigError, bad_value};
+use super::error::{ConfigError, Origin, bad_value};
 use super::providers::{Environment, Yaml};
 use super::schema::{Config, MqttConfig, Secret};
 use super::{CONFIG_PATH_VAR, SYSTEM_CONFIG_PATH};
@@ -65,12 +65,14 @@ impl Config {
         let mut config: Config = figment
             .extract()
             .map_err(|error| ConfigError::from_figment(error, &figment))?;
+        let locate = |error: ConfigError| error.located(&figment);
+        // Validated before the period codes are upper-cased, so that an error names the key
+        // as figment knows it (`logger.prices.hn`) and can say where it was written.
+        config.validate().map_err(locate)?;
         config.logger.prices = std::mem::take(&mut config.logger.prices)
             .into_iter()
             .map(|(period, price)| (period.to_ascii_uppercase(), price))
             .collect();
-        let locate = |error: ConfigError| error.located(&figment);
-        config.validate().map_err(locate)?;
         config.mqtt.read_password_file().map_err(locate)?;
         Ok(config)
     }
@@ -82,15 +84,63 @@ impl MqttConfig {
         let Some(path) = &self.password_file else {
             return Ok(());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_small_file(path).map_err(|problem| {
             bad_value(
                 "mqtt.password_file",
-                format!("cannot read {}: {e}", path.display()),
+                format!("cannot read {}: {problem}", path.display()),
             )
         })?;
-        self.password = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+        let password = text.trim_end_matches(['\n', '\r']);
+        if password.contains('\0') {
+            return Err(bad_value(
+                "mqtt.password_file",
+                format!("{} holds a NUL character", path.display()),
+            ));
+        }
+        self.password = Some(Secret::new(password));
         Ok(())
     }
+}
+
+/// The largest config or password file read, in bytes: a real one is a few kilobytes, and a
+/// bound keeps a wrong path (a log, a disk image) from filling the memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Why `path` is not a file to read settings from: not a regular file (`/dev/zero` or a FIFO
+/// would be read forever, or block) or larger than [`MAX_FILE_BYTES`]; `None` when it is fine.
+fn unfit_file(metadata: &std::fs::Metadata) -> Option<String> {
+    if !metadata.is_file() {
+        Some("it is not a regular file (a directory, a device or a FIFO?)".into())
+    } else if metadata.len() > MAX_FILE_BYTES {
+        Some(format!(
+            "it is {} bytes, more than the {MAX_FILE_BYTES} bytes a settings file may have",
+            metadata.len()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Reads a small text file (a password), refusing what [`unfit_file`] refuses. The path is
+/// checked before it is opened (opening a FIFO with no writer would block forever), the opened
+/// file again, and the read stops at the bound whatever the file turns into meanwhile.
+fn read_small_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let checked = |metadata: std::io::Result<std::fs::Metadata>| match metadata {
+        Ok(metadata) => unfit_file(&metadata).map_or(Ok(()), Err),
+        Err(e) => Err(e.to_string()),
+    };
+    checked(std::fs::metadata(path))?;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    checked(file.metadata())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("it grew past {MAX_FILE_BYTES} bytes while read"));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".into())
 }
 
 /// Picks the config file: the explicit one, else the one the environment names (both must
@@ -100,11 +150,25 @@ pub(super) fn choose_file(
     from_env: Option<PathBuf>,
     system: &Path,
 ) -> Result<Option<PathBuf>, ConfigError> {
-    match explicit.map(Path::to_path_buf).or(from_env) {
-        Some(path) if !path.exists() => Err(ConfigError::MissingFile { path }),
-        Some(path) => Ok(Some(path)),
-        None => Ok(system.exists().then(|| system.to_path_buf())),
+    let chosen = match explicit.map(Path::to_path_buf).or(from_env) {
+        Some(path) if !path.exists() => return Err(ConfigError::MissingFile { path }),
+        Some(path) => Some(path),
+        None => system.exists().then(|| system.to_path_buf()),
+    };
+    if let Some(path) = &chosen {
+        // figment reads the whole file: refuse what would never end or fill the memory.
+        let problem = match std::fs::metadata(path) {
+            Ok(metadata) => unfit_file(&metadata),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(problem) = problem {
+            return Err(ConfigError::Unreadable {
+                origin: Some(Origin::File(path.clone())),
+                problem: format!("{problem}; give a YAML file with -c FILE or LINKYMON_CONFIG"),
+            });
+        }
     }
+    Ok(chosen)
 }
 
 /// The warning for a file holding a password (set by `key`) that users other than its owner

@@ -436,16 +436,59 @@ impl Serialize for Secret {
     }
 }
 
-/// `spool_max` is a `u64` of bytes in the code and `64MiB` in the file.
+/// `spool_max` is a `u64` of bytes in the code and `64MiB` (or a plain number of bytes) in the
+/// file. A negative number is refused as such, not as bytesize's "integer overflow".
 mod byte_size {
+    use std::fmt;
+
     use bytesize::ByteSize;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &u64, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&ByteSize(*bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-        ByteSize::deserialize(deserializer).map(|size| size.0)
+        deserializer.deserialize_any(Size)
+    }
+
+    fn not_positive<E: de::Error>(found: impl fmt::Display) -> E {
+        E::custom(format!(
+            "must be a positive size like 64MiB or 500kB, not {found}"
+        ))
+    }
+
+    struct Size;
+
+    impl Visitor<'_> for Size {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a size like 64MiB or 500kB")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| not_positive(v))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            Err(E::custom(format!(
+                "write a size like 64MiB or 500kB, or a whole number of bytes, not {v}"
+            )))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            if v.trim_start().starts_with('-') {
+                return Err(not_positive(v));
+            }
+            v.parse::<ByteSize>()
+                .map(|size| size.0)
+                .map_err(|_| E::custom(format!("`{v}` is not a size like 64MiB or 500kB")))
+        }
     }
 }

@@ -632,3 +632,132 @@ fn text_keys_are_exactly_the_fields_that_read_a_string() {
     Config::deserialize(probe).unwrap();
     assert_eq!(found.into_inner(), TEXT_KEYS);
 }
+
+#[test]
+fn topic_prefixes_that_would_make_every_publish_fail_are_refused() {
+    let long = format!("mqtt:\n  base_topic: {}\n", "a".repeat(65_535));
+    for (yaml, key, says) in [
+        (
+            "mqtt:\n  base_topic: \"a//b\"\n",
+            "mqtt.base_topic",
+            "empty level",
+        ),
+        (
+            "mqtt:\n  base_topic: /linky\n",
+            "mqtt.base_topic",
+            "start or end",
+        ),
+        (
+            "mqtt:\n  base_topic: linky/\n",
+            "mqtt.base_topic",
+            "start or end",
+        ),
+        (
+            "mqtt:\n  base_topic: \"li+nky\"\n",
+            "mqtt.base_topic",
+            "wildcard",
+        ),
+        (
+            "mqtt:\n  base_topic: \"$SYS/x\"\n",
+            "mqtt.base_topic",
+            "`$`",
+        ),
+        ("mqtt:\n  base_topic: \"a\\0b\"\n", "mqtt.base_topic", "NUL"),
+        (
+            "mqtt:\n  discovery_prefix: \"ha//x\"\n",
+            "mqtt.discovery_prefix",
+            "empty level",
+        ),
+        (
+            "mqtt:\n  discovery_prefix: \"$ha\"\n",
+            "mqtt.discovery_prefix",
+            "`$`",
+        ),
+        (long.as_str(), "mqtt.base_topic", "65535"),
+        ("mqtt:\n  host: \"a\\0b\"\n", "mqtt.host", "NUL"),
+        ("mqtt:\n  client_id: \"a\\0b\"\n", "mqtt.client_id", "NUL"),
+        ("mqtt:\n  spool_max: 0\n", "mqtt.spool_max", "positive size"),
+    ] {
+        let message = error_of(from_yaml(yaml));
+        assert!(message.contains(&format!("`{key}`")), "{message}");
+        assert!(message.contains(says), "{message}");
+    }
+    let at_cap = format!("mqtt:\n  client_id: {}\n", "c".repeat(256));
+    assert!(from_yaml(&at_cap).is_ok());
+    let over = format!("mqtt:\n  client_id: {}\n", "c".repeat(257));
+    let message = error_of(from_yaml(&over));
+    assert!(message.contains("`mqtt.client_id`"), "{message}");
+    assert!(message.contains("257 bytes"), "{message}");
+    assert!(from_yaml("mqtt:\n  base_topic: home/linky\n").is_ok());
+}
+
+#[test]
+fn a_voltage_beyond_a_u16_gives_the_voltage_range() {
+    let message = error_of(from_yaml("meter:\n  voltage: 100000\n"));
+    assert!(message.contains("`meter.voltage`"), "{message}");
+    assert!(message.contains("from 100 to 400"), "{message}");
+    assert!(!message.contains("65535"), "{message}");
+}
+
+#[test]
+fn a_negative_spool_max_asks_for_a_positive_size() {
+    for yaml in ["mqtt:\n  spool_max: -5\n", "mqtt:\n  spool_max: -5MiB\n"] {
+        let message = error_of(from_yaml(yaml));
+        assert!(message.contains("`mqtt.spool_max`"), "{message}");
+        assert!(message.contains("must be a positive size"), "{message}");
+        assert!(!message.contains("overflow"), "{message}");
+    }
+}
+
+#[test]
+fn a_bad_list_from_the_environment_names_the_variable_that_was_set() {
+    with_clean_env(|jail| {
+        jail.set_env("LINKYMON_LED__STATES", "[x]");
+        let message = error_of(from_env());
+        assert!(message.contains("from LINKYMON_LED__STATES:"), "{message}");
+        assert!(!message.contains("__0"), "{message}");
+    });
+}
+
+#[test]
+fn a_bad_price_from_the_environment_names_its_variable() {
+    for (value, says) in [("abc", "expected a number"), ("-1", "must be 0 or more")] {
+        with_clean_env(|jail| {
+            jail.set_env("LINKYMON_LOGGER__PRICES__HN", value);
+            let message = error_of(from_env());
+            assert!(
+                message.contains("from LINKYMON_LOGGER__PRICES__HN"),
+                "{value}: {message}"
+            );
+            assert!(message.contains(says), "{message}");
+        });
+    }
+    with_clean_env(|jail| {
+        jail.create_file("c.yaml", "logger:\n  prices:\n    hn: -1\n")
+            .unwrap();
+        let message = error_of(from_file("c.yaml"));
+        assert!(message.contains("in c.yaml"), "{message}");
+    });
+}
+
+#[test]
+fn config_and_password_files_must_be_small_regular_files() {
+    with_clean_env(|jail| {
+        let dir = jail.directory().to_path_buf();
+        let big = dir.join("big.yaml");
+        std::fs::write(&big, vec![b'#'; 1024 * 1024 + 1]).unwrap();
+        for (path, says) in [
+            (Path::new("/dev/zero"), "not a regular file"),
+            (dir.as_path(), "not a regular file"),
+            (big.as_path(), "1048577 bytes"),
+        ] {
+            let message = error_of(Config::load(Some(path)));
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains(says), "{message}");
+            let yaml = format!("mqtt:\n  password_file: {}\n", path.display());
+            let message = error_of(from_yaml(&yaml));
+            assert!(message.contains("`mqtt.password_file`"), "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+    });
+}

@@ -38,6 +38,36 @@ impl Config {
         if mqtt.host.is_empty() {
             return Err(bad_value("mqtt.host", "must not be empty".into()));
         }
+        // A NUL cannot be sent in an MQTT string (MQTT 3.1.1 §1.5.3) nor in a host name: the
+        // connection would fail on every attempt, silently retried forever.
+        for (key, value) in [
+            ("mqtt.host", Some(mqtt.host.as_str())),
+            ("mqtt.username", mqtt.username.as_deref()),
+            ("mqtt.password", mqtt.password.as_ref().map(|p| p.expose())),
+            ("mqtt.client_id", mqtt.client_id.as_deref()),
+        ] {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return Err(bad_value(key, "must not contain a NUL character".into()));
+            }
+        }
+        if let Some(id) = &mqtt.client_id
+            && id.len() > MAX_CLIENT_ID
+        {
+            return Err(bad_value(
+                "mqtt.client_id",
+                format!(
+                    "is {} bytes long; keep it to {MAX_CLIENT_ID} bytes (brokers may refuse \
+                     more than 23)",
+                    id.len()
+                ),
+            ));
+        }
+        if mqtt.spool_max == 0 {
+            return Err(bad_value(
+                "mqtt.spool_max",
+                "must be a positive size like 64MiB, not 0".into(),
+            ));
+        }
         if mqtt.port == 0 {
             return Err(bad_value(
                 "mqtt.port",
@@ -127,11 +157,44 @@ impl Config {
     }
 }
 
-/// A topic prefix must be usable as the start of a topic name: no wildcards, no empty levels at
-/// either end (which would make topics like `/id/state` or `linky//id/state`).
+/// The longest `mqtt.client_id` accepted, in bytes. MQTT 3.1.1 guarantees only 23 bytes, but
+/// every broker linkymon is used with (mosquitto, rumqttd, EMQX, HiveMQ) takes more; 256 leaves
+/// room for any sensible name while a pasted blob, which a broker would refuse on every
+/// reconnect, is caught at start.
+pub(super) const MAX_CLIENT_ID: usize = 256;
+
+/// The longest topic prefix accepted, in bytes: an MQTT topic is at most 65,535 bytes, and the
+/// topics linkymon builds add at most a meter id, an entity name and a few levels (well under
+/// 256 bytes) to `mqtt.base_topic` or `mqtt.discovery_prefix`.
+pub(super) const MAX_TOPIC_PREFIX: usize = 65_535 - 256;
+
+/// A topic prefix must be usable as the start of a topic name: no wildcards, no NUL, no empty
+/// level (which would make topics like `/id/state` or `linky//id/state`), no leading `$`
+/// (topics the broker reserves, which clients may not publish to), and short enough for the
+/// topics built on it to stay within MQTT's 65,535 bytes. Each of these would otherwise make
+/// every publish fail and the connection be retried forever.
 fn check_topic_level(key: &str, topic: &str) -> Result<(), ConfigError> {
     if topic.is_empty() {
         return Err(bad_value(key, "must not be empty".into()));
+    }
+    if topic.len() > MAX_TOPIC_PREFIX {
+        return Err(bad_value(
+            key,
+            format!(
+                "is {} bytes long; keep it under {MAX_TOPIC_PREFIX} bytes (an MQTT topic is at \
+                 most 65535)",
+                topic.len()
+            ),
+        ));
+    }
+    if topic.contains('\0') {
+        return Err(bad_value(key, "must not contain a NUL character".into()));
+    }
+    if topic.starts_with('$') {
+        return Err(bad_value(
+            key,
+            format!("`{topic}` starts with `$`, which brokers reserve for themselves"),
+        ));
     }
     if topic.contains(['+', '#']) {
         return Err(bad_value(
@@ -143,6 +206,12 @@ fn check_topic_level(key: &str, topic: &str) -> Result<(), ConfigError> {
         return Err(bad_value(
             key,
             format!("`{topic}` must not start or end with `/`"),
+        ));
+    }
+    if topic.contains("//") {
+        return Err(bad_value(
+            key,
+            format!("`{topic}` has an empty level (`//`); write one `/` between levels"),
         ));
     }
     Ok(())

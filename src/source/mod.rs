@@ -24,7 +24,7 @@ use std::io;
 use anyhow::Context;
 use tokio::time::Instant;
 
-use crate::config::{MeterConfig, MeterMode, PortSpec};
+use crate::config::{ConfigError, MeterConfig, MeterMode, PortSpec};
 use crate::tic::Mode;
 use simulate::SimConfig;
 
@@ -82,15 +82,24 @@ pub fn forced_mode(mode: MeterMode) -> Option<Mode> {
 }
 
 impl Source {
-    /// Opens `meter.port`; a serial port missing at start is an error.
+    /// Opens `meter.port`. A serial port that is missing or cannot be opened at start, and a
+    /// capture that cannot be read, are [`ConfigError`]s (exit status 2): the user must fix
+    /// `meter.port` (or the permissions), retrying would not help.
     pub fn open(meter: &MeterConfig) -> anyhow::Result<Source> {
         let mode = forced_mode(meter.mode);
+        let port_error = |problem: String| ConfigError::BadValue {
+            key: "meter.port".into(),
+            origin: None,
+            problem,
+        };
         Ok(match &meter.port {
-            PortSpec::Serial(path) => Source::Serial(Serial::open(path, mode)?),
+            PortSpec::Serial(path) => {
+                Source::Serial(Serial::open(path, mode).map_err(|e| port_error(e.to_string()))?)
+            }
             PortSpec::Replay(path) => Source::Replay(
-                Replay::open(path, meter.replay_speed, mode.map(Mode::baud)).with_context(
-                    || format!("cannot read the capture {} (meter.port)", path.display()),
-                )?,
+                Replay::open(path, meter.replay_speed, mode.map(Mode::baud)).map_err(|e| {
+                    port_error(format!("cannot read the capture {}: {e}", path.display()))
+                })?,
             ),
             PortSpec::Simulate => Source::Simulated(
                 Simulated::new(

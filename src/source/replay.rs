@@ -17,7 +17,16 @@ pub struct Replay {
 impl Replay {
     /// Loads the capture. The baud rate is the mode's when known, else guessed from the
     /// separators ([`super::baud::baud_of_capture`]).
+    ///
+    /// Only a regular file is read: a device or a FIFO (`/dev/zero`) would be read into memory
+    /// without end.
     pub fn open(path: &Path, speed: f64, baud: Option<u32>) -> std::io::Result<Self> {
+        if !std::fs::metadata(path)?.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (a capture is a file of raw TIC bytes)",
+            ));
+        }
         let bytes = std::fs::read(path)?;
         let baud = baud.unwrap_or_else(|| super::baud::baud_of_capture(&bytes));
         Ok(Replay {

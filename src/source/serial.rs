@@ -26,6 +26,15 @@ pub enum SerialError {
         /// The configured path.
         path: PathBuf,
     },
+    /// The path exists but is not a character device (a regular file, a directory).
+    #[error(
+        "{path} is not a serial device: check `meter.port` (e.g. /dev/ttyAMA0, /dev/ttyUSB0), \
+         or write `replay:{path}` to play a capture"
+    )]
+    NotADevice {
+        /// The configured path.
+        path: PathBuf,
+    },
     /// The device exists but could not be opened.
     #[error("cannot open serial port {path}: {source} (is the user in the dialout group?)")]
     Open {
@@ -57,10 +66,19 @@ impl Serial {
     /// Opens the port now, so that a wrong path is a clear error at start. `mode` is
     /// `None` for auto (1200 baud first, then 9600 until valid groups are seen).
     pub fn open(path: &Path, mode: Option<Mode>) -> Result<Self, SerialError> {
-        if !path.exists() {
-            return Err(SerialError::Missing {
-                path: path.to_owned(),
-            });
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(path) {
+            Err(_) => {
+                return Err(SerialError::Missing {
+                    path: path.to_owned(),
+                });
+            }
+            Ok(metadata) if !metadata.file_type().is_char_device() => {
+                return Err(SerialError::NotADevice {
+                    path: path.to_owned(),
+                });
+            }
+            Ok(_) => {}
         }
         let mut serial = Serial {
             path: path.to_owned(),

@@ -109,6 +109,58 @@ const CASES: &[Case] = &[
         "`mqtt.base_topic`",
     ),
     file(
+        "an empty level in base_topic",
+        "mqtt:\n  base_topic: \"linky//x\"\n",
+        "`mqtt.base_topic`",
+    ),
+    file(
+        "a leading $ in discovery_prefix",
+        "mqtt:\n  discovery_prefix: \"$SYS\"\n",
+        "`mqtt.discovery_prefix`",
+    ),
+    file(
+        "a NUL in base_topic",
+        "mqtt:\n  base_topic: \"linky\\0x\"\n",
+        "`mqtt.base_topic`",
+    ),
+    file(
+        "a NUL in host",
+        "mqtt:\n  host: \"broker\\0lan\"\n",
+        "`mqtt.host`",
+    ),
+    file(
+        "a client_id of 300 bytes",
+        concat!(
+            "mqtt:\n  client_id: ",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "\n"
+        ),
+        "`mqtt.client_id`",
+    ),
+    file("spool_max 0", "mqtt:\n  spool_max: 0\n", "`mqtt.spool_max`"),
+    file(
+        "a negative spool_max",
+        "mqtt:\n  spool_max: -5\n",
+        "positive size",
+    ),
+    file(
+        "a voltage of 100000",
+        "meter:\n  voltage: 100000\n",
+        "from 100 to 400",
+    ),
+    env(
+        "a bad list in the environment",
+        &[("LINKYMON_LED__STATES", "[x]")],
+        "from LINKYMON_LED__STATES:",
+    ),
+    env(
+        "a bad price in the environment",
+        &[("LINKYMON_LOGGER__PRICES__HN", "-1")],
+        "LINKYMON_LOGGER__PRICES__HN",
+    ),
+    file(
         "password and password_file both",
         "mqtt:\n  password: hunter2\n  password_file: /etc/hostname\n",
         "`mqtt.password_file`",

@@ -258,11 +258,12 @@ fn an_unknown_config_key_exits_2_naming_it() {
 }
 
 #[test]
-fn a_serial_port_that_does_not_exist_is_exit_1() {
+fn a_serial_port_that_does_not_exist_is_exit_2() {
+    // A config error since issue 18.10: the user must fix `meter.port`.
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), 1883, "meter:\n  port: /dev/ttyNOPE0\n");
     let out = linkymon(&config, &["run"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
         stderr.contains("/dev/ttyNOPE0") && stderr.contains("does not exist"),

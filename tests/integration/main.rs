@@ -9,6 +9,7 @@ mod corpus;
 mod daemon;
 mod decode_cli;
 mod demo;
+mod edges;
 mod hostile_broker;
 mod kit;
 mod logger;

@@ -32,16 +32,20 @@ pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
     })
 }
 
-/// Opens `mqtt.spool_dir`, saying what a previous run left there.
+/// Opens `mqtt.spool_dir`, saying what a previous run left there. A directory that cannot be
+/// used is a [`ConfigError`] (exit status 2): the user must point it elsewhere or fix it.
 fn open_spool(config: &Config) -> anyhow::Result<Spool> {
     let dir = &config.mqtt.spool_dir;
-    let (spool, recovered) = Spool::open(dir, config.mqtt.spool_max).with_context(|| {
-        format!(
-            "cannot use the spool directory {} (mqtt.spool_dir): point it at a writable \
-             directory that no other linkymon uses",
-            dir.display()
-        )
-    })?;
+    let (spool, recovered) =
+        Spool::open(dir, config.mqtt.spool_max).map_err(|e| ConfigError::BadValue {
+            key: "mqtt.spool_dir".into(),
+            origin: None,
+            problem: format!(
+                "cannot use {}: {e}; point it at a writable directory that no other \
+                 linkymon uses",
+                dir.display(),
+            ),
+        })?;
     if recovered.backlog > 0 {
         info!(
             messages = recovered.backlog,
