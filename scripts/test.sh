@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 # the dygraphs the pages copy, and openssl for the TLS tests' certificates).
 . scripts/lib.sh
 ensure_debs mosquitto mosquitto-clients socat chromium libjs-dygraphs openssl
+ensure_debs python3-jinja2
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
