@@ -9,6 +9,7 @@ mod corpus;
 mod daemon;
 mod decode_cli;
 mod demo;
+mod ha_templates;
 mod kit;
 mod logger;
 mod outage;
