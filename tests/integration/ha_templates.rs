@@ -67,6 +67,120 @@ fn the_reference_configs_render_a_state_of_their_kind_from_the_reference_message
     }
 }
 
+/// The renderer itself: templates that Home Assistant would show as unknown, or refuse,
+/// fail it, each with a line naming the entity.
+#[test]
+fn the_renderer_fails_on_the_templates_home_assistant_would_not_take() {
+    require("python3");
+    let dir = tempfile::tempdir().unwrap();
+    let state = json!({
+        "values": { "DATE": "", "DATE_ts": "2024-06-12T14:30:15+02:00", "DPM1_ts": "2024-06-13T06:00:00" },
+        "derived": { "tempo_today": "white", "tempo_tomorrow": null },
+    })
+    .to_string();
+    let config = |object_id: &str, topic: &str, extra: Value| {
+        let mut c = json!({ "state_topic": topic, "unique_id": object_id });
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        (
+            format!("homeassistant/sensor/linky_1/{object_id}/config"),
+            c,
+        )
+    };
+    let bad = [
+        // The bug of issue 17: the dict's `values` method, so unknown while DATE_ts is there.
+        config(
+            "old_date",
+            "linky/1/state",
+            json!({
+            "device_class": "timestamp",
+            "value_template": "{{ value_json.values.DATE_ts | default('None') }}" }),
+        ),
+        // A season-less horodate passed on as is: no time zone.
+        config(
+            "naive",
+            "linky/1/state",
+            json!({
+            "device_class": "timestamp",
+            "value_template": "{{ value_json['values']['DPM1_ts'] }}" }),
+        ),
+        config(
+            "text_power",
+            "linky/1/PAPP",
+            json!({
+            "unit_of_measurement": "VA", "value_template": "{{ value }} VA" }),
+        ),
+        config(
+            "colour",
+            "linky/1/state",
+            json!({
+            "device_class": "enum", "options": ["blue", "white", "red"],
+            "value_template": "{{ value_json.derived.tempo_today | upper }}" }),
+        ),
+        config(
+            "undefined",
+            "linky/1/PAPP",
+            json!({
+            "value_template": "{{ value_jsn }}" }),
+        ),
+        config(
+            "unknown_filter",
+            "linky/1/PAPP",
+            json!({
+            "value_template": "{{ value | timestamp_custom('%H') }}" }),
+        ),
+    ];
+    let good = [
+        config(
+            "date",
+            "linky/1/state",
+            json!({
+            "device_class": "timestamp",
+            "value_template": "{% set t = as_datetime(value_json['values'].get('DPM1_ts'), None) %}{{ as_local(t).isoformat() if t else 'None' }}" }),
+        ),
+        config(
+            "tomorrow",
+            "linky/1/state",
+            json!({
+            "device_class": "enum", "options": ["blue", "white", "red"],
+            "value_template": "{{ value_json.derived.tempo_tomorrow | default('None') }}" }),
+        ),
+        config(
+            "pref",
+            "linky/1/PAPP",
+            json!({
+            "unit_of_measurement": "VA", "value_template": "{{ value | int * 1000 }}" }),
+        ),
+    ];
+    let case = |configs: &[(String, Value)]| {
+        let configs: serde_json::Map<String, Value> = configs.iter().cloned().collect();
+        json!({
+            "configs": configs,
+            "messages": [["linky/1/state", state], ["linky/1/PAPP", "01450"]],
+        })
+    };
+    render(dir.path(), "good", &case(&good), None);
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, case(&bad).to_string()).unwrap();
+    let out = Command::new("python3")
+        .arg(root().join("tests/ha_templates.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    for (topic, _) in &bad {
+        let object_id = topic.split('/').nth(3).unwrap();
+        assert!(
+            report
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{object_id} "))),
+            "{object_id} passed:\n{report}"
+        );
+    }
+}
+
 /// Every line `sub` has, once no new one came for half a second.
 fn settled_lines(sub: &Subscriber, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
