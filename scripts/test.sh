@@ -23,6 +23,7 @@ if [ "$(node -p "require('$node_red_dir/node_modules/node-red/package.json').ver
   npm install --prefix "$node_red_dir" --no-audit --no-fund --omit=dev --loglevel=error \
     "node-red@$node_red_version" >/dev/null
 fi
+ensure_debs python3-jinja2
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -5,7 +5,8 @@
 //! unit, and which topic each reads. It turns that into [`Message`]s and nothing more: when to
 //! send them (on every connection, when `<discovery_prefix>/status` says `online`, when a label
 //! shows up for the first time) is the shell's decision, and the states themselves are
-//! published elsewhere. Entity removal is not handled.
+//! published elsewhere. Configs announced by an earlier run and not any more are cleared with
+//! [`stale_config_clears`], from the retained configs the shell saw at connection.
 //!
 //! Choices Home Assistant imposes (checked against its sensor and MQTT documentation):
 //! - `kVA` labels (PREF, PCOUP) are published in `VA` through a `× 1000` template, as the
@@ -17,7 +18,15 @@
 //!   the daily logs and `logger.prices` use (`HN`, `PM`, `BASE`, `HCJB`…); `DEMAIN` and the
 //!   Tempo colour entities show `blue`, `white`, `red` (`----`, "not announced", is unknown).
 //! - `object_id` is gone from discovery since Home Assistant 2026.4; `default_entity_id`
-//!   (`sensor.linky_<id>_<object_id>`) names the entity the first time it is added.
+//!   (`sensor.linky_<id>_<object_id>`) names the entity the first time it is added. It needs
+//!   Home Assistant 2025.10 or later: [`MIN_HA_VERSION`].
+//! - Templates read JSON objects with brackets (`value_json['values']`), never with a dot:
+//!   Jinja tries the attribute before the key, and `value_json.values` is the dict's `values`
+//!   method, so every dotted read of a key named like a dict method renders nothing.
+//!   `tests/ha_templates.py` renders every template with Jinja2 against real states.
+//! - Horodates are `timestamp` entities; a horodate without a season (`DPMx`) has no offset,
+//!   so the template places it in Home Assistant's time zone (`as_local`): Home Assistant
+//!   refuses a timestamp without a time zone.
 
 use std::collections::BTreeSet;
 
@@ -29,9 +38,9 @@ use crate::meter::Reading;
 use crate::meter::labels::{self, Kind, Role, Unit};
 use crate::tic::Mode;
 
-/// Where users report problems, shown as the entities' origin in Home Assistant.
-/// A placeholder until the project has its public home; change it here only.
-pub const SUPPORT_URL: &str = "https://github.com/linkymon/linkymon";
+/// The oldest Home Assistant that accepts these configs: `default_entity_id` came in 2025.10.
+/// The README and `ha-discovery/README.md` say the same.
+pub const MIN_HA_VERSION: &str = "2025.10";
 
 /// What discovery needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +49,9 @@ pub struct Context {
     pub base_topic: String,
     /// `mqtt.discovery_prefix`: where Home Assistant listens for configs.
     pub discovery_prefix: String,
-    /// This program's version, shown on the device and the origin so users can tell which
-    /// linkymon announced the entities.
+    /// This program's version, shown as the origin's so users can tell which linkymon
+    /// announced the entities. The device's `sw_version` is the meter's (see
+    /// [`Contract::tic_version`]), not this.
     pub sw_version: String,
     /// `relay.gpio` is set: announce the relay contact's binary sensor. The meter cannot tell
     /// whether its contact is wired to us, so only the configuration decides.
@@ -118,6 +128,9 @@ pub struct Contract {
     pub three_phase: bool,
     /// The meter runs in producer mode (it counts injected energy).
     pub producer: bool,
+    /// The TIC version the meter reports (`VTIC`, standard mode only), shown as the device's
+    /// `sw_version`; `None` leaves it out (historic mode says nothing of its version).
+    pub tic_version: Option<u8>,
 }
 
 impl Contract {
@@ -126,6 +139,7 @@ impl Contract {
     pub fn from_reading(r: &Reading) -> Self {
         Contract::from_parts(
             r.text("OPTARIF").or(r.text("NGTF")),
+            r.text("VTIC"),
             r.derived.tempo_today.is_some(),
             r.derived.stge.is_some_and(|s| s.producer),
             |l| r.get(l).is_some(),
@@ -138,6 +152,7 @@ impl Contract {
         let text = |l: &str| values.get(l).and_then(Value::as_str);
         Contract::from_parts(
             text("OPTARIF").or(text("NGTF")),
+            text("VTIC"),
             derived.get("tempo_today").is_some_and(|t| !t.is_null()),
             derived["stge"]["producer"].as_bool().unwrap_or(false),
             |l| values.contains_key(l),
@@ -146,6 +161,7 @@ impl Contract {
 
     fn from_parts(
         option: Option<&str>,
+        vtic: Option<&str>,
         tempo_today: bool,
         stge_producer: bool,
         has: impl Fn(&str) -> bool,
@@ -160,6 +176,11 @@ impl Contract {
             tariff,
             three_phase: third_phase.iter().any(|l| has(l)),
             producer: stge_producer || has("EAIT"),
+            // Two digits by the specification; anything else is not a version worth showing.
+            tic_version: vtic
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= 2 && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse().ok()),
         }
     }
 
@@ -245,6 +266,42 @@ fn unit_classes(unit: Unit) -> (Classes, u32) {
     }
 }
 
+/// The decimals Home Assistant should show for a unit: none for W, VA and V, whose TIC
+/// values are whole numbers, and none for A either: the meter sends whole amperes (`IINST`,
+/// `IRMS1`), so a decimal could only show a `.0` that says nothing.
+fn precision(unit: Unit) -> Option<u8> {
+    match unit {
+        Unit::W | Unit::VA | Unit::KVA | Unit::V | Unit::A => Some(0),
+        Unit::Wh | Unit::VArh | Unit::Min => None,
+    }
+}
+
+/// Contract constants: they change only when the contract does, so they are diagnostics,
+/// without a state class (long-term statistics of a constant are noise).
+const CONTRACT_CONSTANTS: &[&str] = &["ISOUSC", "IMAX", "PREF", "PCOUP"];
+
+/// Whether few users look at a label, so its entity starts disabled: the distributor
+/// indexes, the reactive indexes, yesterday's maxima, the previous load curve points and the
+/// mean voltages (standard mode).
+fn rarely_used(label: &str) -> bool {
+    label.starts_with("EASD")
+        || label.starts_with("ERQ")
+        || label.starts_with("UMOY")
+        || (label.starts_with("SMAX") && label.ends_with("-1"))
+        || label == "CCASN-1"
+        || label == "CCAIN-1"
+}
+
+/// The timestamp template of a horodated label: its ISO 8601 `_ts` from `state`, placed in
+/// Home Assistant's time zone when it has no offset (`DPMx`), `None` (unknown) when the frame
+/// has none or it cannot be read.
+fn timestamp_template(label: &str) -> String {
+    format!(
+        "{{% set t = as_datetime(value_json['values'].get('{label}_ts'), None) %}}\
+         {{{{ as_local(t).isoformat() if t else 'None' }}}}"
+    )
+}
+
 /// One Home Assistant entity, before it becomes a config payload.
 #[derive(Debug, Clone)]
 struct Entity {
@@ -262,6 +319,11 @@ struct Entity {
     unit_text: Option<String>,
     /// `state_class: total` resetting each day: Home Assistant reads the reset from `date`.
     last_reset: bool,
+    /// `suggested_display_precision`: the decimals worth showing.
+    precision: Option<u8>,
+    /// `false` for labels few users look at: the entity exists, disabled until a user
+    /// enables it, so it costs no state writes or history.
+    enabled_by_default: bool,
 }
 
 impl Entity {
@@ -278,6 +340,8 @@ impl Entity {
             diagnostic: false,
             unit_text: None,
             last_reset: false,
+            precision: None,
+            enabled_by_default: true,
         }
     }
 }
@@ -361,18 +425,21 @@ fn messages(
     contract: &Contract,
     ctx: &Context,
 ) -> Vec<Message> {
-    let device = json!({
+    let mut device = json!({
         "identifiers": [format!("linky_{meter_id}")],
         "name": format!("Linky {meter_id}"),
         "manufacturer": "Enedis",
         "model": contract.model(mode),
-        "sw_version": ctx.sw_version,
         "serial_number": meter_id,
     });
+    if let Some(v) = contract.tic_version {
+        device["sw_version"] = format!("{v:02}").into();
+    }
+    // No `support_url`: the project has no public address yet, and a made-up one would send
+    // users nowhere.
     let origin = json!({
         "name": "linkymon",
         "sw_version": ctx.sw_version,
-        "support_url": SUPPORT_URL,
     });
     let availability = Topics::new(&ctx.base_topic, meter_id).availability();
     entities
@@ -385,6 +452,82 @@ fn messages(
             let payload = payload(e, meter_id, &device, &origin, &availability);
             Message::new(topic, payload.to_string(), true, 1)
         })
+        .collect()
+}
+
+/// Labels that a meter sends only at times (an overload, an EJP notice, a mobile peak, a
+/// message): a run that has not seen them yet keeps their entities.
+const INTERMITTENT: &[&str] = &[
+    "PEJP", "ADPS", "ADIR1", "ADIR2", "ADIR3", "DPM1", "FPM1", "DPM2", "FPM2", "DPM3", "FPM3",
+    "MSG1", "MSG2", "PPOINTE",
+];
+
+/// The logger's object ids start with this; the daemon leaves them alone.
+const LOGGER_PREFIX: &str = "today_";
+
+/// The MQTT filter matching every config this module can announce for meter `meter_id`
+/// (`<discovery_prefix>/+/linky_<id>/+/config`): subscribe to it for a moment at connection,
+/// and give the topics of its retained messages to [`stale_config_clears`].
+pub fn config_filter(meter_id: &str, ctx: &Context) -> String {
+    format!("{}/+/linky_{meter_id}/+/config", ctx.discovery_prefix)
+}
+
+/// The empty retained messages that remove the configs of meter `meter_id` that an earlier
+/// run announced and this one does not: the relay contact after `relay.gpio` was unset, the
+/// EJP entities after a change to Tempo, the indexes of a former tariff.
+///
+/// `announced` are the config topics sent now (from [`config_messages`]), `retained` the
+/// topics of the non-empty retained configs the broker holds (seen through
+/// [`config_filter`]). A retained topic is cleared only when it is this meter's, under this
+/// prefix, not announced now, not the logger's (`today_*`, it announces its own), and not a
+/// label that comes and goes ([`INTERMITTENT`]: `PEJP`, `ADPS`, `DPMx`…), whose entity must
+/// survive a restart between two notices. Anything else in `retained` (another meter, another
+/// program) is ignored. The output is sorted, each topic once, retained at QoS 1 like the
+/// configs, so it can be sent before them.
+///
+/// Pass the configs of a complete frame: a label lost to a bad checksum would be cleared, and
+/// Home Assistant would delete its entity until the label is announced again.
+pub fn stale_config_clears<A, R>(
+    meter_id: &str,
+    announced: A,
+    retained: R,
+    ctx: &Context,
+) -> Vec<Message>
+where
+    A: IntoIterator,
+    A::Item: AsRef<str>,
+    R: IntoIterator,
+    R::Item: AsRef<str>,
+{
+    let announced: BTreeSet<String> = announced
+        .into_iter()
+        .map(|t| t.as_ref().to_owned())
+        .collect();
+    let node = format!("linky_{meter_id}");
+    let keep: BTreeSet<String> = INTERMITTENT.iter().map(|l| object_id(l)).collect();
+    let ours = |topic: &str| -> bool {
+        let Some(rest) = topic.strip_prefix(&ctx.discovery_prefix) else {
+            return false;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        // ["", component, node, object_id, "config"]
+        matches!(
+            parts.as_slice(),
+            ["", component, n, object, "config"]
+                if ["sensor", "binary_sensor"].contains(component)
+                    && *n == node
+                    && !object.starts_with(LOGGER_PREFIX)
+                    && !keep.contains(*object)
+        )
+    };
+    let stale: BTreeSet<String> = retained
+        .into_iter()
+        .map(|t| t.as_ref().to_owned())
+        .filter(|t| ours(t) && !announced.contains(t))
+        .collect();
+    stale
+        .into_iter()
+        .map(|topic| Message::new(topic, String::new(), true, 1))
         .collect()
 }
 
@@ -424,8 +567,9 @@ where
         .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
     {
         entities.push(Entity {
-            // Today's total restarts from 0 at midnight, which `total_increasing` expects.
-            classes: classes("energy", TOTAL_INCREASING, "Wh"),
+            // No state class: the meter's indexes already feed the energy dashboard, and a
+            // second source of the same energy would count it twice.
+            classes: classes("energy", None, "Wh"),
             qos: 1,
             value_template: Some(format!(
                 "{{{{ value_json.energy_wh.{period} | default(0) }}}}"
@@ -449,20 +593,25 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
     };
     e.name = spec.name.to_owned();
     e.diagnostic = spec.role == Role::Diagnostic;
+    e.enabled_by_default = !rarely_used(label);
     if let Some(unit) = spec.unit {
-        let (classes, factor) = unit_classes(unit);
+        let (mut classes, factor) = unit_classes(unit);
+        if CONTRACT_CONSTANTS.contains(&label) {
+            classes.state_class = None;
+            e.diagnostic = true;
+        }
         e.classes = classes;
+        e.precision = precision(unit);
         if factor != 1 {
             e.value_template = Some(format!("{{{{ value | int * {factor} }}}}"));
         }
     } else if spec.kind == Kind::Text && spec.horodate {
         // DATE's data is empty and DPMx/FPMx's is `00`: what matters is the horodate, which
-        // only `state` carries (`values.<LABEL>_ts`). Absent from a frame means none: unknown.
+        // only `state` carries (`values['<LABEL>_ts']`). Absent from a frame means none: unknown.
         e.state_topic = topics.state();
         e.qos = 1;
-        e.value_template = Some(format!(
-            "{{{{ value_json.values.{label}_ts | default('None') }}}}"
-        ));
+        e.classes.device_class = Some("timestamp");
+        e.value_template = Some(timestamp_template(label));
     } else if let Some((_, values)) = ENUMS.iter().find(|(l, _)| *l == label) {
         let pairs: Vec<String> = values
             .iter()
@@ -482,10 +631,12 @@ fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics)
     let mut entities = vec![
         Entity {
             classes: power,
+            precision: precision(Unit::W),
             ..Entity::sensor("power", "Active power", topics.leaf("power"))
         },
         Entity {
             classes: power,
+            precision: precision(Unit::W),
             ..Entity::sensor("injection", "Injected power", topics.leaf("injection"))
         },
     ];
@@ -611,6 +762,12 @@ fn payload(
     }
     if !e.options.is_empty() {
         put("options", e.options.clone().into());
+    }
+    if let Some(precision) = e.precision {
+        put("suggested_display_precision", precision.into());
+    }
+    if !e.enabled_by_default {
+        put("enabled_by_default", false.into());
     }
     Value::Object(p)
 }

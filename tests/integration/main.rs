@@ -10,6 +10,7 @@ mod daemon;
 mod decode_cli;
 mod demo;
 mod edges;
+mod ha_templates;
 mod hostile_broker;
 mod kit;
 mod logger;

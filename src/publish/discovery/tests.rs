@@ -174,6 +174,39 @@ fn object_ids(r: &Reading, component: &str) -> BTreeSet<String> {
 // ---------------------------------------------------------------------------------------------
 // Golden files: what users read in ha-discovery/.
 
+/// What the daemon publishes for one frame of a reference meter, in order, as
+/// `[topic, payload]` pairs: `ha-discovery/states/` holds them, so that `tests/ha_templates.py`
+/// can render the reference configs against the states they read.
+fn published(r: &Reading) -> Vec<(String, String)> {
+    use crate::publish::policy::{Diag, Estimates, Policy};
+    use crate::publish::topics::Topics;
+    let topics = Topics::new("linky", r.meter.as_deref().unwrap());
+    let mut policy = Policy::new(topics.clone(), 0.0);
+    let frame = policy.on_reading(
+        r,
+        "2024-06-12T14:30:17+02:00",
+        0.0,
+        Estimates {
+            power_w: Some(1380),
+        },
+    );
+    let diag = policy.diag(&Diag {
+        tic: Default::default(),
+        meter: Default::default(),
+        mode: r.mode.as_str(),
+        uptime_s: 61,
+        frames_not_published: 0,
+        spool: Default::default(),
+    });
+    let online = Message::new(topics.availability(), "online".to_owned(), true, 1);
+    [online]
+        .into_iter()
+        .chain(frame)
+        .chain([diag])
+        .map(|m| (m.topic, m.payload))
+        .collect()
+}
+
 #[test]
 fn reference_payloads_are_the_files_in_ha_discovery() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ha-discovery");
@@ -181,12 +214,22 @@ fn reference_payloads_are_the_files_in_ha_discovery() {
     for (file, reading) in reference_meters() {
         let path = dir.join(file);
         let actual = configs(&reading);
+        let states_path = dir.join("states").join(file);
+        let states = serde_json::to_string_pretty(&published(&reading)).unwrap() + "\n";
         if update {
-            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(dir.join("states")).unwrap();
             let text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
             std::fs::write(&path, text).unwrap();
+            std::fs::write(&states_path, states).unwrap();
             continue;
         }
+        let expected_states = std::fs::read_to_string(&states_path).unwrap_or_default();
+        assert!(
+            expected_states == states,
+            "{} is not what the daemon publishes for this meter; \
+             LINKYMON_UPDATE_GOLDEN=1 rewrites it",
+            states_path.display()
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "{}: {e}; run with LINKYMON_UPDATE_GOLDEN=1 to create it",
@@ -232,11 +275,155 @@ fn one_device_is_shared_by_every_entity() {
     assert_eq!(device["manufacturer"], "Enedis");
     assert_eq!(device["model"], "Linky historic EJP");
     assert_eq!(device["serial_number"], "021728123456");
-    assert_eq!(device["sw_version"], env!("CARGO_PKG_VERSION"));
     for (topic, config) in &configs {
         assert_eq!(&config["device"], device, "{topic}");
         assert_eq!(config["origin"]["name"], "linkymon", "{topic}");
-        assert_eq!(config["origin"]["support_url"], SUPPORT_URL, "{topic}");
+        assert_eq!(
+            config["origin"]["sw_version"],
+            env!("CARGO_PKG_VERSION"),
+            "{topic}"
+        );
+    }
+}
+
+#[test]
+fn the_devices_software_version_is_the_meters_not_linkymons() {
+    let historic = configs(&historic_ejp());
+    let device = &historic.values().next().unwrap()["device"];
+    assert!(
+        device.get("sw_version").is_none(),
+        "historic mode has no version: {device}"
+    );
+    let standard = configs(&standard_three_phase_producer());
+    for config in standard.values() {
+        assert_eq!(config["device"]["sw_version"], "02", "VTIC");
+    }
+    let contract = |vtic: &str| {
+        let values = serde_json::from_value(json!({ "VTIC": vtic })).unwrap();
+        Contract::from_state(&values, &json!({})).tic_version
+    };
+    assert_eq!(contract("02"), Some(2));
+    assert_eq!(contract("xx"), None);
+    assert_eq!(contract("123"), None);
+}
+
+#[test]
+fn no_config_has_a_support_url() {
+    for config in all_configs() {
+        assert!(!config.to_string().contains("support_url"), "{config}");
+    }
+}
+
+/// Every template reads JSON objects with brackets: in Jinja, `value_json.values` is the
+/// dict's `values` method, not the key (`tests/ha_templates.py` renders them for real).
+#[test]
+fn no_template_reads_a_key_named_like_a_dict_method_with_a_dot() {
+    let methods = ["values", "items", "keys", "get", "pop", "copy", "update"];
+    for config in all_configs() {
+        for (key, template) in config.as_object().unwrap() {
+            let Some(template) = template.as_str().filter(|_| key.ends_with("template")) else {
+                continue;
+            };
+            for m in methods {
+                let dotted = format!(".{m}");
+                for (i, _) in template.match_indices(&dotted) {
+                    let after = template[i + dotted.len()..].chars().next();
+                    assert!(after == Some('('), "{key} reads .{m} as a key: {template}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn horodates_are_timestamps_read_with_brackets() {
+    let configs = configs(&standard_three_phase_producer());
+    let date = &configs["homeassistant/sensor/linky_123456789012/date/config"];
+    assert_eq!(date["device_class"], "timestamp");
+    assert!(date.get("unit_of_measurement").is_none());
+    assert!(date.get("state_class").is_none());
+    let contract = Contract::from_reading(&standard_three_phase_producer());
+    let labels = ["DPM1", "FPM3"];
+    for m in config_messages("1", Mode::Standard, &contract, labels, &ctx()) {
+        let config: Value = serde_json::from_str(&m.payload).unwrap();
+        let Some(label) = labels.iter().find(|l| m.topic.contains(&object_id(l))) else {
+            continue;
+        };
+        assert_eq!(config["device_class"], "timestamp", "{label}");
+        assert_eq!(config["state_topic"], "linky/1/state");
+        assert!(
+            config["value_template"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("value_json['values'].get('{label}_ts')")),
+            "{config}"
+        );
+    }
+}
+
+#[test]
+fn watts_volt_amperes_amperes_and_volts_are_shown_without_decimals() {
+    for config in all_configs() {
+        let unit = config.get("unit_of_measurement").and_then(Value::as_str);
+        let precision = config.get("suggested_display_precision");
+        if matches!(unit, Some("W" | "VA" | "A" | "V")) {
+            assert_eq!(precision, Some(&json!(0)), "{config}");
+        } else {
+            assert_eq!(precision, None, "{config}");
+        }
+    }
+}
+
+#[test]
+fn contract_constants_are_diagnostics_without_statistics() {
+    let standard = configs(&standard_three_phase_producer());
+    let historic = configs(&historic_ejp());
+    let constants = [
+        (&standard, "123456789012", "pref"),
+        (&standard, "123456789012", "pcoup"),
+        (&historic, "021728123456", "isousc"),
+        (&historic, "021728123456", "imax"),
+    ];
+    for (configs, id, object_id) in constants {
+        let config = &configs[&format!("homeassistant/sensor/linky_{id}/{object_id}/config")];
+        assert_eq!(config["entity_category"], "diagnostic", "{object_id}");
+        assert!(config.get("state_class").is_none(), "{object_id}");
+        assert!(config["device_class"].is_string(), "{object_id}");
+    }
+    let iinst = &historic["homeassistant/sensor/linky_021728123456/iinst/config"];
+    assert_eq!(iinst["state_class"], "measurement");
+    assert!(iinst.get("entity_category").is_none());
+}
+
+#[test]
+fn rarely_used_standard_labels_start_disabled() {
+    let configs = configs(&standard_three_phase_producer());
+    let enabled = |object_id: &str| {
+        configs[&format!("homeassistant/sensor/linky_123456789012/{object_id}/config")]
+            .get("enabled_by_default")
+            .cloned()
+    };
+    let disabled = [
+        "easd01",
+        "easd04",
+        "erq1",
+        "erq4",
+        "smaxsn_1",
+        "smaxsn1_1",
+        "smaxsn3_1",
+        "smaxin_1",
+        "ccasn_1",
+        "ccain_1",
+        "umoy1",
+        "umoy3",
+    ];
+    for object_id in disabled {
+        assert_eq!(enabled(object_id), Some(json!(false)), "{object_id}");
+    }
+    for object_id in [
+        "east", "easf01", "eait", "sinsts", "smaxsn", "smaxsn1", "ccasn", "urms1",
+    ] {
+        assert_eq!(enabled(object_id), None, "{object_id}");
     }
 }
 
@@ -396,6 +583,7 @@ fn ejp_binary_sensors_are_absent_on_a_base_contract() {
         tariff: Tariff::Base,
         three_phase: false,
         producer: false,
+        tic_version: None,
     };
     let binary = config_messages("1", Mode::Standard, &contract, ["ADSC"], &ctx())
         .into_iter()
@@ -504,7 +692,8 @@ fn dated_texts_show_their_horodate_from_state() {
     assert_eq!(date["state_topic"], "linky/123456789012/state");
     assert_eq!(
         date["value_template"],
-        "{{ value_json.values.DATE_ts | default('None') }}"
+        "{% set t = as_datetime(value_json['values'].get('DATE_ts'), None) %}\
+         {{ as_local(t).isoformat() if t else 'None' }}"
     );
     assert_eq!(date["entity_category"], "diagnostic");
 }
@@ -628,6 +817,7 @@ fn every_class_unit_and_state_class_is_one_home_assistant_accepts() {
         let state_class = config.get("state_class").and_then(Value::as_str);
         match config.get("device_class").and_then(Value::as_str) {
             None | Some("enum") => assert_eq!(unit, None, "{config}"),
+            Some("timestamp") => assert_eq!((unit, state_class), (None, None), "{config}"),
             Some(class) => {
                 let (units, state_classes) = accepted
                     .get(class)
@@ -649,6 +839,7 @@ fn object_ids_are_unique_across_the_table_and_the_fixed_entities() {
         tariff: Tariff::Tempo,
         three_phase: true,
         producer: true,
+        tic_version: None,
     };
     let ctx = ctx().with_relay(true);
     let messages = config_messages("1", Mode::Standard, &contract, everything, &ctx);
@@ -729,6 +920,10 @@ fn the_loggers_entities_share_the_daemons_device_and_read_today() {
     assert!(cost["last_reset_value_template"].is_string());
     let hn = parse(&logger[1]);
     assert_eq!(hn["device_class"], "energy");
+    assert!(
+        hn.get("state_class").is_none(),
+        "the indexes feed the energy dashboard; today's energy must not count twice"
+    );
     assert_eq!(hn["unit_of_measurement"], "Wh");
     assert_eq!(
         hn["value_template"],
@@ -742,4 +937,102 @@ fn the_contract_read_from_a_state_payload_is_the_one_read_from_the_frame() {
     let state: Value = serde_json::from_str(&reading.to_state_json(None, None)).unwrap();
     let from_state = Contract::from_state(state["values"].as_object().unwrap(), &state["derived"]);
     assert_eq!(from_state, Contract::from_reading(&reading));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configs no longer announced.
+
+fn topics_of(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| m.topic.clone()).collect()
+}
+
+#[test]
+fn configs_announced_before_and_not_now_are_cleared_with_an_empty_retained_message() {
+    let r = historic_base();
+    let labels: Vec<&str> = r.entries.iter().map(|e| &*e.label).collect();
+    let contract = Contract::from_reading(&r);
+    let id = "021728654321";
+    let before = config_messages(
+        id,
+        Mode::Historic,
+        &contract,
+        &labels,
+        &ctx().with_relay(true),
+    );
+    let now = config_messages(id, Mode::Historic, &contract, &labels, &ctx());
+    let clears = stale_config_clears(id, topics_of(&now), topics_of(&before), &ctx());
+    assert_eq!(
+        clears,
+        [Message::new(
+            "homeassistant/binary_sensor/linky_021728654321/relay/config",
+            String::new(),
+            true,
+            1
+        )],
+        "relay.gpio was unset"
+    );
+    // Nothing to clear when nothing changed, or when the broker held nothing.
+    assert!(stale_config_clears(id, topics_of(&now), topics_of(&now), &ctx()).is_empty());
+    assert!(stale_config_clears(id, topics_of(&now), Vec::<String>::new(), &ctx()).is_empty());
+}
+
+#[test]
+fn a_contract_change_clears_the_former_contracts_entities() {
+    let id = "021728123456";
+    let ejp = historic_ejp();
+    let ejp_labels: Vec<&str> = ejp.entries.iter().map(|e| &*e.label).collect();
+    let before = config_messages(
+        id,
+        Mode::Historic,
+        &Contract::from_reading(&ejp),
+        &ejp_labels,
+        &ctx(),
+    );
+    let tempo = historic_tempo();
+    let tempo_labels: Vec<&str> = tempo.entries.iter().map(|e| &*e.label).collect();
+    let now = config_messages(
+        id,
+        Mode::Historic,
+        &Contract::from_reading(&tempo),
+        &tempo_labels,
+        &ctx(),
+    );
+    let cleared: Vec<String> = stale_config_clears(id, topics_of(&now), topics_of(&before), &ctx())
+        .into_iter()
+        .inspect(|m| assert!(m.payload.is_empty() && m.retain && m.qos == 1))
+        .map(|m| m.topic.split('/').nth(3).unwrap().to_owned())
+        .collect();
+    // EJP's indexes and binary sensors go; PEJP comes and goes, so its entity stays.
+    assert_eq!(cleared, ["ejp", "ejp_notice", "ejphn", "ejphpm"]);
+}
+
+#[test]
+fn only_this_meters_configs_under_this_prefix_are_cleared() {
+    let id = "021728123456";
+    let retained = [
+        "homeassistant/sensor/linky_021728123456/papp/config",
+        "homeassistant/sensor/linky_021728123456/today_cost/config",
+        "homeassistant/sensor/linky_021728123456/today_energy_hn/config",
+        "homeassistant/sensor/linky_021728123456/adps/config",
+        "homeassistant/sensor/linky_021728123456/dpm1/config",
+        "homeassistant/sensor/linky_021728999999/papp/config",
+        "homeassistant/sensor/linky_0217281234567/papp/config",
+        "homeassistant/sensor/other/papp/config",
+        "homeassistant/light/linky_021728123456/papp/config",
+        "ha/sensor/linky_021728123456/papp/config",
+        "homeassistant/sensor/linky_021728123456/papp/config/extra",
+        "homeassistant/sensor/linky_021728123456/iinst/config",
+        "homeassistant/sensor/linky_021728123456/iinst/config",
+    ];
+    let announced = ["homeassistant/sensor/linky_021728123456/papp/config"];
+    let clears = stale_config_clears(id, announced, retained, &ctx());
+    assert_eq!(
+        topics_of(&clears),
+        ["homeassistant/sensor/linky_021728123456/iinst/config"],
+        "the logger's, the intermittent labels', other meters' and other prefixes' stay"
+    );
+    assert_eq!(
+        config_filter(id, &ctx()),
+        "homeassistant/+/linky_021728123456/+/config"
+    );
 }
