@@ -3,15 +3,16 @@
 //! announced for it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs;
+use std::fs::{self, File};
 use std::path::PathBuf;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
+use super::checks::{IndexSanity, SeenSeqs};
 use super::day::DayReport;
-use super::disk::{append_line, date_of_file, last_line, read_log};
+use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
@@ -50,13 +51,16 @@ struct Device {
     contract: Contract,
 }
 
-/// The lines of the newest day, kept to compute the `today` message after each line.
+/// The lines of the newest day, kept to compute the `today` message: a line is pushed
+/// (constant work), the report is computed when the coalesced `today` message goes out.
 #[derive(Debug)]
 struct Today {
     date: Date,
     lines: Vec<LogLine>,
     /// The day before's last line, where today's energy counts from.
     previous: Option<LogLine>,
+    /// Lines came since the last `today` message.
+    due: bool,
 }
 
 /// One meter's files, open line and today's figures.
@@ -81,6 +85,16 @@ pub struct MeterLog {
     /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
     unwritten: VecDeque<Unwritten>,
     write_failed: bool,
+    /// The day's log, kept open between lines; reopened when the day changes or a write
+    /// fails.
+    open: Option<(Date, File)>,
+    /// The `seq` numbers filed, and the newest `ts` filed: a state whose seq was filed and
+    /// that is not newer is one sent again.
+    pub seen: SeenSeqs,
+    /// The newest `ts` filed.
+    pub newest: Option<jiff::Timestamp>,
+    /// The index plausibility check.
+    pub sanity: IndexSanity,
 }
 
 impl MeterLog {
@@ -99,6 +113,10 @@ impl MeterLog {
             announced: BTreeSet::new(),
             unwritten: VecDeque::new(),
             write_failed: false,
+            open: None,
+            seen: SeenSeqs::default(),
+            newest: None,
+            sanity: IndexSanity::default(),
         }
     }
 
@@ -149,7 +167,8 @@ impl MeterLog {
         self.device = Some(Device { mode, contract });
     }
 
-    /// Appends one line; the file is created with its day's first line.
+    /// Appends one line; the file is created with its day's first line, and stays open
+    /// while lines go to the same day.
     pub fn append(&mut self, date: Date, line: &LogLine) {
         if self.unwritten.len() == MAX_UNWRITTEN {
             self.unwritten.pop_front();
@@ -167,8 +186,17 @@ impl MeterLog {
         while let Some(waiting) = self.unwritten.front() {
             let date = waiting.date;
             let path = self.log_path(date);
-            match append_line(&self.place.log_dir, &path, &waiting.line) {
-                Ok(()) => {
+            let file = match self.open.take() {
+                Some((d, file)) if d == date => Ok(file),
+                _ => open_log(&self.place.log_dir, &path),
+            };
+            let written = file.and_then(|mut file| {
+                write_line(&mut file, &waiting.line)?;
+                Ok(file)
+            });
+            match written {
+                Ok(file) => {
+                    self.open = Some((date, file));
                     self.unwritten.pop_front();
                     self.dirty.insert(date);
                 }
@@ -196,12 +224,15 @@ impl MeterLog {
         self.unwritten.len()
     }
 
-    /// Keeps the newest day's lines; returns its report when the line is the newest day's,
-    /// and notes the tariff periods it shows.
-    pub fn note_line(&mut self, date: Date, line: LogLine, tz: &TimeZone) -> Option<DayReport> {
+    /// Keeps the newest day's lines (a late line for a past day only marks its page); the
+    /// `today` report waits for [`MeterLog::take_today`].
+    pub fn note_line(&mut self, date: Date, line: LogLine, _tz: &TimeZone) {
         match &mut self.today {
-            Some(t) if t.date == date => t.lines.push(line),
-            Some(t) if t.date > date => return None, // a late line for a past day
+            Some(t) if t.date == date => {
+                t.lines.push(line);
+                t.due = true;
+            }
+            Some(t) if t.date > date => {} // a late line for a past day
             _ => {
                 // A new day (or the first line since start): what the file already has counts.
                 let lines = read_log(&self.log_path(date))
@@ -215,10 +246,17 @@ impl MeterLog {
                     date,
                     lines,
                     previous,
+                    due: true,
                 });
             }
         }
-        let t = self.today.as_ref()?;
+    }
+
+    /// The newest day's report when lines came since the last call, noting the tariff
+    /// periods it shows.
+    pub fn take_today(&mut self, tz: &TimeZone) -> Option<DayReport> {
+        let t = self.today.as_mut().filter(|t| t.due)?;
+        t.due = false;
         let mut report = DayReport::from_lines(t.date, &t.lines, tz)?;
         if let Some(previous) = &t.previous {
             report.link_previous(previous, tz);

@@ -11,6 +11,7 @@ mod decode_cli;
 mod demo;
 mod kit;
 mod logger;
+mod logger_hostile;
 mod outage;
 mod the_box;
 mod tls;
