@@ -237,6 +237,8 @@ impl State {
         let a_limit = max_a.map_or(MAX_A * phases, |a| a * CONTRACT_MARGIN);
         let checks = [
             ("consumption_va", self.consumed_va, va_limit),
+            ("PAPP", number("PAPP"), va_limit),
+            ("SINSTS", number("SINSTS"), va_limit),
             ("current", self.current_a, a_limit),
             ("injection_w", Some(self.injection_w), MAX_VA * 10),
         ];

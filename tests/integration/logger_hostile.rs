@@ -365,6 +365,12 @@ fn the_logger_logs_in_with_a_client_certificate_when_the_broker_requires_one() {
                 "/CN=linkymon-logger",
             ],
         );
+        // rustls takes X.509 v3 certificates only: extensions make it one.
+        std::fs::write(
+            dir.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
         openssl(
             dir,
             &[
@@ -381,6 +387,8 @@ fn the_logger_logs_in_with_a_client_certificate_when_the_broker_requires_one() {
                 "client.pem",
                 "-days",
                 "2",
+                "-extfile",
+                "client.ext",
             ],
         );
         for file in ["server.key", "client.key"] {
