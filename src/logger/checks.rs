@@ -201,12 +201,14 @@ fn plausible(a: (u64, i64), b: (u64, i64), max_power_w: f64) -> bool {
 }
 
 impl IndexSanity {
-    /// Whether every index of one state is plausible; a state is taken or refused whole, and
-    /// only a taken one moves the references.
-    pub fn check(&mut self, indexes: &[(String, u64)], at: i64, max_power_w: f64) -> bool {
-        let mut ok = true;
+    /// Judges the indexes of one state, taken or held whole: [`Verdict::Accept`] when each
+    /// is plausible; else [`Verdict::Hold`] until [`CONFIRMATIONS`] states in a row agree
+    /// with the new values, then [`Verdict::Release`] (they become the reference).
+    pub fn check(&mut self, indexes: &[(String, u64)], at: i64, max_power_w: f64) -> Verdict {
+        // The fewest confirmations among the suspicious indexes; None when none is.
+        let mut least: Option<u8> = None;
         for (key, value) in indexes {
-            let Some(t) = self.tracks.get_mut(key) else {
+            let Some(t) = self.tracks.get(key) else {
                 continue;
             };
             if plausible((t.value, t.at), (*value, at), max_power_w) {
@@ -216,31 +218,63 @@ impl IndexSanity {
                 Some((v, a, c)) if plausible((v, a), (*value, at), max_power_w) => c + 1,
                 _ => 0,
             };
-            if confirmations >= CONFIRMATIONS {
-                t.candidate = None;
-                t.value = *value;
-                t.at = at;
-            } else {
-                t.candidate = Some((*value, at, confirmations));
-                ok = false;
-            }
+            least = Some(least.map_or(confirmations, |l| l.min(confirmations)));
         }
-        if ok {
-            for (key, value) in indexes {
-                let t = self.tracks.entry(key.clone()).or_insert(Track {
-                    value: *value,
-                    at,
-                    candidate: None,
-                });
-                if at >= t.at {
+        let verdict = match least {
+            None => Verdict::Accept,
+            Some(c) if c >= CONFIRMATIONS => Verdict::Release,
+            Some(c) => Verdict::Hold { restart: c == 0 },
+        };
+        for (key, value) in indexes {
+            let t = self.tracks.entry(key.clone()).or_insert(Track {
+                value: *value,
+                at,
+                candidate: None,
+            });
+            match verdict {
+                Verdict::Hold { .. } => {
+                    if !plausible((t.value, t.at), (*value, at), max_power_w) {
+                        let c = match t.candidate {
+                            Some((v, a, c)) if plausible((v, a), (*value, at), max_power_w) => {
+                                c + 1
+                            }
+                            _ => 0,
+                        };
+                        t.candidate = Some((*value, at, c));
+                    }
+                }
+                Verdict::Release => {
                     t.value = *value;
                     t.at = at;
                     t.candidate = None;
                 }
+                Verdict::Accept => {
+                    if at >= t.at {
+                        t.value = *value;
+                        t.at = at;
+                    }
+                    t.candidate = None;
+                }
             }
         }
-        ok
+        verdict
     }
+}
+
+/// What to do with a state, by its indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// File it.
+    Accept,
+    /// Keep it aside: it may be an outlier (dropped when the next state is plausible again)
+    /// or the first of a new series (a meter reset). `restart`: it does not follow the states
+    /// held before it, which are outliers.
+    Hold {
+        /// The states held before it do not lead to it.
+        restart: bool,
+    },
+    /// It confirms the states held before it: file them, then it.
+    Release,
 }
 
 /// The `seq` numbers of one meter's states already taken, as ranges, so a message sent again
@@ -380,22 +414,23 @@ mod tests {
     #[test]
     fn an_index_that_jumps_is_refused_until_confirmed_and_late_states_pass() {
         let mut g = IndexSanity::default();
-        let idx = |v: u64| vec![("HN".to_owned(), v)];
-        assert!(g.check(&idx(1000), 0, 6000.0));
-        assert!(g.check(&idx(1010), 10, 6000.0));
+        let idx = |v: u64| vec![("HN".to_owned(), v), ("HPM".to_owned(), 7)];
+        let mut check = |v: u64, at: i64| g.check(&idx(v), at, 6000.0);
+        assert_eq!(check(1000, 0), Verdict::Accept);
+        assert_eq!(check(1010, 10), Verdict::Accept);
         // A late state from the spool, 10 s before, slightly lower: fine.
-        assert!(g.check(&idx(1005), 5, 6000.0));
-        // A jump of 1 GWh in 10 s: refused.
-        assert!(!g.check(&idx(999_000_000), 20, 6000.0));
-        assert!(g.check(&idx(1020), 30, 6000.0));
-        // Going back a lot: refused.
-        assert!(!g.check(&idx(10), 40, 6000.0));
-        assert!(g.check(&idx(1030), 50, 6000.0));
-        // A swapped meter: the new value is believed once it is confirmed.
-        assert!(!g.check(&idx(50), 60, 6000.0));
-        assert!(!g.check(&idx(51), 70, 6000.0));
-        assert!(g.check(&idx(52), 80, 6000.0));
-        assert!(g.check(&idx(53), 90, 6000.0));
+        assert_eq!(check(1005, 5), Verdict::Accept);
+        // A jump of 1 GWh in 10 s: held, and the next plausible state shows it an outlier.
+        assert_eq!(check(999_000_000, 20), Verdict::Hold { restart: true });
+        assert_eq!(check(1020, 30), Verdict::Accept);
+        // Going back a lot: held.
+        assert_eq!(check(10, 40), Verdict::Hold { restart: true });
+        assert_eq!(check(1030, 50), Verdict::Accept);
+        // A meter reset: believed once confirmed.
+        assert_eq!(check(50, 60), Verdict::Hold { restart: true });
+        assert_eq!(check(51, 70), Verdict::Hold { restart: false });
+        assert_eq!(check(52, 80), Verdict::Release);
+        assert_eq!(check(53, 90), Verdict::Accept);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
 use super::State;
-use super::checks::{self, MAX_STATE_BYTES, Refusal, SeenSeqs, Tally};
+use super::checks::{self, MAX_STATE_BYTES, Refusal, SeenSeqs, Tally, Verdict};
 use super::day::{self, midnight};
 use super::disk::{DEBIAN_DYGRAPHS, install_assets, warn_online_assets};
 use super::meter_log::{MeterLog, Place};
@@ -343,27 +343,37 @@ impl Logbook {
         );
         indexes.extend(state.injected_index.map(|v| ("EAIT".to_owned(), v)));
         let max_power_w = state.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
-        if !meter
+        let tz = &self.tz;
+        let mut outliers = Vec::new();
+        match meter
             .sanity
             .check(&indexes, state.ts.as_second(), max_power_w)
         {
+            Verdict::Accept => {
+                outliers = std::mem::take(&mut meter.held);
+                meter.file(state, tz);
+            }
+            Verdict::Hold { restart } => {
+                if restart {
+                    outliers = std::mem::take(&mut meter.held);
+                }
+                meter.held.push(state); // filed if the next states confirm it
+            }
+            Verdict::Release => {
+                for held in std::mem::take(&mut meter.held) {
+                    meter.file(held, tz);
+                }
+                meter.file(state, tz);
+            }
+        }
+        self.seqs_dirty = true;
+        for outlier in outliers {
             let why = format!(
-                "meter {id}: an index of the state of {} grows faster than the contract allows \
-                 or goes back",
-                state.ts
+                "meter {id}: an index of the state of {} goes back or grows faster than the \
+                 contract allows, and the next states did not confirm it",
+                outlier.ts
             );
             self.tally.count(Refusal::Implausible, &why);
-            return;
-        }
-        if let Some(seq) = state.seq {
-            meter.seen.insert(seq);
-            self.seqs_dirty = true;
-        }
-        meter.newest = meter.newest.max(Some(state.ts));
-        meter.note_device(state.mode, state.contract);
-        for filed in meter.aggregator.push(state) {
-            meter.append(filed.date, &filed.line);
-            meter.note_line(filed.date, filed.line, &self.tz);
         }
     }
 
@@ -583,8 +593,12 @@ mod tests {
         book.on_state_at(&past, now);
         assert_eq!(book.tally().get(Refusal::OutOfTime), 2);
         book.on_state_at(&state(ID, 3, None, 900_000_000), now);
-        assert_eq!(book.tally().get(Refusal::Implausible), 1);
         book.on_state_at(&state(ID, 4, None, 1002), now);
+        assert_eq!(
+            book.tally().get(Refusal::Implausible),
+            1,
+            "held, then shown an outlier"
+        );
         let forged = state(ID, 5, None, 1003).replace(
             "TH..",
             "TH..\\n2026/01/01 10:00:06\\tDATA\\tPeriode=TH.., IndexBASE=999999999",

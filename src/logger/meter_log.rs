@@ -10,6 +10,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
+use super::State;
 use super::checks::{IndexSanity, SeenSeqs};
 use super::day::DayReport;
 use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
@@ -24,6 +25,9 @@ use crate::tic::Mode;
 /// Lines kept in memory while the log directory refuses them: a day and more of lines at
 /// the default 8 frames per line, about 1.5 MB.
 pub const MAX_UNWRITTEN: usize = 10_000;
+
+/// Daily logs kept open per meter.
+const OPEN_LOGS: usize = 2;
 
 /// Where a meter's files go.
 #[derive(Debug, Clone)]
@@ -85,9 +89,10 @@ pub struct MeterLog {
     /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
     unwritten: VecDeque<Unwritten>,
     write_failed: bool,
-    /// The day's log, kept open between lines; reopened when the day changes or a write
-    /// fails.
-    open: Option<(Date, File)>,
+    /// The logs lines went to last, kept open between lines (at most [`OPEN_LOGS`]: today's
+    /// and a past day's while the daemon's spool drains into it); one is reopened when its
+    /// write fails.
+    open: Vec<(Date, File)>,
     /// The `seq` numbers filed, and the newest `ts` filed: a state whose seq was filed and
     /// that is not newer is one sent again.
     pub seen: SeenSeqs,
@@ -95,6 +100,9 @@ pub struct MeterLog {
     pub newest: Option<jiff::Timestamp>,
     /// The index plausibility check.
     pub sanity: IndexSanity,
+    /// States whose indexes wait for confirmation (at most [`super::checks::CONFIRMATIONS`]): filed if the
+    /// next states confirm them, counted and dropped if not, lost at a stop.
+    pub held: Vec<State>,
 }
 
 impl MeterLog {
@@ -113,10 +121,11 @@ impl MeterLog {
             announced: BTreeSet::new(),
             unwritten: VecDeque::new(),
             write_failed: false,
-            open: None,
+            open: Vec::new(),
             seen: SeenSeqs::default(),
             newest: None,
             sanity: IndexSanity::default(),
+            held: Vec::new(),
         }
     }
 
@@ -162,6 +171,20 @@ impl MeterLog {
         !(self.rows.is_empty() && self.dirty.is_empty())
     }
 
+    /// Files a state that passed the checks: notes its `seq` and time, and writes the lines
+    /// it completes.
+    pub fn file(&mut self, state: State, tz: &TimeZone) {
+        if let Some(seq) = state.seq {
+            self.seen.insert(seq);
+        }
+        self.newest = self.newest.max(Some(state.ts));
+        self.note_device(state.mode, state.contract);
+        for filed in self.aggregator.push(state) {
+            self.append(filed.date, &filed.line);
+            self.note_line(filed.date, filed.line, tz);
+        }
+    }
+
     /// Notes the mode and contract of the meter's last state, for discovery.
     pub fn note_device(&mut self, mode: Mode, contract: Contract) {
         self.device = Some(Device { mode, contract });
@@ -186,9 +209,9 @@ impl MeterLog {
         while let Some(waiting) = self.unwritten.front() {
             let date = waiting.date;
             let path = self.log_path(date);
-            let file = match self.open.take() {
-                Some((d, file)) if d == date => Ok(file),
-                _ => open_log(&self.place.log_dir, &path),
+            let file = match self.open.iter().position(|(d, _)| *d == date) {
+                Some(i) => Ok(self.open.remove(i).1),
+                None => open_log(&self.place.log_dir, &path),
             };
             let written = file.and_then(|mut file| {
                 write_line(&mut file, &waiting.line)?;
@@ -196,7 +219,10 @@ impl MeterLog {
             });
             match written {
                 Ok(file) => {
-                    self.open = Some((date, file));
+                    if self.open.len() >= OPEN_LOGS {
+                        self.open.remove(0);
+                    }
+                    self.open.push((date, file));
                     self.unwritten.pop_front();
                     self.dirty.insert(date);
                 }
