@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::logger::Logbook;
@@ -21,6 +21,9 @@ const DISCONNECT_WAIT: Duration = Duration::from_secs(3);
 
 /// How long after local midnight the pages are rebuilt, so that "today" is already the new day.
 const PAST_MIDNIGHT: Duration = Duration::from_millis(500);
+
+/// How often, at most, the `today` messages go out: a burst of lines sends one per second.
+const TODAY_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the logger until `shutdown` fires.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -33,7 +36,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         client,
         mut events,
         poller,
-    } = mqtt::connect(m);
+    } = mqtt::connect(m)?;
     mqtt::send(&client, restored);
 
     let state_topic = format!("{}/+/state", m.base_topic);
@@ -42,6 +45,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tokio::time::interval(config.logger.pages_interval.max(Duration::from_secs(1)));
     pages_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     pages_tick.reset();
+    let mut today_tick = tokio::time::interval(TODAY_EVERY);
+    today_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let until_midnight = logbook.until_next_midnight(Timestamp::now());
         tokio::select! {
@@ -58,12 +63,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                             mqtt::send(&client, logbook.announce_all());
                         }
                     } else {
-                        mqtt::send(&client, logbook.on_state(&payload));
+                        logbook.on_state(&payload);
                     }
                 }
+                Some(LinkEvent::Oversized { topic, bytes }) => logbook.oversized(&topic, bytes),
                 None => break,
             },
-            _ = pages_tick.tick() => logbook.rebuild_pages(Timestamp::now()),
+            _ = today_tick.tick() => mqtt::send(&client, logbook.take_today()),
+            _ = pages_tick.tick() => {
+                logbook.rebuild_pages(Timestamp::now());
+                logbook.save_seqs();
+                if let Some(summary) = logbook.refusal_summary() {
+                    info!("{summary}");
+                }
+            }
             () = tokio::time::sleep(until_midnight) => {
                 tokio::time::sleep(PAST_MIDNIGHT).await;
                 logbook.rebuild_pages(Timestamp::now());
@@ -73,6 +86,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     // Messages already received (and acknowledged) are logged before the unfinished line is
     // saved: the broker will not send them again.
+    mqtt::send(&client, logbook.take_today());
     let _ = client.try_disconnect();
     let drain = async {
         while let Some(event) = events.recv().await {
@@ -87,6 +101,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         warn!("the broker did not see the logger's disconnect within 3 s");
     }
     logbook.close(Timestamp::now());
+    if let Some(summary) = logbook.refusal_summary() {
+        info!("{summary}");
+    }
     poller.abort(); // already over, unless the broker was unreachable
     Ok(())
 }

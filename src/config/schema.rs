@@ -252,8 +252,11 @@ pub struct LoggerConfig {
     /// Price per kWh by period code (`HN`, `PM`, ...). Codes are stored upper-case because
     /// environment variable names lose their case.
     pub prices: BTreeMap<String, f64>,
-    /// Log only this meter id; `None` = every meter seen on the broker.
+    /// Log only this meter id (12 digits); `None` = every meter seen on the broker.
     pub meter: Option<String>,
+    /// The most meters one logger follows; states of further ids are dropped and counted
+    /// (anything on the broker can publish a `state` under a new id).
+    pub max_meters: usize,
     /// How often the pages are rebuilt.
     #[serde(with = "humantime_serde")]
     pub pages_interval: Duration,
@@ -272,6 +275,7 @@ impl Default for LoggerConfig {
             timezone: "Europe/Paris".into(),
             prices: BTreeMap::new(),
             meter: None,
+            max_meters: 4,
             pages_interval: Duration::from_secs(5 * 60),
             currency: "EUR".into(),
             subscription_per_day: 0.0,

@@ -344,6 +344,23 @@ fn a_bad_timezone_is_an_error_naming_the_key() {
 }
 
 #[test]
+fn the_logger_meter_is_twelve_digits_and_max_meters_at_least_one() {
+    for (yaml, key) in [
+        ("logger:\n  meter: '0228'\n", "logger.meter"),
+        ("logger:\n  meter: ../etc\n", "logger.meter"),
+        ("logger:\n  max_meters: 0\n", "logger.max_meters"),
+    ] {
+        let message = error_of(from_yaml(yaml));
+        assert!(
+            message.contains(&format!("bad value for `{key}`")),
+            "{yaml}: {message}"
+        );
+    }
+    let config = from_yaml("logger:\n  meter: '021728123456'\n  max_meters: 2\n").unwrap();
+    assert_eq!(config.logger.max_meters, 2);
+}
+
+#[test]
 fn europe_paris_is_in_the_bundled_zone_database() {
     // The binary must work in a minimal image without /usr/share/zoneinfo.
     let bundled = jiff::tz::TimeZoneDatabase::bundled();
@@ -511,7 +528,7 @@ fn the_example_config_lists_every_key_in_the_struct_order() {
         &mut expected,
     );
     assert_eq!(documented, expected);
-    assert_eq!(expected.len(), 47);
+    assert_eq!(expected.len(), 48);
 }
 
 /// A deserializer that feeds `Config::deserialize` placeholder values and records the key

@@ -134,6 +134,20 @@ impl Config {
             ));
         }
         logger.time_zone()?;
+        if let Some(id) = &logger.meter
+            && !crate::logger::checks::is_meter_id(id)
+        {
+            return Err(bad_value(
+                "logger.meter",
+                "a meter id is its 12 digits (ADCO or ADSC), like 021728123456".into(),
+            ));
+        }
+        if logger.max_meters == 0 {
+            return Err(bad_value(
+                "logger.max_meters",
+                "must be 1 or more (how many meters the logger follows)".into(),
+            ));
+        }
         for (period, price) in &logger.prices {
             let key = format!("logger.prices.{period}");
             if period.is_empty() || !period.chars().all(|c| c.is_ascii_alphanumeric()) {

@@ -97,15 +97,17 @@ pub fn date_of_file(path: &Path) -> Option<Date> {
     path.file_stem()?.to_str()?.parse().ok()
 }
 
-/// Appends one line to a daily log, creating the directory and the file as needed. A write
-/// the disk cuts short (full) is taken back, so the log never holds half a line. No fsync:
-/// a line is handed to the system at once, and an SD card would wear for nothing.
-pub fn append_line(dir: &Path, path: &Path, line: &LogLine) -> io::Result<()> {
+/// Opens a daily log for appending, creating the directory and the file as needed. The
+/// logger keeps it open while lines go to the same day.
+pub fn open_log(dir: &Path, path: &Path) -> io::Result<fs::File> {
     fs::create_dir_all(dir)?;
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Appends one line to an open daily log in one write. A write the disk cuts short (full) is
+/// taken back, so the log never holds half a line. No fsync: a line is handed to the system
+/// at once, and an SD card would wear for nothing.
+pub fn write_line(file: &mut fs::File, line: &LogLine) -> io::Result<()> {
     let len = file.metadata()?.len();
     let written = file.write_all(format!("{line}\n").as_bytes());
     if written.is_err() {

@@ -27,6 +27,7 @@ use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
 use super::State;
+use super::checks::{self, MAX_STATE_BYTES, Refusal, SeenSeqs, Tally, Verdict};
 use super::day::{self, midnight};
 use super::disk::{DEBIAN_DYGRAPHS, install_assets, warn_online_assets};
 use super::meter_log::{MeterLog, Place};
@@ -44,6 +45,12 @@ const FIRST_METER_FILE: &str = ".first_meter";
 /// The file that holds the states of unfinished lines between a stop and a start.
 const PENDING_FILE: &str = ".pending";
 
+/// The file that holds, per meter, the `seq` numbers already filed (see [`SeenSeqs`]).
+const SEQ_FILE: &str = ".seq";
+
+/// The most power a meter lets through when its state does not say (the daemon's default).
+const DEFAULT_MAX_POWER_W: f64 = 36_000.0;
+
 /// The key of the logs found at the top level before any meter was seen.
 const UNKNOWN_METER: &str = "";
 
@@ -58,7 +65,10 @@ pub struct Logbook {
     assets_installed: bool,
     first_meter: Option<String>,
     meters: BTreeMap<String, MeterLog>,
-    refused_warned: bool,
+    /// What was refused, by class.
+    tally: Tally,
+    /// Whether `.seq` is behind what is in memory.
+    seqs_dirty: bool,
 }
 
 impl Logbook {
@@ -112,7 +122,8 @@ impl Logbook {
             assets_installed,
             first_meter,
             meters: BTreeMap::new(),
-            refused_warned: false,
+            tally: Tally::default(),
+            seqs_dirty: false,
         };
         logbook.take_existing_logs();
         Ok(logbook)
@@ -143,12 +154,19 @@ impl Logbook {
         if self.config.meter.is_none()
             && let Ok(entries) = fs::read_dir(&self.config.dir)
         {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if entry.path().is_dir() && !name.starts_with('.') {
-                    let place = self.meter_place(&name);
-                    found.push((Some(name), place));
-                }
+            // Only directories named like a meter, and no more than the logger follows:
+            // directories a forged id made before this check are left alone.
+            let mut names: Vec<String> = entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| checks::is_meter_id(name))
+                .collect();
+            names.sort();
+            names.truncate(self.config.max_meters.saturating_sub(1));
+            for name in names {
+                let place = self.meter_place(&name);
+                found.push((Some(name), place));
             }
         }
         for (id, place) in found {
@@ -163,74 +181,223 @@ impl Logbook {
     /// Takes up the states saved at the last stop; returns what they make to publish.
     pub fn restore_pending(&mut self) -> anyhow::Result<Vec<Message>> {
         let path = self.config.dir.join(PENDING_FILE);
-        let Ok(text) = fs::read_to_string(&path) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        let mut count = 0;
-        for payload in text.lines().filter(|l| !l.is_empty()) {
-            out.extend(self.on_state(payload));
-            count += 1;
+        if let Ok(text) = fs::read_to_string(&path) {
+            let mut count = 0;
+            for payload in text.lines().filter(|l| !l.is_empty()) {
+                self.on_state(payload);
+                count += 1;
+            }
+            fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            info!("took up {count} states of unfinished lines from the last run");
         }
-        fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
-        info!("took up {count} states of unfinished lines from the last run");
-        Ok(out)
+        self.load_seqs();
+        Ok(self.take_today())
     }
 
-    /// One `state` message: files it, writes the lines it completes, and returns what to
-    /// publish (`today`, discovery for a new period).
-    pub fn on_state(&mut self, payload: &str) -> Vec<Message> {
+    /// Takes up the `seq` numbers filed before the last stop (after the unfinished lines,
+    /// whose states were filed then too).
+    fn load_seqs(&mut self) {
+        let Ok(text) = fs::read_to_string(self.config.dir.join(SEQ_FILE)) else {
+            return;
+        };
+        for line in text.lines().take(self.config.max_meters) {
+            let mut parts = line.split(' ');
+            let (Some(id), Some(newest), Some(seen)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(newest), Some(seen)) = (newest.parse::<Timestamp>(), SeenSeqs::from_text(seen))
+            else {
+                continue;
+            };
+            if !checks::is_meter_id(id) {
+                continue;
+            }
+            let meter = self.meter_entry(id);
+            meter.seen = seen;
+            meter.newest = meter.newest.max(Some(newest));
+        }
+    }
+
+    /// Writes `.seq` when seq numbers were filed since it was last written.
+    pub fn save_seqs(&mut self) {
+        if !self.seqs_dirty {
+            return;
+        }
+        let mut text = String::new();
+        for (id, meter) in &self.meters {
+            if let Some(newest) = meter.newest
+                && meter.seen.highest().is_some()
+            {
+                text.push_str(&format!("{id} {newest} {}\n", meter.seen.to_text()));
+            }
+        }
+        let path = self.config.dir.join(SEQ_FILE);
+        match write_atomic(&path, text.as_bytes()) {
+            Ok(()) => self.seqs_dirty = false,
+            Err(e) => warn!("cannot write {}: {e}", path.display()),
+        }
+    }
+
+    /// The meter `id`'s share, made when it is new.
+    fn meter_entry(&mut self, id: &str) -> &mut MeterLog {
+        if !self.meters.contains_key(id) {
+            let place = if self.first_meter.as_deref() == Some(id) {
+                self.top_place()
+            } else {
+                self.meter_place(id)
+            };
+            let meter = MeterLog::new(Some(id.to_owned()), place, &self.config, &self.tz);
+            self.meters.insert(id.to_owned(), meter);
+        }
+        self.meters.get_mut(id).expect("inserted above")
+    }
+
+    /// The meters followed (not counting the logs of an unknown meter).
+    fn followed(&self) -> usize {
+        self.meters.keys().filter(|k| *k != UNKNOWN_METER).count()
+    }
+
+    /// What was refused so far, by class.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// Counts a message dropped unread for its size.
+    pub fn oversized(&mut self, topic: &str, bytes: usize) {
+        let topic: String = topic.chars().take(80).collect();
+        let why = format!("{bytes} bytes on {topic:?}, more than {MAX_STATE_BYTES}");
+        self.tally.count(Refusal::Oversized, &why);
+    }
+
+    /// One line summing up the refusals, when some came since the last summary.
+    pub fn refusal_summary(&mut self) -> Option<String> {
+        self.tally.summary()
+    }
+
+    /// One `state` message, by the logger's clock: see [`Logbook::on_state_at`].
+    pub fn on_state(&mut self, payload: &str) {
+        self.on_state_at(payload, Timestamp::now());
+    }
+
+    /// One `state` message: checks it (see [`super::checks`]; a refusal is counted and said
+    /// once per class), files it and writes the lines it completes. Its `today` message waits
+    /// for [`Logbook::take_today`], so a burst sends one, not one per line.
+    pub fn on_state_at(&mut self, payload: &str, now: Timestamp) {
+        if payload.len() > MAX_STATE_BYTES {
+            let why = format!("{} bytes, more than {MAX_STATE_BYTES}", payload.len());
+            self.tally.count(Refusal::Oversized, &why);
+            return;
+        }
         let state = match State::parse(payload) {
             Ok(s) => s,
             Err(e) => {
-                if !self.refused_warned {
-                    warn!("a state message was not logged: {e} (said once)");
-                    self.refused_warned = true;
-                }
-                return Vec::new();
+                self.tally.count(e.refusal(), &e);
+                return;
             }
         };
+        if !checks::in_time(state.ts, now) {
+            let why = format!("ts {} is before 2010 or more than a day ahead", state.ts);
+            self.tally.count(Refusal::OutOfTime, &why);
+            return;
+        }
         if self
             .config
             .meter
             .as_ref()
             .is_some_and(|m| *m != state.meter)
         {
-            return Vec::new();
+            return;
         }
         let id = state.meter.clone();
+        if !self.meters.contains_key(&id) && self.followed() >= self.config.max_meters {
+            let why = format!(
+                "meter {id} would be meter number {} (logger.max_meters: {})",
+                self.followed() + 1,
+                self.config.max_meters
+            );
+            self.tally.count(Refusal::TooManyMeters, &why);
+            return;
+        }
         if self.first_meter.is_none() {
             self.adopt_first_meter(&id);
         }
-        if !self.meters.contains_key(&id) {
-            let place = if self.first_meter.as_deref() == Some(id.as_str()) {
-                self.top_place()
-            } else {
-                self.meter_place(&id)
-            };
-            let meter = MeterLog::new(Some(id.clone()), place, &self.config, &self.tz);
-            self.meters.insert(id.clone(), meter);
-        }
+        self.meter_entry(&id);
         let Some(meter) = self.meters.get_mut(&id) else {
-            return Vec::new();
+            return;
         };
-        meter.note_device(state.mode, state.contract);
-        let mut out = Vec::new();
-        for filed in meter.aggregator.push(state) {
-            meter.append(filed.date, &filed.line);
-            if let Some(today) = meter.note_line(filed.date, filed.line, &self.tz) {
-                let costs = day::costs(
-                    &today.energy_wh,
-                    &self.config.prices,
-                    self.config.subscription_per_day,
-                );
-                let topic = Topics::new(&self.base_topic, &id).leaf("today");
-                let payload = day::today_json(&today, &costs, &self.config.currency);
-                out.push(Message::new(topic, payload, true, 1));
+        if let Some(seq) = state.seq
+            && meter.seen.contains(seq)
+            && meter.newest.is_none_or(|n| state.ts <= n)
+        {
+            let why = format!("meter {id} seq {seq} was filed already");
+            self.tally.count(Refusal::Duplicate, &why);
+            return;
+        }
+        let mut indexes = state.indexes.clone();
+        indexes.extend(
+            state
+                .registers
+                .iter()
+                .map(|(n, v)| (format!("EASF{n:02}"), *v)),
+        );
+        indexes.extend(state.injected_index.map(|v| ("EAIT".to_owned(), v)));
+        let max_power_w = state.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
+        let tz = &self.tz;
+        let mut outliers = Vec::new();
+        match meter
+            .sanity
+            .check(&indexes, state.ts.as_second(), max_power_w)
+        {
+            Verdict::Accept => {
+                outliers = std::mem::take(&mut meter.held);
+                meter.file(state, tz);
+            }
+            Verdict::Hold { restart } => {
+                if restart {
+                    outliers = std::mem::take(&mut meter.held);
+                }
+                meter.held.push(state); // filed if the next states confirm it
+            }
+            Verdict::Release => {
+                for held in std::mem::take(&mut meter.held) {
+                    meter.file(held, tz);
+                }
+                meter.file(state, tz);
             }
         }
-        if meter.has_new_periods() {
-            out.extend(meter.announce(&id, &self.config.currency, &self.discovery));
+        self.seqs_dirty = true;
+        for outlier in outliers {
+            let why = format!(
+                "meter {id}: an index of the state of {} goes back or grows faster than the \
+                 contract allows, and the next states did not confirm it",
+                outlier.ts
+            );
+            self.tally.count(Refusal::Implausible, &why);
+        }
+    }
+
+    /// The `today` messages of the meters that got lines since the last call, and the
+    /// discovery configs of periods seen for the first time. Each is computed from the day's
+    /// lines once per call, however many lines came: the caller calls it at most once a
+    /// second, so a burst costs one computation a second, not one per line.
+    pub fn take_today(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        for (id, meter) in &mut self.meters {
+            let Some(today) = meter.take_today(&self.tz) else {
+                continue;
+            };
+            let costs = day::costs(
+                &today.energy_wh,
+                &self.config.prices,
+                self.config.subscription_per_day,
+            );
+            let topic = Topics::new(&self.base_topic, id).leaf("today");
+            let payload = day::today_json(&today, &costs, &self.config.currency);
+            out.push(Message::new(topic, payload, true, 1));
+            if meter.has_new_periods() {
+                out.extend(meter.announce(id, &self.config.currency, &self.discovery));
+            }
         }
         out
     }
@@ -307,6 +474,7 @@ impl Logbook {
             }
         }
         self.save_pending();
+        self.save_seqs();
         self.rebuild_pages(now);
     }
 
@@ -326,5 +494,126 @@ impl Logbook {
         if let Err(e) = write_atomic(&path, text.as_bytes()) {
             warn!("cannot save the unfinished line to {}: {e}", path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-01-01T12:00:00Z";
+
+    fn logbook(dir: &Path) -> Logbook {
+        let mut config = Config::default();
+        config.logger.dir = dir.join("logs");
+        config.logger.pages_dir = dir.join("pages");
+        config.logger.frames_per_line = 1;
+        Logbook::open(&config).unwrap()
+    }
+
+    fn state(meter: &str, second: u32, seq: Option<u64>, base: u64) -> String {
+        let seq = seq.map(|s| format!(r#""seq":{s},"#)).unwrap_or_default();
+        format!(
+            r#"{{"ts":"2026-01-01T10:00:{second:02}+01:00","meter":"{meter}",{seq}"mode":"historic",
+               "values":{{"OPTARIF":"BASE","ISOUSC":30,"BASE":{base},"PTEC":"TH..","PAPP":500,"IINST":2}},
+               "derived":{{"injection_w":0,"consumption_va":500,"period":"BASE"}}}}"#
+        )
+        .replace('\n', " ")
+    }
+
+    fn lines(dir: &Path) -> Vec<String> {
+        fs::read_to_string(dir.join("logs/2026-01-01.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    const ID: &str = "021728123456";
+
+    #[test]
+    fn a_state_sent_again_is_filed_once_even_after_a_restart_and_late_ones_still_pass() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let now = NOW.parse().unwrap();
+        let mut book = logbook(dir);
+        book.on_state_at(&state(ID, 10, Some(7), 1000), now);
+        book.on_state_at(&state(ID, 10, Some(7), 1000), now);
+        // Live reading 9, then the spool's 8 (older) arrives: both filed.
+        book.on_state_at(&state(ID, 30, Some(9), 1003), now);
+        book.on_state_at(&state(ID, 20, Some(8), 1001), now);
+        assert_eq!(lines(dir).len(), 3, "{:#?}", lines(dir));
+        assert_eq!(book.tally().get(Refusal::Duplicate), 1);
+        book.close(now);
+        let mut book = logbook(dir);
+        book.restore_pending().unwrap();
+        book.on_state_at(&state(ID, 20, Some(8), 1001), now);
+        book.on_state_at(&state(ID, 40, Some(10), 1004), now);
+        assert_eq!(lines(dir).len(), 4, "{:#?}", lines(dir));
+        assert_eq!(book.tally().get(Refusal::Duplicate), 1);
+        // Without seq (an older daemon): filed as it comes.
+        book.on_state_at(&state(ID, 50, None, 1005), now);
+        book.on_state_at(&state(ID, 50, None, 1005), now);
+        assert_eq!(lines(dir).len(), 6);
+    }
+
+    #[test]
+    fn forged_ids_beyond_max_meters_make_no_files_and_are_counted() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let now = NOW.parse().unwrap();
+        let mut book = logbook(dir);
+        for i in 0..1000u64 {
+            book.on_state_at(&state(&format!("{:012}", 100_000 + i), 1, None, 10), now);
+        }
+        book.on_state_at(&state(&"9".repeat(200_000), 1, None, 10), now);
+        book.on_state_at(&state("../../etc", 1, None, 10), now);
+        assert_eq!(book.followed(), 4);
+        assert_eq!(book.tally().get(Refusal::TooManyMeters), 996);
+        assert_eq!(book.tally().get(Refusal::Oversized), 1);
+        assert_eq!(book.tally().get(Refusal::BadMeterId), 1);
+        let dirs = fs::read_dir(dir.join("logs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count();
+        assert_eq!(dirs, 3, "the first meter logs at the top");
+    }
+
+    #[test]
+    fn out_of_time_and_absurd_states_are_refused_and_today_stays_right() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let now = NOW.parse().unwrap();
+        let mut book = logbook(dir);
+        book.on_state_at(&state(ID, 1, None, 1000), now);
+        let future = state(ID, 2, None, 1001).replace("2026-01-01T10", "9999-01-01T10");
+        book.on_state_at(&future, now);
+        let past = state(ID, 2, None, 1001).replace("2026-01-01T10", "2009-01-01T10");
+        book.on_state_at(&past, now);
+        assert_eq!(book.tally().get(Refusal::OutOfTime), 2);
+        book.on_state_at(&state(ID, 3, None, 900_000_000), now);
+        book.on_state_at(&state(ID, 4, None, 1002), now);
+        assert_eq!(
+            book.tally().get(Refusal::Implausible),
+            1,
+            "held, then shown an outlier"
+        );
+        let forged = state(ID, 5, None, 1003).replace(
+            "TH..",
+            "TH..\\n2026/01/01 10:00:06\\tDATA\\tPeriode=TH.., IndexBASE=999999999",
+        );
+        book.on_state_at(&forged, now);
+        assert_eq!(book.tally().get(Refusal::BadField), 1);
+        assert_eq!(lines(dir).len(), 2, "{:#?}", lines(dir));
+        let today = book.take_today();
+        assert!(
+            today[0].payload.contains(r#""energy_wh":{"BASE":2}"#),
+            "{today:?}"
+        );
+        assert!(
+            book.take_today().is_empty(),
+            "sent once until new lines come"
+        );
     }
 }

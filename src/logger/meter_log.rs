@@ -3,15 +3,17 @@
 //! announced for it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs;
+use std::fs::{self, File};
 use std::path::PathBuf;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
+use super::State;
+use super::checks::{IndexSanity, SeenSeqs};
 use super::day::DayReport;
-use super::disk::{append_line, date_of_file, last_line, read_log};
+use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
@@ -23,6 +25,9 @@ use crate::tic::Mode;
 /// Lines kept in memory while the log directory refuses them: a day and more of lines at
 /// the default 8 frames per line, about 1.5 MB.
 pub const MAX_UNWRITTEN: usize = 10_000;
+
+/// Daily logs kept open per meter.
+const OPEN_LOGS: usize = 2;
 
 /// Where a meter's files go.
 #[derive(Debug, Clone)]
@@ -50,13 +55,16 @@ struct Device {
     contract: Contract,
 }
 
-/// The lines of the newest day, kept to compute the `today` message after each line.
+/// The lines of the newest day, kept to compute the `today` message: a line is pushed
+/// (constant work), the report is computed when the coalesced `today` message goes out.
 #[derive(Debug)]
 struct Today {
     date: Date,
     lines: Vec<LogLine>,
     /// The day before's last line, where today's energy counts from.
     previous: Option<LogLine>,
+    /// Lines came since the last `today` message.
+    due: bool,
 }
 
 /// One meter's files, open line and today's figures.
@@ -81,6 +89,20 @@ pub struct MeterLog {
     /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
     unwritten: VecDeque<Unwritten>,
     write_failed: bool,
+    /// The logs lines went to last, kept open between lines (at most [`OPEN_LOGS`]: today's
+    /// and a past day's while the daemon's spool drains into it); one is reopened when its
+    /// write fails.
+    open: Vec<(Date, File)>,
+    /// The `seq` numbers filed, and the newest `ts` filed: a state whose seq was filed and
+    /// that is not newer is one sent again.
+    pub seen: SeenSeqs,
+    /// The newest `ts` filed.
+    pub newest: Option<jiff::Timestamp>,
+    /// The index plausibility check.
+    pub sanity: IndexSanity,
+    /// States whose indexes wait for confirmation (at most [`super::checks::CONFIRMATIONS`]): filed if the
+    /// next states confirm them, counted and dropped if not, lost at a stop.
+    pub held: Vec<State>,
 }
 
 impl MeterLog {
@@ -99,6 +121,11 @@ impl MeterLog {
             announced: BTreeSet::new(),
             unwritten: VecDeque::new(),
             write_failed: false,
+            open: Vec::new(),
+            seen: SeenSeqs::default(),
+            newest: None,
+            sanity: IndexSanity::default(),
+            held: Vec::new(),
         }
     }
 
@@ -144,12 +171,27 @@ impl MeterLog {
         !(self.rows.is_empty() && self.dirty.is_empty())
     }
 
+    /// Files a state that passed the checks: notes its `seq` and time, and writes the lines
+    /// it completes.
+    pub fn file(&mut self, state: State, tz: &TimeZone) {
+        if let Some(seq) = state.seq {
+            self.seen.insert(seq);
+        }
+        self.newest = self.newest.max(Some(state.ts));
+        self.note_device(state.mode, state.contract);
+        for filed in self.aggregator.push(state) {
+            self.append(filed.date, &filed.line);
+            self.note_line(filed.date, filed.line, tz);
+        }
+    }
+
     /// Notes the mode and contract of the meter's last state, for discovery.
     pub fn note_device(&mut self, mode: Mode, contract: Contract) {
         self.device = Some(Device { mode, contract });
     }
 
-    /// Appends one line; the file is created with its day's first line.
+    /// Appends one line; the file is created with its day's first line, and stays open
+    /// while lines go to the same day.
     pub fn append(&mut self, date: Date, line: &LogLine) {
         if self.unwritten.len() == MAX_UNWRITTEN {
             self.unwritten.pop_front();
@@ -167,8 +209,20 @@ impl MeterLog {
         while let Some(waiting) = self.unwritten.front() {
             let date = waiting.date;
             let path = self.log_path(date);
-            match append_line(&self.place.log_dir, &path, &waiting.line) {
-                Ok(()) => {
+            let file = match self.open.iter().position(|(d, _)| *d == date) {
+                Some(i) => Ok(self.open.remove(i).1),
+                None => open_log(&self.place.log_dir, &path),
+            };
+            let written = file.and_then(|mut file| {
+                write_line(&mut file, &waiting.line)?;
+                Ok(file)
+            });
+            match written {
+                Ok(file) => {
+                    if self.open.len() >= OPEN_LOGS {
+                        self.open.remove(0);
+                    }
+                    self.open.push((date, file));
                     self.unwritten.pop_front();
                     self.dirty.insert(date);
                 }
@@ -196,12 +250,15 @@ impl MeterLog {
         self.unwritten.len()
     }
 
-    /// Keeps the newest day's lines; returns its report when the line is the newest day's,
-    /// and notes the tariff periods it shows.
-    pub fn note_line(&mut self, date: Date, line: LogLine, tz: &TimeZone) -> Option<DayReport> {
+    /// Keeps the newest day's lines (a late line for a past day only marks its page); the
+    /// `today` report waits for [`MeterLog::take_today`].
+    pub fn note_line(&mut self, date: Date, line: LogLine, _tz: &TimeZone) {
         match &mut self.today {
-            Some(t) if t.date == date => t.lines.push(line),
-            Some(t) if t.date > date => return None, // a late line for a past day
+            Some(t) if t.date == date => {
+                t.lines.push(line);
+                t.due = true;
+            }
+            Some(t) if t.date > date => {} // a late line for a past day
             _ => {
                 // A new day (or the first line since start): what the file already has counts.
                 let lines = read_log(&self.log_path(date))
@@ -215,10 +272,17 @@ impl MeterLog {
                     date,
                     lines,
                     previous,
+                    due: true,
                 });
             }
         }
-        let t = self.today.as_ref()?;
+    }
+
+    /// The newest day's report when lines came since the last call, noting the tariff
+    /// periods it shows.
+    pub fn take_today(&mut self, tz: &TimeZone) -> Option<DayReport> {
+        let t = self.today.as_mut().filter(|t| t.due)?;
+        t.due = false;
         let mut report = DayReport::from_lines(t.date, &t.lines, tz)?;
         if let Some(previous) = &t.previous {
             report.link_previous(previous, tz);

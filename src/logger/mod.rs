@@ -21,6 +21,7 @@
 //! `commands::logger` and `commands::graph` wire these together.
 
 pub mod backfill;
+pub mod checks;
 pub mod day;
 pub mod disk;
 pub mod line;

@@ -7,6 +7,15 @@
 //!   what comes while the logger is away (mosquitto keeps 1000 messages per client by
 //!   default: `max_queued_messages` sets it).
 //! - **Each message logged once around a stop.** See [`poll`].
+//! - **One connection code with the daemon.** Host, port, credentials and TLS (`mqtt.tls`,
+//!   `ca_file`, `client_cert`, `client_key`) come from [`crate::publish::link::options`], so
+//!   a setting cannot apply to one process only.
+//! - **No lock-out by a poison message.** rumqttc ends the connection on a packet bigger
+//!   than its limit, and the broker then sends the same message again (retained, or queued on
+//!   the persistent session) at every reconnection. The limit is [`MAX_INCOMING`], far above
+//!   any real message; a message over [`super::checks::MAX_STATE_BYTES`] is dropped unread
+//!   and counted by the logbook. A message over [`MAX_INCOMING`] still ends the connection:
+//!   that is said in one line naming the broker setting that prevents it.
 
 use std::time::Duration;
 
@@ -15,9 +24,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::MqttConfig;
+use crate::config::{ConfigError, MqttConfig};
 use crate::publish::Message;
+use crate::publish::diagnosis;
+use crate::publish::link::{self, Broker};
 use crate::source::Backoff;
+
+/// The largest incoming packet read: a `state` is under 4 KiB, so this only bounds the
+/// memory a hostile message can take (mosquitto's `message_size_limit` caps it at the broker).
+pub const MAX_INCOMING: usize = 16 * 1024 * 1024;
 
 /// How long, after our DISCONNECT went out, messages still arriving are read (and dropped):
 /// enough for the broker to see the DISCONNECT.
@@ -28,16 +43,12 @@ pub fn client_id(base_topic: &str) -> String {
     format!("linkymon-logger-{}", base_topic.replace('/', "-"))
 }
 
-/// The logger's connection settings: a persistent session, as [`client_id`] says.
-pub fn options(m: &MqttConfig) -> MqttOptions {
-    let mut options = MqttOptions::new(client_id(&m.base_topic), m.host.clone(), m.port);
-    options.set_keep_alive(Duration::from_secs(30));
+/// The logger's connection settings: the daemon's ([`link::options`]: host, port,
+/// credentials, TLS), with a persistent session as [`client_id`] says and [`MAX_INCOMING`].
+pub fn options(broker: &Broker, base_topic: &str) -> MqttOptions {
+    let mut options = link::options(broker, client_id(base_topic));
     options.set_clean_session(false);
-    options.set_max_packet_size(256 * 1024, 64 * 1024);
-    if let Some(user) = &m.username {
-        let password = m.password.as_ref().map(|p| p.expose().to_owned());
-        options.set_credentials(user.clone(), password.unwrap_or_default());
-    }
+    options.set_max_packet_size(MAX_INCOMING, link::MAX_PACKET);
     options
 }
 
@@ -53,6 +64,13 @@ pub enum LinkEvent {
         /// Its payload, as text.
         payload: String,
     },
+    /// A message too big to be a `state` or a status, dropped unread.
+    Oversized {
+        /// Its topic.
+        topic: String,
+        /// Its payload's size.
+        bytes: usize,
+    },
 }
 
 /// The logger's side of a running connection.
@@ -66,17 +84,23 @@ pub struct Link {
     pub poller: JoinHandle<()>,
 }
 
-/// Starts the connection to `mqtt.host`; it connects, and reconnects, in the background.
-pub fn connect(m: &MqttConfig) -> Link {
-    let (client, eventloop) = AsyncClient::new(options(m), 1024);
+/// Starts the connection to `mqtt.host`; it connects, and reconnects, in the background. A
+/// TLS file that cannot be used is a config error.
+pub fn connect(m: &MqttConfig) -> Result<Link, ConfigError> {
+    let broker = Broker::from_config(m)?;
+    let (client, eventloop) = AsyncClient::new(options(&broker, &m.base_topic), 1024);
     let (events_tx, events) = mpsc::channel(256);
-    let broker = format!("{}:{}", m.host, m.port);
-    let poller = tokio::spawn(poll(eventloop, events_tx, broker));
-    Link {
+    let poller = tokio::spawn(poll(
+        eventloop,
+        events_tx,
+        broker.address(),
+        broker.tls.is_some(),
+    ));
+    Ok(Link {
         client,
         events,
         poller,
-    }
+    })
 }
 
 /// Subscribes to `topics` at QoS 1; a refusal to queue is logged (the next connection
@@ -110,7 +134,12 @@ pub fn send(client: &AsyncClient, messages: Vec<Message>) {
 /// DISCONNECT went out is acknowledged, so it is forwarded (and logged before the logger
 /// stops); what arrives after it can no longer be acknowledged, so the broker sends it again
 /// to the next session, and it is dropped here rather than logged twice.
-async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<LinkEvent>, broker: String) {
+async fn poll(
+    mut eventloop: EventLoop,
+    events: mpsc::Sender<LinkEvent>,
+    broker: String,
+    tls: bool,
+) {
     let mut backoff = Backoff::default();
     let mut down_logged = false;
     let mut closing: Option<tokio::time::Instant> = None;
@@ -124,7 +153,22 @@ async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<LinkEvent>, broker:
                 Ok(event) => event,
                 Err(e) => {
                     if !down_logged {
-                        warn!(%broker, error = %e, "MQTT broker unreachable; retrying with backoff");
+                        let why = if let rumqttc::ConnectionError::MqttState(
+                            rumqttc::StateError::Deserialization(
+                                rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(n),
+                            ),
+                        ) = &e
+                        {
+                            format!(
+                                "a message of {n} bytes is over the logger's limit of \
+                                 {MAX_INCOMING}, and the broker sends it again at each \
+                                 connection: remove it (an empty retained message on its topic) \
+                                 and set mosquitto's message_size_limit"
+                            )
+                        } else {
+                            diagnosis::describe(&e, tls)
+                        };
+                        warn!(%broker, "cannot use the MQTT broker: {why}; retrying with backoff");
                         down_logged = true;
                     }
                     tokio::time::sleep(backoff.next_delay()).await;
@@ -142,6 +186,17 @@ async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<LinkEvent>, broker:
                 }
             }
             Event::Incoming(Packet::Publish(p)) if closing.is_none() => {
+                // An oversized payload is not copied: the logbook counts it by its length.
+                if p.payload.len() > super::checks::MAX_STATE_BYTES {
+                    let message = LinkEvent::Oversized {
+                        topic: p.topic,
+                        bytes: p.payload.len(),
+                    };
+                    if events.send(message).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let payload = String::from_utf8_lossy(&p.payload).into_owned();
                 let message = LinkEvent::Message {
                     topic: p.topic,

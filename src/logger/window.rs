@@ -337,7 +337,7 @@ mod tests {
 
     fn standard(ntarf: u8, period: &str, ngtf: &str) -> State {
         State::parse(&format!(
-            r#"{{"ts":"2026-01-01T10:00:00+01:00","meter":"0228","mode":"standard",
+            r#"{{"ts":"2026-01-01T10:00:00+01:00","meter":"022812345678","mode":"standard",
               "values":{{"NGTF":"{ngtf}","EASF01":3000,"EASF02":2000,"EASF03":0,"NTARF":{ntarf},"IRMS1":4,"SINSTS":900}},
               "derived":{{"injection_w":250,"consumption_va":900,"period":"{period}"}}}}"#
         ))

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::support::{Broker, Running, free_port, linkymon, require, write_config};
 
-const USER: &str = "linky";
-const PASSWORD: &str = "s3cr3t-Pa55word";
+pub(crate) const USER: &str = "linky";
+pub(crate) const PASSWORD: &str = "s3cr3t-Pa55word";
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     require("openssl");
     let output = Command::new("openssl")
         .current_dir(dir)
@@ -28,7 +28,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA, a server certificate it signed for 127.0.0.1 and localhost, and a second CA that
 /// signed nothing the broker uses.
-fn make_certificates(dir: &Path) {
+pub(crate) fn make_certificates(dir: &Path) {
     let ec = [
         "-newkey",
         "ec",
@@ -87,7 +87,7 @@ fn make_certificates(dir: &Path) {
 }
 
 /// mosquitto with one TLS listener that wants a user name and password.
-fn tls_broker() -> Broker {
+pub(crate) fn tls_broker() -> Broker {
     Broker::start_with(|dir| {
         make_certificates(dir);
         require("mosquitto_passwd");
