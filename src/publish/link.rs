@@ -111,6 +111,11 @@ impl<T: Copy> Link<T> {
         self.client.try_subscribe(topic, QoS::AtLeastOnce)
     }
 
+    /// Unsubscribes from `topic`.
+    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), ClientError> {
+        self.client.try_unsubscribe(topic)
+    }
+
     /// The next event the caller acts on. Cancel-safe.
     pub async fn next(&mut self) -> LinkEvent<T> {
         loop {

@@ -89,6 +89,10 @@ const REDISCOVERY_PERIOD: Duration = Duration::from_secs(10);
 /// taking readings; the acquisition loop then counts what it cannot hand over.
 const MAX_UNWRITTEN: usize = 256;
 
+/// At the first connection, how long the retained discovery configs of this meter are
+/// collected before those no longer announced are cleared.
+const STALE_SCAN: Duration = Duration::from_secs(3);
+
 /// QoS 1 publications in flight at once on a link.
 const MAX_IN_FLIGHT: u16 = 128;
 
@@ -155,6 +159,11 @@ pub async fn publish(
     // A message on Home Assistant's status topic was too large to read: the broker keeps it
     // and would end every connection, so the status is not followed any more.
     let mut follow_status = true;
+    // At the first connection: the retained configs of this meter seen so far, and when the
+    // ones this run does not announce are cleared (relay unset, contract changed).
+    let config_filter = discovery::config_filter(&id, &core.announcer.context);
+    let mut stale_scan: Option<(Instant, BTreeSet<String>)> = None;
+    let mut stale_scanned = !settings.discovery;
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_ended = false;
@@ -190,10 +199,22 @@ pub async fn publish(
                     if let Some(link) = out.link.as_mut().filter(|_| follow_status) {
                         let _ = link.subscribe(&status_topic);
                     }
+                    if let Some(link) = out.link.as_mut().filter(|_| !stale_scanned) {
+                        let _ = link.subscribe(&config_filter);
+                        stale_scan = Some((Instant::now() + STALE_SCAN, BTreeSet::new()));
+                        stale_scanned = true;
+                    }
                 }
                 LinkEvent::Acked(state) => out.acked(state),
                 LinkEvent::Written => {} // room for more: the next turn may drain
                 LinkEvent::Message(p) => {
+                    if let Some((_, retained)) = &mut stale_scan
+                        && p.retain
+                        && !p.payload.is_empty()
+                        && p.topic.ends_with("/config")
+                    {
+                        retained.insert(p.topic.clone());
+                    }
                     if core.discovery && p.topic == status_topic && p.payload.as_ref() == b"online" {
                         let slot = last_rediscovery.map_or(Instant::now(), |t| t + REDISCOVERY_PERIOD);
                         rediscover_at.get_or_insert(slot);
@@ -216,6 +237,24 @@ pub async fn publish(
                 }
                 Err(_) => relay_open = false,
             },
+            () = sleep_until(stale_scan.as_ref().map(|(at, _)| *at)), if out.is_up() => {
+                let retained = stale_scan.take().map(|(_, seen)| seen).unwrap_or_default();
+                if let Some(link) = &mut out.link {
+                    let _ = link.unsubscribe(&config_filter);
+                }
+                let announced: Vec<String> = core
+                    .announcer
+                    .all(&core.last.reading)
+                    .into_iter()
+                    .map(|m| m.topic)
+                    .collect();
+                let clears =
+                    discovery::stale_config_clears(&id, announced, retained, &core.announcer.context);
+                if !clears.is_empty() {
+                    info!(count = clears.len(), "clearing the discovery configs of entities this run does not announce");
+                }
+                out.send_all(clears);
+            }
             () = sleep_until(rediscover_at), if out.is_up() => {
                 rediscover_at = None;
                 last_rediscovery = Some(Instant::now());
@@ -375,7 +414,22 @@ struct Connector {
     down_logged: bool,
     broker: String,
     tls: bool,
+    client_id: String,
+    /// When the current link came up.
+    up_since: Option<Instant>,
+    /// Links in a row that the broker closed soon after accepting them.
+    short_links: u32,
+    /// The likely take-over was said.
+    takeover_said: bool,
 }
+
+/// A link the broker closes sooner than this after accepting it counts as short.
+const SHORT_LINK: Duration = Duration::from_secs(10);
+
+/// Short links in a row that point at another client with the same client id: MQTT lets a
+/// new connection with a client id take over the old one, so two daemons with the same id
+/// (two boxes on one meter, a copied configuration) knock each other off forever.
+const TAKEOVER_LINKS: u32 = 3;
 
 impl Connector {
     /// The daemon's CONNECT: a clean session, and the Last Will that says `offline`.
@@ -384,7 +438,7 @@ impl Connector {
             .client_id
             .clone()
             .unwrap_or_else(|| format!("linkymon-{id}"));
-        let mut options = link::options(&settings.broker, client_id);
+        let mut options = link::options(&settings.broker, client_id.clone());
         options.set_clean_session(true);
         options.set_inflight(MAX_IN_FLIGHT);
         options.set_last_will(LastWill::new(
@@ -400,6 +454,10 @@ impl Connector {
             down_logged: false,
             broker: settings.broker.address(),
             tls: settings.broker.tls.is_some(),
+            client_id,
+            up_since: None,
+            short_links: 0,
+            takeover_said: false,
         }
     }
 
@@ -413,6 +471,7 @@ impl Connector {
     }
 
     fn connected(&mut self) {
+        self.up_since = Some(Instant::now());
         self.backoff.reset();
         self.down_logged = false;
         info!(broker = %self.broker, "connected to the MQTT broker");
@@ -420,6 +479,17 @@ impl Connector {
 
     /// An attempt failed or a link was lost: says so once, then tries again after the backoff.
     fn failed(&mut self, e: &rumqttc::ConnectionError) {
+        if let Some(up_since) = self.up_since.take() {
+            if up_since.elapsed() < SHORT_LINK {
+                self.short_links += 1;
+            } else {
+                self.short_links = 0;
+            }
+            if self.short_links >= TAKEOVER_LINKS && !self.takeover_said {
+                warn!(client_id = %self.client_id, "the broker closed the connection soon after accepting it, {TAKEOVER_LINKS} times in a row: another client most likely uses the same client id (a second linkymon for this meter?); give each its own mqtt.client_id");
+                self.takeover_said = true;
+            }
+        }
         if !self.down_logged {
             warn!(broker = %self.broker, error = %describe(e, self.tls), "no connection to the MQTT broker; retrying with backoff");
             self.down_logged = true;

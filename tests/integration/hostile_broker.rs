@@ -148,3 +148,65 @@ fn diag_is_published_at_once_and_seq_only_grows_across_restarts() {
     let both = seqs(&sub);
     assert!(both.windows(2).all(|w| w[0] < w[1]), "{both:?}");
 }
+
+#[test]
+fn two_daemons_with_one_client_id_say_what_to_change() {
+    let broker = Broker::start();
+    let first_dir = tempfile::tempdir().unwrap();
+    let second_dir = tempfile::tempdir().unwrap();
+    // Two boxes on one meter: the same meter id, so the same default client id.
+    let first = Running::start(&simulated(first_dir.path(), broker.port), "run");
+    let second = Running::start(&simulated(second_dir.path(), broker.port), "run");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let said = |d: &Running| d.said("another client most likely uses the same client id");
+    while said(&first) + said(&second) == 0 {
+        assert!(Instant::now() < deadline, "{:?}", first.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(said(&first) <= 1 && said(&second) <= 1, "said once");
+    let line = first
+        .stderr()
+        .into_iter()
+        .chain(second.stderr())
+        .find(|l| l.contains("same client id"))
+        .unwrap();
+    assert!(
+        line.contains("mqtt.client_id") && line.contains(&format!("linkymon-{SIM_ID}")),
+        "{line}"
+    );
+}
+
+#[test]
+fn retained_configs_this_run_does_not_announce_are_cleared_and_others_left() {
+    let broker = Broker::start();
+    let temp = tempfile::tempdir().unwrap();
+    // An earlier run announced the relay contact (relay.gpio unset since) and the EJP
+    // entities; another meter's config belongs to someone else.
+    let relay = format!("homeassistant/binary_sensor/linky_{SIM_ID}/relay/config");
+    let other = "homeassistant/sensor/linky_999999999999/papp/config";
+    for topic in [relay.as_str(), other] {
+        let status =
+            mosquitto_pub_with(broker.port, &["-r", "-t", topic, "-m", "{\"name\":\"x\"}"]);
+        assert!(status.success());
+    }
+    let daemon = Running::start(&simulated(temp.path(), broker.port), "run");
+    daemon.wait_stderr("clearing the discovery configs", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let late = Subscriber::start(broker.port, &["homeassistant/#"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = late.lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with(&format!("{relay} "))),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(other)),
+        "another meter's config stays"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("linky_{SIM_ID}/ejp/config "))),
+        "what this run announces stays"
+    );
+}
