@@ -116,10 +116,10 @@ pub async fn publish(
         () = shutdown.cancelled() => None,
     };
     let Some(first) = first else { return };
-    let Some(id) = first.reading.meter.clone() else {
+    let Some(mut id) = first.reading.meter.clone() else {
         return;
     };
-    let topics = Topics::new(&settings.base_topic, &id);
+    let mut topics = Topics::new(&settings.base_topic, &id);
     let status_topic = format!("{}/status", settings.discovery_prefix);
     let mut connector = Connector::new(&settings, &topics, &id);
     let mut out = Delivery {
@@ -161,9 +161,11 @@ pub async fn publish(
     let mut follow_status = true;
     // At the first connection: the retained configs of this meter seen so far, and when the
     // ones this run does not announce are cleared (relay unset, contract changed).
-    let config_filter = discovery::config_filter(&id, &core.announcer.context);
+    let mut config_filter = discovery::config_filter(&id, &core.announcer.context);
     let mut stale_scan: Option<(Instant, BTreeSet<String>)> = None;
     let mut stale_scanned = !settings.discovery;
+    // The `offline` of meters this line carried before (a meter swap).
+    let mut retired: Vec<Message> = Vec::new();
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_ended = false;
@@ -177,7 +179,36 @@ pub async fn publish(
         }
         tokio::select! {
             next = readings.recv(), if !source_ended && out.has_room() => match next {
-                Some(p) => core.take(p, &mut out),
+                Some(p) => {
+                    if let Some(new_id) = p.reading.meter.clone().filter(|new_id| *new_id != id) {
+                        // Another meter on the line (Enedis replaced it, or two lines are
+                        // mixed): a new meter, with its own topics, entities, Last Will and
+                        // `availability`; the old one is said `offline`.
+                        info!(old = %id, new = %new_id, "another meter id on the line: publishing for the new meter");
+                        let offline = Message::new(topics.availability(), "offline", true, 1);
+                        if let Some(mut link) = out.link.take().filter(|l| l.is_up()) {
+                            let _ = link.publish(offline.topic.clone(), QoS::AtLeastOnce, true, offline.payload.clone(), None);
+                            let outbox = &mut out.outbox;
+                            link.close(CLOSING, |state| outbox.acked(state)).await;
+                        }
+                        // Said again at every connection: the broker may not have had it.
+                        retired.push(offline);
+                        out.lose_link();
+                        id = new_id;
+                        topics = Topics::new(&settings.base_topic, &id);
+                        connector = Connector::new(&settings, &topics, &id);
+                        let next_seq = core.policy.next_seq();
+                        core.policy = Policy::new(topics.clone(), settings.interval.as_secs_f64())
+                            .with_first_seq(next_seq);
+                        core.announcer = Announcer::new(&settings);
+                        out.state_topic = topics.state();
+                        config_filter = discovery::config_filter(&id, &core.announcer.context);
+                        stale_scan = None;
+                        stale_scanned = !settings.discovery;
+                        rediscover_at = None;
+                    }
+                    core.take(p, &mut out);
+                }
                 None => {
                     source_ended = true;
                     give_up_at = Some(Instant::now() + settings.drain_timeout);
@@ -194,6 +225,7 @@ pub async fn publish(
                     let relay_closed = *relay.borrow();
                     let messages = core.announce_connection(&topics, relay_closed, &out.state_topic);
                     out.send_all(messages);
+                    out.send_all(retired.clone());
                     out.send_all(vec![core.diag(started, out.outbox.stats())]);
                     rediscover_at = None;
                     if let Some(link) = out.link.as_mut().filter(|_| follow_status) {

@@ -210,3 +210,76 @@ fn retained_configs_this_run_does_not_announce_are_cleared_and_others_left() {
         "what this run announces stays"
     );
 }
+
+/// A historic EJP frame of meter `adco` with index `hn`.
+fn ejp_frame(adco: &str, hn: u64) -> Vec<u8> {
+    let hn = format!("{hn:09}");
+    linkymon::tic::encode_frame(
+        linkymon::tic::Mode::Historic,
+        [
+            ("ADCO", None, adco),
+            ("OPTARIF", None, "EJP."),
+            ("ISOUSC", None, "45"),
+            ("EJPHN", None, hn.as_str()),
+            ("EJPHPM", None, "000080072"),
+            ("PTEC", None, "HN.."),
+            ("IINST", None, "005"),
+            ("IMAX", None, "090"),
+            ("PAPP", None, "01150"),
+            ("HHPHC", None, "A"),
+            ("MOTDETAT", None, "000000"),
+        ],
+    )
+}
+
+#[test]
+fn a_new_meter_id_on_the_line_is_a_new_meter_and_the_old_one_goes_offline() {
+    const OLD: &str = "021728123456";
+    const NEW: &str = "031961234567";
+    let broker = Broker::start();
+    let temp = tempfile::tempdir().unwrap();
+    let mut capture = Vec::new();
+    for i in 0..5 {
+        capture.extend(ejp_frame(OLD, 688_322 + i));
+    }
+    // Enedis replaced the meter: the new one's index starts low, no glitch of the old one's.
+    for i in 0..5 {
+        capture.extend(ejp_frame(NEW, 1_000 + i));
+    }
+    let path = temp.path().join("swap.tic");
+    std::fs::write(&path, capture).unwrap();
+    let config = write_config(
+        temp.path(),
+        broker.port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\n  mode: historic\npublish:\n  interval: 0\n",
+            path.display()
+        ),
+    );
+    let sub = Subscriber::start(broker.port, &["linky/#"]);
+    let mut daemon = Running::start(&config, "run");
+    assert!(daemon.wait(Duration::from_secs(30)).success());
+    let new_states = sub.wait_count(&format!("linky/{NEW}/state"), 5, Duration::from_secs(5));
+    let indexes: Vec<u64> = new_states
+        .iter()
+        .map(|p| {
+            serde_json::from_str::<Value>(p).unwrap()["values"]["EJPHN"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        [1000, 1001, 1002, 1003, 1004],
+        "the new meter's own indexes"
+    );
+    assert!(
+        sub.payloads(&format!("linky/{NEW}/availability"))
+            .contains(&"online".to_owned())
+    );
+    let late = Subscriber::start(broker.port, &[&format!("linky/{OLD}/availability")]);
+    late.wait_for("the old meter offline", Duration::from_secs(3), |l| {
+        l.ends_with(" offline")
+    });
+    assert_eq!(sub.payloads(&format!("linky/{OLD}/state")).len(), 5);
+}

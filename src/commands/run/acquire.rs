@@ -35,6 +35,8 @@ pub async fn acquire(
     let mut decoder = Decoder::new(hint);
     let mut meter = Meter::new(voltage);
     let mut power = PowerEstimator::default();
+    // The meter the frames came from so far (ADCO, ADSC).
+    let mut meter_id: Option<String> = None;
     let mut buf = vec![0u8; 4096];
     let mut frames = Vec::new();
     let mut not_published = 0u64;
@@ -68,7 +70,17 @@ pub async fn acquire(
         let source_at = source.clock(at);
         let ts: Arc<str> = now_iso8601().into();
         for frame in frames.drain(..) {
-            let reading = Arc::new(meter.read(&frame, source_at));
+            let mut reading = meter.read(&frame, source_at);
+            if reading.meter.is_some() && reading.meter != meter_id {
+                if meter_id.is_some() {
+                    // Another meter: its indexes start afresh, they are no glitch of the old.
+                    meter = Meter::new(voltage);
+                    power = PowerEstimator::default();
+                    reading = meter.read(&frame, source_at);
+                }
+                meter_id.clone_from(&reading.meter);
+            }
+            let reading = Arc::new(reading);
             let power_w = power.update(&reading, source_at);
             latest.send_replace(Some(reading.clone()));
             let published = MeterSample {
