@@ -349,6 +349,23 @@ fn debian_default_broker() -> Broker {
     })
 }
 
+/// The daemon on `capture` read at once, its backlog drained at `rate` states a second, and a
+/// logger writing one line per state to `logs`.
+fn drain_config(dir: &Path, port: u16, capture: &Path, logs: &Path, rate: usize) -> PathBuf {
+    write_config(
+        dir,
+        port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\n\
+             publish:\n  interval: 0\n  backlog_rate: {rate}\n  drain_timeout: 10m\n\
+             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            capture.display(),
+            logs.display(),
+            dir.join("pages").display()
+        ),
+    )
+}
+
 #[test]
 fn a_day_of_states_spooled_in_an_outage_reaches_the_log_once_each_in_order() {
     // 8,640 states: a day of the default `publish.interval`.
@@ -359,18 +376,7 @@ fn a_day_of_states_spooled_in_an_outage_reaches_the_log_once_each_in_order() {
     let dir = temp.path();
     let logs = dir.join("logs");
     let (capture, indexes) = write_capture_of(dir, STATES);
-    let config = write_config(
-        dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 0\n\
-             publish:\n  interval: 0\n  backlog_rate: {RATE}\n  drain_timeout: 10m\n\
-             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
-            capture.display(),
-            logs.display(),
-            dir.join("pages").display()
-        ),
-    );
+    let config = drain_config(dir, broker.port, &capture, &logs, RATE);
     let logger = Running::logger(&config);
     broker.stop_gracefully();
 
@@ -407,18 +413,7 @@ fn the_logger_down_during_the_drain_loses_nothing_up_to_the_brokers_queue() {
     let dir = temp.path();
     let logs = dir.join("logs");
     let (capture, indexes) = write_capture_of(dir, STATES);
-    let config = write_config(
-        dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 0\n\
-             publish:\n  interval: 0\n  backlog_rate: 500\n  drain_timeout: 10m\n\
-             logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
-            capture.display(),
-            logs.display(),
-            dir.join("pages").display()
-        ),
-    );
+    let config = drain_config(dir, broker.port, &capture, &logs, 500);
     // The logger subscribes once (its persistent session), then is down for the whole drain.
     let mut logger = Running::logger(&config);
     logger.signal("TERM");
