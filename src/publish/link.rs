@@ -32,10 +32,10 @@ const CONNECTION_TIMEOUT_S: u64 = 5;
 pub enum LinkEvent<T> {
     /// The broker accepted the connection (CONNACK).
     Up,
-    /// A queued publication was written: there is room for more.
-    Written,
-    /// The broker acknowledged the QoS 1 publication with this tag.
-    Acked(T),
+    /// Publications were written (there is room for more) and the broker acknowledged the
+    /// QoS 1 ones with these tags, oldest first: everything the event loop reported since the
+    /// last event, taken in one go.
+    Progress(Vec<T>),
     /// A message on a subscribed topic.
     Message(Publish),
     /// The connection failed or was lost; the link is finished.
@@ -53,6 +53,8 @@ pub struct Link<T> {
     /// Tags of the QoS 1 publications written and not yet acknowledged, by packet id.
     in_flight: HashMap<u16, T>,
     up: bool,
+    /// An event found while gathering progress, returned next.
+    held: Option<LinkEvent<T>>,
 }
 
 impl<T: Copy> Link<T> {
@@ -76,6 +78,7 @@ impl<T: Copy> Link<T> {
             unwritten: VecDeque::new(),
             in_flight: HashMap::new(),
             up: false,
+            held: None,
         }
     }
 
@@ -116,19 +119,39 @@ impl<T: Copy> Link<T> {
         self.client.try_unsubscribe(topic)
     }
 
-    /// The next event the caller acts on. Cancel-safe.
+    /// The next event the caller acts on. Cancel-safe: the only wait is for the first event;
+    /// what else is already there is taken without waiting.
     pub async fn next(&mut self) -> LinkEvent<T> {
+        if let Some(held) = self.held.take() {
+            return held;
+        }
+        let mut acked = Vec::new();
+        let mut event = self.events.recv().await;
         loop {
-            let Some(event) = self.events.recv().await else {
+            let Some(e) = event else {
                 return LinkEvent::Down(ConnectionError::RequestsDone);
             };
-            if let Some(event) = self.on_event(event) {
-                return event;
+            if let Some(other) = self.on_event(e, &mut acked) {
+                if acked.is_empty() {
+                    return other;
+                }
+                self.held = Some(other);
+                return LinkEvent::Progress(acked);
+            }
+            match self.events.try_recv() {
+                Ok(e) => event = Some(e),
+                Err(_) => return LinkEvent::Progress(acked),
             }
         }
     }
 
-    fn on_event(&mut self, event: Result<Event, ConnectionError>) -> Option<LinkEvent<T>> {
+    /// Takes one event of the event loop: the writes and acknowledgements update the link
+    /// (acknowledged tags go to `acked`); the rest is returned.
+    fn on_event(
+        &mut self,
+        event: Result<Event, ConnectionError>,
+        acked: &mut Vec<T>,
+    ) -> Option<LinkEvent<T>> {
         match event {
             Err(e) => Some(LinkEvent::Down(e)),
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -142,10 +165,11 @@ impl<T: Copy> Link<T> {
                 {
                     self.in_flight.insert(pkid, tag);
                 }
-                Some(LinkEvent::Written)
+                None
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                self.in_flight.remove(&ack.pkid).map(LinkEvent::Acked)
+                acked.extend(self.in_flight.remove(&ack.pkid));
+                None
             }
             Ok(Event::Incoming(Packet::Publish(p))) => Some(LinkEvent::Message(p)),
             Ok(_) => None,
@@ -162,9 +186,9 @@ impl<T: Copy> Link<T> {
         let closing = async {
             loop {
                 match self.next().await {
-                    LinkEvent::Acked(tag) => acked(tag),
+                    LinkEvent::Progress(tags) => tags.into_iter().for_each(&mut acked),
                     LinkEvent::Down(_) => break,
-                    LinkEvent::Up | LinkEvent::Written | LinkEvent::Message(_) => {}
+                    LinkEvent::Up | LinkEvent::Message(_) => {}
                 }
             }
         };

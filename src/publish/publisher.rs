@@ -237,8 +237,8 @@ pub async fn publish(
                         stale_scanned = true;
                     }
                 }
-                LinkEvent::Acked(state) => out.acked(state),
-                LinkEvent::Written => {} // room for more: the next turn may drain
+                // Room for more, and acknowledgements: the next turn may drain.
+                LinkEvent::Progress(states) => states.into_iter().for_each(|s| out.acked(s)),
                 LinkEvent::Message(p) => {
                     if let Some((_, retained)) = &mut stale_scan
                         && p.retain
