@@ -258,8 +258,10 @@ impl Policy {
     /// Queues one empty retained message for each label missing from the last
     /// [`ABSENT_FRAMES`] readings, and forgets it, so that it is published again as new if it
     /// comes back. Only labels this policy published are cleared; the leaves never are.
+    /// They go out in topic order, whatever the map's.
     fn clear_absent(&mut self, out: &mut Vec<Message>) {
         let frames = self.frames;
+        let first = out.len();
         self.labels.retain(|_, slot| match slot {
             Some(s) if frames - s.seen >= ABSENT_FRAMES => {
                 // A label's topic: retained, QoS 0, as when it was published.
@@ -269,6 +271,7 @@ impl Policy {
             Some(_) => true,
             None => false,
         });
+        out[first..].sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
     }
 
     /// Queues a retained value when it is new, changed and urgent, or changed and its
@@ -582,7 +585,11 @@ mod tests {
     }
 
     fn overload(adps: Option<&str>) -> Reading {
-        let mut labels = vec![("ADCO", "021728123456"), ("IINST", "030"), ("PAPP", "06900")];
+        let mut labels = vec![
+            ("ADCO", "021728123456"),
+            ("IINST", "030"),
+            ("PAPP", "06900"),
+        ];
         if let Some(a) = adps {
             labels.push(("ADPS", a));
         }
