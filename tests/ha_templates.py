@@ -159,6 +159,8 @@ def referenced_keys(template):
 def none_allowed(config, payload):
     """Whether the data the entity shows is absent from this message, so unknown is right."""
     template = config.get("value_template", "")
+    if payload == "":
+        return True  # the empty retained payload that clears a label gone from the frames
     try:
         message = json.loads(payload)
     except ValueError:

@@ -584,9 +584,16 @@ where
     messages(&entities, meter_id, mode, contract, ctx)
 }
 
+/// The template of a label's own topic: the value, and unknown (`None`) for the empty
+/// retained payload that clears a label gone from the frames (Home Assistant's MQTT sensor
+/// reads a rendered `None` as unknown, but ignores an empty state on a numeric sensor, which
+/// would keep the stale value).
+const LABEL_TEMPLATE: &str = "{{ value if value != '' else None }}";
+
 /// The entity of one label, from its row in the table.
 fn label_entity(label: &str, topics: &Topics) -> Entity {
     let mut e = Entity::sensor(object_id(label), label, topics.label(label));
+    e.value_template = Some(LABEL_TEMPLATE.to_owned());
     let Some(spec) = labels::spec(label) else {
         e.diagnostic = true;
         return e;
@@ -603,7 +610,9 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
         e.classes = classes;
         e.precision = precision(unit);
         if factor != 1 {
-            e.value_template = Some(format!("{{{{ value | int * {factor} }}}}"));
+            e.value_template = Some(format!(
+                "{{{{ value | int * {factor} if value != '' else None }}}}"
+            ));
         }
     } else if spec.kind == Kind::Text && spec.horodate {
         // DATE's data is empty and DPMx/FPMx's is `00`: what matters is the horodate, which
@@ -619,6 +628,7 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
             .collect();
         e.classes = ENUM;
         e.options = values.iter().map(|(_, shown)| *shown).collect();
+        // An empty payload (the label gone) is no key: `None`, unknown.
         e.value_template = Some(format!("{{{{ {{{}}}.get(value) }}}}", pairs.join(", ")));
     }
     e

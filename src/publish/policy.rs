@@ -3,6 +3,12 @@
 //! A changed text or state (PTEC, `ejp`, `ejp_notice`, a Tempo colour) goes out at once;
 //! numeric values at most once per interval; `state` once per interval, or at once when a state
 //! changed. With an interval of 0 every frame publishes everything. Time is given, never read.
+//!
+//! A label that leaves the frames (`ADPS` after an overload, `PEJP` after an EJP notice,
+//! `ADIR1-3`…) is cleared: after [`ABSENT_FRAMES`] consecutive frames without it, its retained
+//! topic gets one empty retained message, which deletes the retained value at the broker (a
+//! late subscriber gets nothing) and which a live subscriber (mosquitto_sub, Node-RED) sees as
+//! an empty payload; Home Assistant's label entities render it as unknown.
 
 use std::collections::HashMap;
 
@@ -25,7 +31,21 @@ pub struct Policy {
     last_flags: Option<Flags>,
     /// The `seq` of the next `state` message.
     next_seq: u64,
+    /// How many readings this policy has seen: a label slot remembers the last one that
+    /// carried its label.
+    frames: u64,
 }
+
+/// Consecutive frames a published label must be missing from before its retained topic is
+/// cleared.
+///
+/// Not 1: the decoder drops a group with a bad checksum, so a frame can lack a label the
+/// meter did send; one bad group in each of 3 frames in a row on the same label is rare
+/// enough (a line losing that many groups publishes little that is right anyway), while
+/// 3 frames is still only a few seconds (a historic frame is about 1.5 s, a standard one 2 s),
+/// so an ended overload is cleared quickly. Counting frames rather than seconds keeps a slow
+/// replay or a long gap on the line from clearing a label no frame has yet said is gone.
+pub const ABSENT_FRAMES: u64 = 3;
 
 /// The retained leaves of the contract that the policy publishes.
 const LEAVES: [&str; 4] = ["injection", "power", "ejp", "ejp_notice"];
@@ -40,6 +60,12 @@ struct Slot {
     topic: String,
     payload: String,
     at: f64,
+    /// The reading (counted by [`Policy::frames`]) that last carried this label.
+    seen: u64,
+    /// Forgotten at a reconnection: sent again with its next reading whatever its value,
+    /// while its absence keeps counting (a label that left before the reconnection is still
+    /// cleared, on a broker that may have kept it).
+    resend: bool,
 }
 
 /// A retained topic: a TIC label, or a leaf of the contract (`ejp`, `injection`…).
@@ -156,6 +182,7 @@ impl Policy {
             last_state_at: None,
             last_flags: None,
             next_seq: 0,
+            frames: 0,
         }
     }
 
@@ -184,6 +211,7 @@ impl Policy {
         estimates: Estimates,
     ) -> Vec<Message> {
         let mut out = Vec::with_capacity(reading.entries.len() + 6);
+        self.frames += 1;
         let flags_changed = !self.last_flags.as_ref().is_some_and(|f| f.matches(reading));
         let state_due = self
             .last_state_at
@@ -203,6 +231,7 @@ impl Policy {
             let key = Key::Label(&entry.label);
             self.offer(&mut out, key, (&entry.value).into(), urgent, now, 0);
         }
+        self.clear_absent(&mut out);
         let d = &reading.derived;
         let injection = Payload::Number(d.injection_w);
         self.offer(&mut out, Key::Leaf(INJECTION), injection, false, now, 0);
@@ -226,6 +255,25 @@ impl Policy {
         out
     }
 
+    /// Queues one empty retained message for each label missing from the last
+    /// [`ABSENT_FRAMES`] readings, and forgets it, so that it is published again as new if it
+    /// comes back. Only labels this policy published are cleared; the leaves never are.
+    /// They go out in topic order, whatever the map's.
+    fn clear_absent(&mut self, out: &mut Vec<Message>) {
+        let frames = self.frames;
+        let first = out.len();
+        self.labels.retain(|_, slot| match slot {
+            Some(s) if frames - s.seen >= ABSENT_FRAMES => {
+                // A label's topic: retained, QoS 0, as when it was published.
+                out.push(Message::new(std::mem::take(&mut s.topic), "", true, 0));
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        out[first..].sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
+    }
+
     /// Queues a retained value when it is new, changed and urgent, or changed and its
     /// interval has passed.
     fn offer(
@@ -247,8 +295,12 @@ impl Policy {
             },
             Key::Leaf(i) => &mut self.leaves[i],
         };
+        if let Some(slot) = slot.as_mut() {
+            slot.seen = self.frames;
+        }
         let due = match slot {
             None => true,
+            Some(slot) if slot.resend => true,
             Some(slot) if slot.payload == self.scratch => false,
             Some(_) if urgent => true,
             Some(slot) => now - slot.at >= self.interval_s,
@@ -260,6 +312,7 @@ impl Policy {
             Some(slot) => {
                 slot.payload.clone_from(&self.scratch);
                 slot.at = now;
+                slot.resend = false;
                 slot.topic.clone()
             }
             None => {
@@ -271,6 +324,8 @@ impl Policy {
                     topic: topic.clone(),
                     payload: self.scratch.clone(),
                     at: now,
+                    seen: self.frames,
+                    resend: false,
                 });
                 topic
             }
@@ -299,9 +354,13 @@ impl Policy {
     }
 
     /// Forgets what was published, so that after a reconnection to a broker that lost its
-    /// retained messages every value is sent again.
+    /// retained messages every value is sent again. The labels' absence keeps counting: one
+    /// that left the frames is still cleared, and one the frames carry is never cleared for
+    /// the reconnection.
     pub fn forget(&mut self) {
-        self.labels.clear();
+        for slot in self.labels.values_mut().flatten() {
+            slot.resend = true;
+        }
         self.leaves = Default::default();
         self.last_state_at = None;
         self.last_flags = None;
@@ -523,5 +582,86 @@ mod tests {
             .len(),
             10
         );
+    }
+
+    fn overload(adps: Option<&str>) -> Reading {
+        let mut labels = vec![
+            ("ADCO", "021728123456"),
+            ("IINST", "030"),
+            ("PAPP", "06900"),
+        ];
+        if let Some(a) = adps {
+            labels.push(("ADPS", a));
+        }
+        crate::testing::historic(&labels)
+    }
+
+    fn adps_messages(out: &[Message]) -> Vec<(&str, bool, u8)> {
+        out.iter()
+            .filter(|m| m.topic == "linky/021728123456/ADPS")
+            .map(|m| (m.payload.as_str(), m.retain, m.qos))
+            .collect()
+    }
+
+    #[test]
+    fn a_label_absent_for_three_frames_is_cleared_once_and_published_again_when_back() {
+        let mut p = policy(0.0);
+        let mut t = 0.0;
+        let mut step = |p: &mut Policy, adps: Option<&str>| {
+            t += 1.0;
+            p.on_reading(&overload(adps), "T", t, Estimates::default())
+        };
+        assert_eq!(adps_messages(&step(&mut p, Some("045"))), [("45", true, 0)]);
+        assert_eq!(adps_messages(&step(&mut p, Some("046"))), [("46", true, 0)]);
+        assert!(adps_messages(&step(&mut p, None)).is_empty());
+        assert!(adps_messages(&step(&mut p, None)).is_empty());
+        let out = step(&mut p, None);
+        assert_eq!(adps_messages(&out), [("", true, 0)], "{out:?}");
+        assert_eq!(out.iter().filter(|m| m.payload.is_empty()).count(), 1);
+        for _ in 0..5 {
+            let out = step(&mut p, None);
+            assert!(adps_messages(&out).is_empty(), "cleared once only: {out:?}");
+        }
+        assert_eq!(adps_messages(&step(&mut p, Some("046"))), [("46", true, 0)]);
+    }
+
+    #[test]
+    fn a_label_absent_for_two_frames_only_is_not_cleared() {
+        let mut p = policy(10.0);
+        let mut t = 0.0;
+        let mut step = |p: &mut Policy, adps: Option<&str>| {
+            t += 1.0;
+            p.on_reading(&overload(adps), "T", t, Estimates::default())
+        };
+        step(&mut p, Some("045"));
+        for _ in 0..3 {
+            assert!(adps_messages(&step(&mut p, None)).is_empty());
+            assert!(adps_messages(&step(&mut p, None)).is_empty());
+            // Back with the same value within the interval: nothing new to say.
+            assert!(adps_messages(&step(&mut p, Some("045"))).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_reconnection_neither_clears_a_present_label_nor_spares_an_absent_one() {
+        let mut p = policy(0.0);
+        let mut t = 0.0;
+        let mut step = |p: &mut Policy, adps: Option<&str>| {
+            t += 1.0;
+            p.on_reading(&overload(adps), "T", t, Estimates::default())
+        };
+        step(&mut p, Some("045"));
+        p.forget();
+        for _ in 0..5 {
+            let out = step(&mut p, Some("045"));
+            assert!(out.iter().all(|m| !m.payload.is_empty()), "{out:?}");
+        }
+        step(&mut p, None);
+        step(&mut p, None);
+        p.forget();
+        let out = step(&mut p, None);
+        assert_eq!(adps_messages(&out), [("", true, 0)], "{out:?}");
+        // The others, forgotten, are sent again; none is cleared.
+        assert_eq!(topics_of(&out).iter().filter(|t| **t == "PAPP").count(), 1);
     }
 }

@@ -13,6 +13,7 @@ mod edges;
 mod ha_templates;
 mod hostile_broker;
 mod kit;
+mod labels;
 mod logger;
 mod logger_hostile;
 mod node_red;

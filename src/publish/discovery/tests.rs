@@ -176,9 +176,11 @@ fn object_ids(r: &Reading, component: &str) -> BTreeSet<String> {
 
 /// What the daemon publishes for one frame of a reference meter, in order, as
 /// `[topic, payload]` pairs: `ha-discovery/states/` holds them, so that `tests/ha_templates.py`
-/// can render the reference configs against the states they read.
+/// can render the reference configs against the states they read. They end with the empty
+/// retained payloads that clear every label once it has left the frames, so that each label
+/// entity is also rendered for a label gone (unknown, not an error or a stale value).
 fn published(r: &Reading) -> Vec<(String, String)> {
-    use crate::publish::policy::{Diag, Estimates, Policy};
+    use crate::publish::policy::{ABSENT_FRAMES, Diag, Estimates, Policy};
     use crate::publish::topics::Topics;
     let topics = Topics::new("linky", r.meter.as_deref().unwrap());
     let mut policy = Policy::new(topics.clone(), 0.0);
@@ -198,11 +200,19 @@ fn published(r: &Reading) -> Vec<(String, String)> {
         frames_not_published: 0,
         spool: Default::default(),
     });
+    let mut gone = r.clone();
+    gone.entries.clear();
+    let cleared: Vec<Message> = (1..=ABSENT_FRAMES)
+        .flat_map(|i| policy.on_reading(&gone, "T", i as f64, Estimates::default()))
+        .filter(|m| m.payload.is_empty())
+        .collect();
+    assert!(!cleared.is_empty());
     let online = Message::new(topics.availability(), "online".to_owned(), true, 1);
     [online]
         .into_iter()
         .chain(frame)
         .chain([diag])
+        .chain(cleared)
         .map(|m| (m.topic, m.payload))
         .collect()
 }
@@ -567,7 +577,10 @@ fn pref_is_published_in_va() {
         let config = &configs[&format!("homeassistant/sensor/linky_123456789012/{label}/config")];
         assert_eq!(config["device_class"], "apparent_power");
         assert_eq!(config["unit_of_measurement"], "VA");
-        assert_eq!(config["value_template"], "{{ value | int * 1000 }}");
+        assert_eq!(
+            config["value_template"],
+            "{{ value | int * 1000 if value != '' else None }}"
+        );
     }
 }
 
