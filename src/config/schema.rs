@@ -30,7 +30,7 @@ pub struct Config {
     pub led: LedConfig,
     /// The meter's relay contact, read on a GPIO input.
     pub relay: RelayConfig,
-    /// The logging sidecar: daily logs, pages and prices.
+    /// `linkymon logger`: daily logs, pages and prices.
     pub logger: LoggerConfig,
 }
 
@@ -237,7 +237,7 @@ impl Default for RelayConfig {
     }
 }
 
-/// `logger:` — the sidecar's daily logs and pages.
+/// `logger:` — `linkymon logger`'s daily logs and pages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoggerConfig {

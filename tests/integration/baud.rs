@@ -175,7 +175,7 @@ fn a_9600_baud_meter_on_a_port_opened_at_1200_is_found_then_a_switch_to_1200_is_
     let dir = tempfile::tempdir().unwrap();
     let pty = Pty::start(dir.path());
     let config = serial_config(dir.path(), broker.port, &pty.meter);
-    let sub = Subscriber::start(broker.port, &[&format!("linky/{STANDARD_ID}/state")]);
+    let sub = Subscriber::start(broker.port, &["linky/+/state"]);
     let daemon = Running::start(&config, "run");
     let line = Line::start(&pty, STANDARD, 9600, daemon.stderr_handle());
 
@@ -187,7 +187,7 @@ fn a_9600_baud_meter_on_a_port_opened_at_1200_is_found_then_a_switch_to_1200_is_
     // after 15 s of it the daemon probes again.
     line.switch(TEMPO_CAPTURE, 1200);
     // (A real meter keeps its serial number across the switch; these captures are two meters,
-    // published under the first one's topics.)
+    // so the second one is published as a new meter, under its own topics.)
     sub.wait_for("historic frames", Duration::from_secs(30), |l| {
         l.contains(&format!("\"meter\":\"{TEMPO_ID}\",\"mode\":\"historic\""))
     });
