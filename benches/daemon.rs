@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use linkymon::tic::{Mode, encode_frame};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-use support::{Broker, Pty, SIM_ID, write_config};
+use support::{Broker, Pty, SIM_ID, cpu_seconds, peak_rss_kb, write_config};
 
 const LATENCY_FRAMES: u32 = 1_000;
 const BURSTS: u32 = 5;
@@ -84,28 +84,6 @@ fn subscribe(port: u16) -> mpsc::Receiver<(u32, Instant)> {
     });
     std::thread::sleep(Duration::from_millis(200));
     rx
-}
-
-/// CPU time of every thread of the process, in seconds, to the nanosecond (schedstat).
-fn cpu_seconds(pid: u32) -> f64 {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let stat =
-            std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    ns as f64 / 1e9
-}
-
-/// The process's peak resident set size (VmHWM), in kB.
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -17,24 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use support::{Broker, Running, write_config};
+use support::{Broker, Running, cpu_seconds, write_config};
 
 const METER: &str = "021728123456";
-
-/// CPU time of every thread of the process, in seconds (schedstat).
-fn cpu_seconds(pid: u32) -> f64 {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let stat =
-            std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    ns as f64 / 1e9
-}
 
 /// States 10 s apart, ending now, their index rising 2 Wh each: one line of JSON each.
 fn states(n: u64) -> Vec<String> {

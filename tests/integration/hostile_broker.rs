@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Broker, Running, SIM_ID, Subscriber, mosquitto_pub_with, write_config};
+use crate::support::{
+    Broker, Running, SIM_ID, Subscriber, mosquitto_pub_with, peak_rss_kb, write_config,
+};
 
 /// The daemon on the simulated meter, one `state` a second of simulated time at 60×.
 fn simulated(dir: &Path, port: u16) -> std::path::PathBuf {
@@ -17,16 +19,6 @@ fn simulated(dir: &Path, port: u16) -> std::path::PathBuf {
         port,
         "meter:\n  port: simulate\n  simulate_speed: 60\npublish:\n  interval: 1s\n",
     )
-}
-
-/// The process's peak resident memory, in kB (`VmHWM`).
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 fn configs(sub: &Subscriber) -> usize {

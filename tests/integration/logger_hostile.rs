@@ -9,8 +9,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::support::{
-    Broker, Running, Subscriber, daily_log_lines, mosquitto_pub_with, require, wait_log_lines,
-    write_config,
+    Broker, Running, Subscriber, daily_log_lines, mosquitto_pub_with, peak_rss_kb, require,
+    wait_log_lines, write_config,
 };
 use crate::tls::{PASSWORD, USER, make_certificates, openssl, tls_broker};
 
@@ -56,16 +56,6 @@ fn publish_lines(port: u16, topic: &str, payloads: &[String], extra: &[&str]) {
     assert!(child.wait().unwrap().success());
 }
 
-/// The logger's peak resident memory (VmHWM), kB.
-fn vm_hwm(logger: &Running) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", logger.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 fn logs(dir: &Path) -> PathBuf {
     dir.join("logs")
 }
@@ -80,7 +70,7 @@ fn forged_ids_are_capped_bounded_and_the_real_meter_goes_on() {
     let now = Timestamp::now();
     publish_lines(broker.port, &topic(ID), &[state(ID, now, "1000", "")], &[]);
     wait_log_lines(&logs(dir), 1, Duration::from_secs(5));
-    let before = vm_hwm(&logger);
+    let before = peak_rss_kb(logger.child.id());
 
     // 1,000 forged ids of 12 digits, 1,000 that are not a meter's, and one of 200k characters,
     // all on the state topic of the real meter (the id is the payload's).
@@ -98,7 +88,7 @@ fn forged_ids_are_capped_bounded_and_the_real_meter_goes_on() {
     );
     let lines = wait_log_lines(&logs(dir), 2, Duration::from_secs(10));
     assert_eq!(lines.len(), 2, "the real meter is still logged: {lines:#?}");
-    let after = vm_hwm(&logger);
+    let after = peak_rss_kb(logger.child.id());
     let dirs: Vec<_> = std::fs::read_dir(logs(dir))
         .unwrap()
         .flatten()

@@ -21,7 +21,9 @@ pub use files::{
     assert_golden, captures, corpus_dir, daily_log_lines, daily_logs, fixtures_dir, root,
     wait_log_lines, wire_bytes,
 };
-pub use process::{Running, command, linkymon, write_config};
+#[allow(unused_imports)] // used by the benches, which include this module
+pub use process::cpu_seconds;
+pub use process::{Running, command, linkymon, peak_rss_kb, write_config};
 pub use pty::Pty;
 
 /// The meter `port: simulate` and `linkymon demo` make up (its ADCO).
