@@ -18,5 +18,6 @@ mod logger;
 mod logger_hostile;
 mod node_red;
 mod outage;
+mod prices;
 mod the_box;
 mod tls;
