@@ -378,22 +378,28 @@ impl Logbook {
     }
 
     /// The `today` messages of the meters that got lines since the last call, and the
-    /// discovery configs of periods seen for the first time. Each is computed from the day's
-    /// lines once per call, however many lines came: the caller calls it at most once a
-    /// second, so a burst costs one computation a second, not one per line.
+    /// discovery configs of periods seen for the first time. The figures are kept up to date
+    /// as lines come (constant work per line); the caller calls this at most once a second,
+    /// so a burst sends one message a second, not one per line.
     pub fn take_today(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
-            let Some(today) = meter.take_today(&self.tz) else {
+            let Some(today) = meter.take_today() else {
                 continue;
             };
             let costs = day::costs(
-                &today.energy_wh,
+                today.energy_wh(),
                 &self.config.prices,
                 self.config.subscription_per_day,
             );
             let topic = Topics::new(&self.base_topic, id).leaf("today");
-            let payload = day::today_json(&today, &costs, &self.config.currency);
+            let payload = day::today_json(
+                today.date(),
+                today.energy_wh(),
+                today.injected_wh(),
+                &costs,
+                &self.config.currency,
+            );
             out.push(Message::new(topic, payload, true, 1));
             if meter.has_new_periods() {
                 out.extend(meter.announce(id, &self.config.currency, &self.discovery));

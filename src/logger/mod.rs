@@ -9,6 +9,7 @@
 //! - [`line`]: the Perl LinkyMonitor line format (contract §5), written and read back.
 //! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
 //!   the `today` payload.
+//! - `today`: the newest day's `today` figures, kept up to date line by line.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
 //!
 //! Where it meets files and the network:
@@ -30,6 +31,7 @@ mod meter_log;
 pub mod mqtt;
 pub mod pages;
 pub mod state;
+mod today;
 pub mod window;
 
 pub use day::{Costs, DayReport};
