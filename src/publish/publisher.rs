@@ -1,7 +1,9 @@
 //! The publisher: turns readings into messages with the [`Policy`], keeps `state` messages in
 //! the [`Outbox`] until the broker acknowledges them, and keeps one [`Link`] to the broker:
-//! it reconnects with backoff, and on every CONNACK says `online`, announces discovery and
-//! subscribes to Home Assistant's status, whose `online` makes it announce again.
+//! it reconnects with backoff, and on every CONNACK says `online`, says the line's state,
+//! announces discovery and subscribes to Home Assistant's status, whose `online` makes it
+//! announce again. It also watches the line: `<base>/<id>/line` says `OFF` once no frame came
+//! for [`LINE_SILENCE`], and `ON` again with the next frame.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -99,6 +101,13 @@ const MAX_IN_FLIGHT: u16 = 128;
 /// How long the last messages and DISCONNECT may take when the publisher stops.
 const CLOSING: Duration = Duration::from_secs(2);
 
+/// How long the line may stay without a frame before `<base>/<id>/line` says `OFF`. A meter
+/// sends a frame every 1 to 2 s (historic) or 1 s (standard); 30 s is many frames lost in a
+/// row, not a bad checksum or two. Measured on a tokio timer, in real time whatever the
+/// source: a paced replay or a demo at 60× sends frames at least as often as the meter, and
+/// a replay's end is no silence (the publisher stops and says `offline`).
+pub const LINE_SILENCE: Duration = Duration::from_secs(30);
+
 /// Publishes readings until `readings` closes (the source ended) or `shutdown` fires; then
 /// says `offline`, disconnects, leaves what the broker did not acknowledge in `spool` and
 /// returns. A broker that is unreachable never stops it.
@@ -172,6 +181,7 @@ pub async fn publish(
     let mut relay_open = true;
     // When the source ended, the time to stop even if the broker did not take everything.
     let mut give_up_at: Option<Instant> = None;
+    let mut line = Line::heard_now();
     loop {
         // A replay ended: stop once the broker has everything, or gave up waiting for it.
         if source_ended && out.is_up() && out.outbox.idle() {
@@ -206,6 +216,11 @@ pub async fn publish(
                         stale_scan = None;
                         stale_scanned = !settings.discovery;
                         rediscover_at = None;
+                        line = Line::heard_now();
+                    }
+                    if line.heard() {
+                        info!("frames arrive again");
+                        out.send_all(vec![super::line_message(&topics, true)]);
                     }
                     core.take(p, &mut out);
                 }
@@ -218,12 +233,24 @@ pub async fn publish(
                 }
             },
             () = sleep_until(give_up_at) => break,
+            () = sleep_until(line.silent_at()), if !source_ended => {
+                // Frames waiting in the channel (the publisher was behind a slow broker) are
+                // no silence: the line is heard, only not read yet.
+                if readings.is_empty() {
+                    warn!("no frame from the meter for {}s: the line is silent (a wire off, a meter fault?)", LINE_SILENCE.as_secs());
+                    line.on = false;
+                    out.send_all(vec![super::line_message(&topics, false)]);
+                } else {
+                    line.last = Instant::now();
+                }
+            }
             () = connector.wait(), if out.link.is_none() => out.link = Some(connector.open()),
             event = next_event(&mut out.link) => match event {
                 LinkEvent::Up => {
                     connector.connected();
                     let relay_closed = *relay.borrow();
-                    let messages = core.announce_connection(&topics, relay_closed, &out.state_topic);
+                    let messages =
+                        core.announce_connection(&topics, line.on, relay_closed, &out.state_topic);
                     out.send_all(messages);
                     out.send_all(retired.clone());
                     out.send_all(vec![core.diag(started, out.outbox.stats())]);
@@ -577,16 +604,21 @@ impl Core {
         })
     }
 
-    /// What a new connection gets: `online`, discovery, and the latest retained values (they
+    /// What a new connection gets: `online`, the line's state (the second availability topic of
+    /// the entities: both must be there), discovery, and the latest retained values (they
     /// went nowhere without a link, and a restarted broker may have lost them; the `state` of
     /// that reading went already).
     fn announce_connection(
         &mut self,
         topics: &Topics,
+        line_on: bool,
         relay_closed: Option<bool>,
         state_topic: &str,
     ) -> Vec<Message> {
-        let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
+        let mut messages = vec![
+            Message::new(topics.availability(), "online", true, 1),
+            super::line_message(topics, line_on),
+        ];
         if self.discovery {
             messages.extend(self.announcer.all(&self.last.reading));
         }
@@ -600,6 +632,35 @@ impl Core {
             messages.push(super::relay_message(topics, closed));
         }
         messages
+    }
+}
+
+/// Whether frames arrive: the state `<base>/<id>/line` says.
+struct Line {
+    /// `ON`: a frame came less than [`LINE_SILENCE`] ago.
+    on: bool,
+    /// When the last frame came.
+    last: Instant,
+}
+
+impl Line {
+    /// A frame just came (the first of a meter).
+    fn heard_now() -> Self {
+        Line {
+            on: true,
+            last: Instant::now(),
+        }
+    }
+
+    /// Another frame came; true when the line was `OFF` (it is `ON` again).
+    fn heard(&mut self) -> bool {
+        self.last = Instant::now();
+        !std::mem::replace(&mut self.on, true)
+    }
+
+    /// When the line is silent unless a frame comes first; never while it is `OFF`.
+    fn silent_at(&self) -> Option<Instant> {
+        self.on.then_some(self.last + LINE_SILENCE)
     }
 }
 

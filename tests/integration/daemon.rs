@@ -273,7 +273,7 @@ fn a_serial_port_that_does_not_exist_is_exit_2() {
 }
 
 /// A daemon reading the pseudo-terminal `pty` in `mode`, every frame published.
-fn serial_config(dir: &Path, port: u16, pty: &Pty, mode: &str) -> PathBuf {
+pub(crate) fn serial_config(dir: &Path, port: u16, pty: &Pty, mode: &str) -> PathBuf {
     write_config(
         dir,
         port,
