@@ -31,10 +31,9 @@ use std::time::Duration;
 use rumqttc::{LastWill, MqttOptions, QoS};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::diagnosis::describe;
-use super::link::{self, Broker, Link, LinkEvent};
+use super::link::{self, Broker, Link, LinkEvent, Outages};
 use super::topics::bridge_state;
 use crate::source::Backoff;
 
@@ -53,7 +52,8 @@ pub struct Bridge {
 impl Bridge {
     /// Starts connecting to `broker` as `client_id`, saying `online` on `<base>/bridge/state`
     /// at every connection, with `offline` as the Last Will. Needs a tokio runtime.
-    pub fn start(broker: &Broker, client_id: String, base_topic: &str) -> Self {
+    /// Its failures are said through `outages`, once per outage with the meter's connection.
+    pub fn start(broker: &Broker, outages: Outages, client_id: String, base_topic: &str) -> Self {
         let topic = bridge_state(base_topic);
         let mut options = link::options(broker, client_id);
         options.set_clean_session(true);
@@ -64,13 +64,7 @@ impl Bridge {
             true,
         ));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(
-            options,
-            topic,
-            broker.address(),
-            broker.tls.is_some(),
-            stop.clone(),
-        ));
+        let task = tokio::spawn(run(options, topic, broker.clone(), outages, stop.clone()));
         Bridge { stop, task }
     }
 
@@ -128,13 +122,13 @@ fn host_name() -> String {
 async fn run(
     options: MqttOptions,
     topic: String,
-    broker: String,
-    tls: bool,
+    broker: Broker,
+    outages: Outages,
     stop: CancellationToken,
 ) {
     let mut backoff = Backoff::default();
     let mut link: Link<()> = Link::open(options.clone());
-    let mut down_said = false;
+    let mut said_online = false;
     loop {
         let event = tokio::select! {
             () = stop.cancelled() => break,
@@ -143,22 +137,17 @@ async fn run(
         match event {
             LinkEvent::Up => {
                 backoff.reset();
-                if link
-                    .publish(topic.clone(), QoS::AtLeastOnce, true, "online".into(), None)
-                    .is_ok()
-                {
-                    info!(%topic, "bridge status online");
+                outages.up();
+                let online =
+                    link.publish(topic.clone(), QoS::AtLeastOnce, true, "online".into(), None);
+                if online.is_ok() && !std::mem::replace(&mut said_online, true) {
+                    info!(%topic, "online");
                 }
-                down_said = false;
             }
             LinkEvent::Progress(_) | LinkEvent::Message(_) => {}
             LinkEvent::Down(e) => {
-                if down_said {
-                    debug!(error = %e, "bridge status connection down");
-                } else {
-                    warn!(%broker, error = %describe(&e, tls), "bridge status: the broker cannot be reached; retrying with backoff");
-                    down_said = true;
-                }
+                debug!(error = %e, "the bridge status connection is down");
+                outages.down(&broker, &e);
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(backoff.next_delay()) => {}

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Message;
-use super::diagnosis::describe;
 use super::discovery;
 use super::link::{self, Broker, Link, LinkEvent};
 use super::outbox::{Outbox, StateRef};
@@ -49,6 +48,8 @@ pub struct MqttSettings {
     pub drain_timeout: Duration,
     /// `relay.gpio` is set: announce and publish the relay contact.
     pub relay: bool,
+    /// Shared with the bridge status's connection: an outage is said once.
+    pub outages: link::Outages,
 }
 
 /// One decoded frame on its way to the broker, with what the acquisition loop measured.
@@ -469,10 +470,8 @@ struct Connector {
     backoff: Backoff,
     /// When the next attempt may start.
     retry_at: Instant,
-    /// "No connection" was said and "connected" was not said since.
-    down_logged: bool,
-    broker: String,
-    tls: bool,
+    outages: link::Outages,
+    broker: Broker,
     client_id: String,
     /// When the current link came up.
     up_since: Option<Instant>,
@@ -510,9 +509,8 @@ impl Connector {
             options,
             backoff: Backoff::default(),
             retry_at: Instant::now(),
-            down_logged: false,
-            broker: settings.broker.address(),
-            tls: settings.broker.tls.is_some(),
+            outages: settings.outages.clone(),
+            broker: settings.broker.clone(),
             client_id,
             up_since: None,
             short_links: 0,
@@ -532,8 +530,8 @@ impl Connector {
     fn connected(&mut self) {
         self.up_since = Some(Instant::now());
         self.backoff.reset();
-        self.down_logged = false;
-        info!(broker = %self.broker, "connected to the MQTT broker");
+        self.outages.up();
+        info!(broker = %self.broker.address(), "connected to the MQTT broker");
     }
 
     /// An attempt failed or a link was lost: says so once, then tries again after the backoff.
@@ -549,10 +547,7 @@ impl Connector {
                 self.takeover_said = true;
             }
         }
-        if !self.down_logged {
-            warn!(broker = %self.broker, error = %describe(e, self.tls), "no connection to the MQTT broker; retrying with backoff");
-            self.down_logged = true;
-        }
+        self.outages.down(&self.broker, e);
         self.retry_at = Instant::now() + self.backoff.next_delay();
     }
 }

@@ -71,7 +71,9 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         ))
     });
     std::thread::sleep(Duration::from_millis(1500)); // one pages_interval
-    logger.stop();
+    let said = logger.stop();
+    // `<base>/+/state` matches the daemon's `linky/bridge/state` too: left out, not refused.
+    assert!(!said.iter().any(|l| l.contains("was dropped")), "{said:#?}");
 
     // Ten frames, two per line: five lines, the time column aside, as golden.
     assert_eq!(lines.len(), 5, "{lines:#?}");

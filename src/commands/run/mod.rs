@@ -30,6 +30,7 @@ pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
         backlog_rate: config.publish.backlog_rate,
         drain_timeout: config.publish.drain_timeout,
         relay: config.relay.gpio.is_some(),
+        outages: Default::default(),
     })
 }
 
@@ -91,6 +92,7 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
     // and `offline` at the end (or the broker says it, as the Last Will).
     let bridge = Bridge::start(
         &settings.broker,
+        settings.outages.clone(),
         bridge::client_id(
             config.mqtt.client_id.as_deref(),
             &config.mqtt.base_topic,
