@@ -65,6 +65,22 @@ fn the_bridge_is_online_before_any_frame_and_offline_when_killed_or_stopped() {
 }
 
 #[test]
+fn a_configuration_error_never_says_the_bridge_online() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pty = Pty::start(dir.path());
+    let config = serial_config(dir.path(), broker.port, &pty, "historic");
+    let daemon = Running::start(&config, "run");
+    wait_retained(broker.port, BRIDGE, "online", Duration::from_secs(5));
+    daemon.stop();
+    // The meter's adapter is gone: exit 2 at start, and the bridge stays `offline`.
+    drop(pty);
+    let mut failed = Running::start(&config, "run");
+    assert_eq!(failed.wait(Duration::from_secs(10)).code(), Some(2));
+    assert_eq!(retained(broker.port, BRIDGE).as_deref(), Some("offline"));
+}
+
+#[test]
 fn the_line_goes_off_after_30_s_without_a_frame_and_on_when_frames_resume() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
