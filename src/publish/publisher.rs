@@ -6,6 +6,7 @@
 //! for [`LINE_SILENCE`], and `ON` again with the next frame.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,12 @@ const CLOSING: Duration = Duration::from_secs(2);
 /// a replay's end is no silence (the publisher stops and says `offline`).
 pub const LINE_SILENCE: Duration = Duration::from_secs(30);
 
+/// The file in `mqtt.spool_dir` that says what `<base>/<id>/line` says, `ON` or `OFF`, for a
+/// health check without an MQTT client (docker/compose.yaml): `OFF` from the start until the
+/// first frame, after [`LINE_SILENCE`] without one, and once the publisher stopped, so a
+/// file left by a daemon that died is never taken for a live line by the next one.
+pub const LINE_FILE: &str = "line";
+
 /// Publishes readings until `readings` closes (the source ended) or `shutdown` fires; then
 /// says `offline`, disconnects, leaves what the broker did not acknowledge in `spool` and
 /// returns. A broker that is unreachable never stops it.
@@ -120,6 +127,7 @@ pub async fn publish(
     shutdown: CancellationToken,
 ) {
     let started = Instant::now();
+    let mut line = Line::new(&spool.dir().join(LINE_FILE));
     // The Last Will names the meter, so the connection waits for the first frame's id.
     let first = tokio::select! {
         first = next_with_id(&mut readings) => first,
@@ -129,6 +137,7 @@ pub async fn publish(
     let Some(mut id) = first.reading.meter.clone() else {
         return;
     };
+    line.heard();
     let mut topics = Topics::new(&settings.base_topic, &id);
     let status_topic = format!("{}/status", settings.discovery_prefix);
     let mut connector = Connector::new(&settings, &topics, &id);
@@ -182,7 +191,6 @@ pub async fn publish(
     let mut relay_open = true;
     // When the source ended, the time to stop even if the broker did not take everything.
     let mut give_up_at: Option<Instant> = None;
-    let mut line = Line::heard_now();
     loop {
         // A replay ended: stop once the broker has everything, or gave up waiting for it.
         if source_ended && out.is_up() && out.outbox.idle() {
@@ -217,7 +225,6 @@ pub async fn publish(
                         stale_scan = None;
                         stale_scanned = !settings.discovery;
                         rediscover_at = None;
-                        line = Line::heard_now();
                     }
                     if line.heard() {
                         info!("frames arrive again");
@@ -239,7 +246,7 @@ pub async fn publish(
                 // no silence: the line is heard, only not read yet.
                 if readings.is_empty() {
                     warn!("no frame from the meter for {}s: the line is silent (a wire off, a meter fault?)", LINE_SILENCE.as_secs());
-                    line.on = false;
+                    line.silent();
                     out.send_all(vec![super::line_message(&topics, false)]);
                 } else {
                     line.last = Instant::now();
@@ -346,6 +353,7 @@ pub async fn publish(
     // What the broker did not acknowledge waits on disk.
     out.outbox.spill();
     out.outbox.sync();
+    line.silent();
 }
 
 /// Whether a connection ended on an incoming packet larger than [`link::MAX_PACKET`].
@@ -630,32 +638,61 @@ impl Core {
     }
 }
 
-/// Whether frames arrive: the state `<base>/<id>/line` says.
+/// Whether frames arrive: the state `<base>/<id>/line` and [`LINE_FILE`] say.
 struct Line {
     /// `ON`: a frame came less than [`LINE_SILENCE`] ago.
     on: bool,
     /// When the last frame came.
     last: Instant,
+    /// [`LINE_FILE`] in the spool directory.
+    file: PathBuf,
+    /// Writing the file failed and was said: not said again.
+    file_failed: bool,
 }
 
 impl Line {
-    /// A frame just came (the first of a meter).
-    fn heard_now() -> Self {
-        Line {
-            on: true,
+    /// No frame yet: `OFF`, in the file too.
+    fn new(file: &Path) -> Self {
+        let mut line = Line {
+            on: false,
             last: Instant::now(),
-        }
+            file: file.to_owned(),
+            file_failed: false,
+        };
+        line.save();
+        line
     }
 
-    /// Another frame came; true when the line was `OFF` (it is `ON` again).
+    /// A frame came; true when the line was `OFF` (it is `ON` now).
     fn heard(&mut self) -> bool {
         self.last = Instant::now();
-        !std::mem::replace(&mut self.on, true)
+        if self.on {
+            return false;
+        }
+        self.on = true;
+        self.save();
+        true
+    }
+
+    /// No frame for [`LINE_SILENCE`], or the publisher stops: `OFF`.
+    fn silent(&mut self) {
+        self.on = false;
+        self.save();
     }
 
     /// When the line is silent unless a frame comes first; never while it is `OFF`.
     fn silent_at(&self) -> Option<Instant> {
         self.on.then_some(self.last + LINE_SILENCE)
+    }
+
+    /// Writes the state to the file, whole (a reader never sees half of it).
+    fn save(&mut self) {
+        let text: &[u8] = if self.on { b"ON\n" } else { b"OFF\n" };
+        if let Err(e) = crate::files::write_atomic(&self.file, text)
+            && !std::mem::replace(&mut self.file_failed, true)
+        {
+            warn!(path = %self.file.display(), error = %e, "cannot write the line's state for health checks");
+        }
     }
 }
 

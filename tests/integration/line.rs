@@ -4,8 +4,11 @@
 //! for the meter's line.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use linkymon::publish::publisher::LINE_FILE;
 
 use crate::daemon::serial_config;
 use crate::support::{
@@ -24,6 +27,15 @@ fn retained(port: u16, topic: &str) -> Option<String> {
         .unwrap();
     let payload = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (out.status.success() && !payload.is_empty()).then_some(payload)
+}
+
+/// What the daemon says of the line in its spool directory, for health checks
+/// (docker/compose.yaml).
+fn line_file(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("spool").join(LINE_FILE))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 /// Waits until the broker retains `payload` on `topic`.
@@ -48,6 +60,7 @@ fn the_bridge_is_online_before_any_frame_and_offline_when_killed_or_stopped() {
         retained(broker.port, &format!("linky/{TEMPO_ID}/line")),
         None
     );
+    assert_eq!(line_file(dir.path()), "OFF", "no frame yet: unhealthy");
 
     // Killed without a word: the broker says `offline`, the bridge's Last Will.
     daemon.kill();
@@ -98,6 +111,7 @@ fn the_line_goes_off_after_30_s_without_a_frame_and_on_when_frames_resume() {
         l == format!("{line} ON")
     });
     assert_eq!(retained(broker.port, &line).as_deref(), Some("ON"));
+    assert_eq!(line_file(dir.path()), "ON");
 
     // The meter falls silent: OFF 30 s after its last frame, retained; the daemon is online.
     sub.wait_for("line OFF", Duration::from_secs(40), |l| {
@@ -109,6 +123,7 @@ fn the_line_goes_off_after_30_s_without_a_frame_and_on_when_frames_resume() {
         "OFF after {silent_for:?}"
     );
     assert_eq!(retained(broker.port, &line).as_deref(), Some("OFF"));
+    assert_eq!(line_file(dir.path()), "OFF");
     assert_eq!(sub.payloads(&availability), ["online"]);
 
     // Frames again: ON at once.
@@ -116,9 +131,15 @@ fn the_line_goes_off_after_30_s_without_a_frame_and_on_when_frames_resume() {
     sub.wait_for("line ON again", Duration::from_secs(5), |_| {
         sub.payloads(&line) == ["ON", "OFF", "ON"]
     });
+    assert_eq!(line_file(dir.path()), "ON");
     let stderr = daemon.stop();
     assert!(
         stderr.iter().any(|l| l.contains("the line is silent")),
         "{stderr:?}"
+    );
+    assert_eq!(
+        line_file(dir.path()),
+        "OFF",
+        "a stopped daemon hears nothing"
     );
 }
