@@ -14,6 +14,7 @@ mod ha_templates;
 mod hostile_broker;
 mod kit;
 mod labels;
+mod line;
 mod logger;
 mod logger_hostile;
 mod node_red;
