@@ -187,8 +187,16 @@ impl Meter {
                 let profile = r.number("NJOURF+1").and_then(|n| u8::try_from(n).ok());
                 let schedule = r.text("PJOURF+1");
                 let peak = r.text("PPOINTE");
+                // A Tempo contract (STGE gives today's colour) has its six indexes in the
+                // historic order, by the specification (SPEC-NOTES §8.2).
+                let tempo = r.derived.tempo_today.is_some();
                 self.memory.update(id, |m| {
                     let mut news = false;
+                    if tempo {
+                        for (_, p, n) in &energy::HISTORIC[5..] {
+                            news |= m.learn_index(*n, p);
+                        }
+                    }
                     if let (Some(n), Some(p)) = (index, period) {
                         news |= m.learn_index(n, p);
                     }

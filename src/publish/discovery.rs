@@ -28,8 +28,11 @@
 //!   so the template places it in Home Assistant's time zone (`as_local`): Home Assistant
 //!   refuses a timestamp without a time zone.
 
+mod energy;
+
 use std::collections::BTreeSet;
 
+pub use energy::{energy_config_messages, energy_leaves};
 use serde_json::{Map, Value, json};
 
 use super::Message;
@@ -517,6 +520,7 @@ where
                 if ["sensor", "binary_sensor"].contains(component)
                     && *n == node
                     && !object.starts_with(LOGGER_PREFIX)
+                    && !object.starts_with(energy::ENERGY_PREFIX)
                     && !keep.contains(*object)
         )
     };
@@ -599,7 +603,9 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
         return e;
     };
     e.name = spec.name.to_owned();
-    e.diagnostic = spec.role == Role::Diagnostic;
+    // The indexes named by label are diagnostics: the energy dashboard uses the entities named
+    // by period ([`energy_config_messages`]), which survive a change of mode.
+    e.diagnostic = matches!(spec.role, Role::Diagnostic | Role::Index);
     e.enabled_by_default = !rarely_used(label);
     if let Some(unit) = spec.unit {
         let (mut classes, factor) = unit_classes(unit);
