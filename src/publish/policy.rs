@@ -326,6 +326,17 @@ impl Policy {
                 now,
                 1,
             );
+        } else if reading.get("DATE").is_some() && reading.get("PJOURF+1").is_some() {
+            // The clock and the schedule were read, and no change comes before the end of
+            // tomorrow (a Base contract, an EJP peak over): a change announced before is
+            // past, so the retained one is cleared (empty), which Home Assistant shows as
+            // unknown. Never published, it is not cleared.
+            if self.leaves[NEXT_CHANGE]
+                .as_ref()
+                .is_some_and(|s| !s.payload.is_empty())
+            {
+                self.offer(out, Key::Leaf(NEXT_CHANGE), Payload::Text(""), true, now, 1);
+            }
         }
         if d.tempo_today.is_some() {
             let colour = d.tempo_tomorrow.map(|c| c.as_str());
@@ -820,5 +831,37 @@ mod tests {
             r#"{"colour":"red","announced":"T2"}"#,
             "a reconnection keeps the time it was announced"
         );
+    }
+
+    #[test]
+    fn the_next_change_is_published_on_change_and_cleared_when_none_comes() {
+        let standard = |ltarf: &str, ntarf: &str, profile: &str| {
+            crate::testing::reading(
+                crate::tic::Mode::Standard,
+                &[
+                    ("ADSC", None, "021728123456"),
+                    ("DATE", Some("H250307134349"), ""),
+                    ("LTARF", None, ltarf),
+                    ("NTARF", None, ntarf),
+                    ("NJOURF", None, "00"),
+                    ("NJOURF+1", None, "00"),
+                    ("PJOURF+1", None, profile),
+                ],
+            )
+        };
+        let hc = standard(" HEURE  PLEINE  ", "02", "00008002 0210C001 08108002 1440C001");
+        let mut p = policy(10.0);
+        let out = p.on_reading(&hc, "T", 0.0, Estimates::default());
+        assert_eq!(
+            payload_of(&out, "next_change"),
+            Some((r#"{"at":"2025-03-07T14:40:00+01:00","period":"hc"}"#, true, 1))
+        );
+        let out = p.on_reading(&hc, "T", 1.0, Estimates::default());
+        assert_eq!(payload_of(&out, "next_change"), None, "on change only");
+        let base = standard("      BASE      ", "01", "00008001 NONUTILE");
+        let out = p.on_reading(&base, "T", 2.0, Estimates::default());
+        assert_eq!(payload_of(&out, "next_change"), Some(("", true, 1)));
+        let out = p.on_reading(&base, "T", 3.0, Estimates::default());
+        assert_eq!(payload_of(&out, "next_change"), None, "cleared once");
     }
 }

@@ -83,7 +83,9 @@ where
             classes: ENUM,
             options: PERIODS.to_vec(),
             qos: 1,
-            value_template: Some("{{ value_json.get('period') }}".to_owned()),
+            value_template: Some(
+                "{{ (value_json if value_json is defined else {}).get('period') }}".to_owned(),
+            ),
             ..Entity::sensor("next_period", "Next tariff period", next)
         });
     }
@@ -105,10 +107,12 @@ where
     messages(&entities, meter_id, mode, contract, ctx)
 }
 
-/// A timestamp read from key `key` of a JSON payload; unknown (`None`) when it is absent.
+/// A timestamp read from key `key` of a JSON payload; unknown (`None`) when it is absent or
+/// the payload is empty (`next_change` cleared: no change known).
 fn timestamp_of(key: &str) -> String {
     format!(
-        "{{% set t = as_datetime(value_json.get('{key}'), None) %}}\
+        "{{% set j = value_json if value_json is defined else {{}} %}}\
+         {{% set t = as_datetime(j.get('{key}'), None) %}}\
          {{{{ as_local(t).isoformat() if t else 'None' }}}}"
     )
 }
