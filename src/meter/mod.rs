@@ -300,10 +300,16 @@ impl Meter {
             .filter_map(|e| e.timestamp.as_deref().and_then(calendar::date_of))
             .min()
             .is_some_and(|d| Some(d) == tomorrow_date);
-        let tomorrow = match r.text("PPOINTE") {
+        let mut tomorrow = match r.text("PPOINTE") {
             Some(p) if peak_tomorrow => Some(p),
             _ => tomorrow_schedule,
         };
+        let mut today = today;
+        if d.ejp && peaks.iter().any(|(_, bound)| *bound == "hn") {
+            // During a peak the day profiles do not apply until its end (FPMx): tomorrow's
+            // 00:00 slot would otherwise look like the end of an EJP peak that runs to 01:00.
+            (today, tomorrow) = (None, None);
+        }
         calendar::Calendar {
             now,
             index: profile("NTARF"),

@@ -849,12 +849,20 @@ mod tests {
                 ],
             )
         };
-        let hc = standard(" HEURE  PLEINE  ", "02", "00008002 0210C001 08108002 1440C001");
+        let hc = standard(
+            " HEURE  PLEINE  ",
+            "02",
+            "00008002 0210C001 08108002 1440C001",
+        );
         let mut p = policy(10.0);
         let out = p.on_reading(&hc, "T", 0.0, Estimates::default());
         assert_eq!(
             payload_of(&out, "next_change"),
-            Some((r#"{"at":"2025-03-07T14:40:00+01:00","period":"hc"}"#, true, 1))
+            Some((
+                r#"{"at":"2025-03-07T14:40:00+01:00","period":"hc"}"#,
+                true,
+                1
+            ))
         );
         let out = p.on_reading(&hc, "T", 1.0, Estimates::default());
         assert_eq!(payload_of(&out, "next_change"), None, "on change only");
