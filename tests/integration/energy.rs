@@ -306,6 +306,29 @@ fn a_meter_switched_from_historic_to_standard_keeps_its_energy_entities_and_valu
     late.wait_for("the retained energy/pm", Duration::from_secs(5), |l| {
         l == format!("linky/{ID}/energy/pm {}", 80_072 + 2 * 8)
     });
+    drop(late);
+
+    // A restart in normal hours, standard mode only: the peak hours' index is known from
+    // learnt.json at once, so energy/pm and its entity are there from the first frame.
+    let mut bytes = Vec::new();
+    for s in 0..4 {
+        bytes.extend(standard(s, 688_346 + 2 * i64::from(s), 80_088, false));
+    }
+    let restart = dir.join("restart.tic");
+    std::fs::write(&restart, bytes).unwrap();
+    let (lines, config_lines, _broker) = replay(dir, &restart);
+    let leaves = self::leaves(&lines);
+    println!("--- after a restart ---");
+    for (leaf, payload) in leaves.iter().filter(|(l, _)| l.starts_with("energy")) {
+        println!("{leaf} {payload}");
+    }
+    assert_eq!(numbers(&leaves, "energy/pm"), [80_088]);
+    assert!(
+        config_lines.iter().any(|l| l.starts_with(&format!(
+            "homeassistant/sensor/linky_{ID}/energy_pm/config {{"
+        ))),
+        "{config_lines:#?}"
+    );
 }
 
 #[test]
