@@ -85,6 +85,12 @@ pub const MAX_METERS: usize = 8;
 /// Supplier indexes of standard mode (`EASF01`…`EASF10`).
 pub const SUPPLIER_INDEXES: u8 = 10;
 
+/// Their labels, index 1 first.
+pub const EASF: [&str; SUPPLIER_INDEXES as usize] = [
+    "EASF01", "EASF02", "EASF03", "EASF04", "EASF05", "EASF06", "EASF07", "EASF08", "EASF09",
+    "EASF10",
+];
+
 /// Day profiles remembered per meter: the specification numbers them 0 to 9.
 const MAX_PROFILES: u8 = 10;
 

@@ -159,7 +159,12 @@ impl Meter {
         reading.derived = derive(&reading, self.voltage);
         self.learn(&reading);
         self.add_energy(&mut reading);
-        if mode == Mode::Standard {
+        // A frame that lost one of the calendar's groups to its checksum could give another
+        // answer (no today's profile: the next change looks like tomorrow's); it gives none,
+        // and says so, so that the last one stands.
+        let calendar = ["DATE", "STGE", "NTARF", "NJOURF", "NJOURF+1", "PJOURF+1"];
+        if mode == Mode::Standard && calendar.iter().all(|l| reading.get(l).is_some()) {
+            reading.derived.calendar_read = true;
             reading.derived.next_change = self.next_change(&reading);
         }
         reading
@@ -246,9 +251,9 @@ impl Meter {
                 d.energy_import_wh = number("EAST");
                 d.energy_export_wh = number("EAIT");
                 let known = r.meter.as_deref().and_then(|id| self.memory.get(id));
-                for n in 1..=energy::SUPPLIER_INDEXES {
+                for (n, label) in (1..).zip(energy::EASF) {
                     let period = known.and_then(|m| m.period_of(n));
-                    if let (Some(p), Some(v)) = (period, number(&format!("EASF{n:02}"))) {
+                    if let (Some(p), Some(v)) = (period, number(label)) {
                         d.energy.insert(p, v);
                     }
                 }

@@ -104,6 +104,11 @@ pub struct Derived {
     /// The next tariff change (standard mode, when the day profiles tell).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_change: Option<NextChange>,
+    /// The frame had every group the calendar reads (`DATE`, `STGE`, `NTARF`, `NJOURF`,
+    /// `NJOURF+1`, `PJOURF+1`): `next_change` is then the answer, `None` meaning that no
+    /// change comes before the end of tomorrow. Otherwise `next_change` says nothing.
+    #[serde(skip)]
+    pub calendar_read: bool,
 }
 
 /// One frame, typed: what every output (MQTT, screen, LED, logs) works from.

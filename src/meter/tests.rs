@@ -464,3 +464,22 @@ fn an_ejp_peak_announced_for_tomorrow_is_the_next_change() {
         "no change in an EJP normal day"
     );
 }
+
+#[test]
+fn a_frame_missing_a_group_of_the_calendar_says_nothing_of_the_next_change() {
+    let full = standard_ejp_frame("H261202101500", "000688330", "000080072", false);
+    let r = Meter::new(230).read(&full, 0.0);
+    assert!(r.derived.calendar_read);
+    let groups: Vec<_> = full
+        .groups()
+        .filter(|g| g.label != "NJOURF")
+        .map(|g| (g.label.to_owned(), g.horodate.map(str::to_owned), g.value.to_owned()))
+        .collect();
+    let groups: Vec<(&str, Option<&str>, &str)> = groups
+        .iter()
+        .map(|(l, h, v)| (l.as_str(), h.as_deref(), v.as_str()))
+        .collect();
+    let r = Meter::new(230).read(&frame(Mode::Standard, &groups), 0.0);
+    assert!(!r.derived.calendar_read);
+    assert_eq!(r.derived.next_change, None);
+}

@@ -48,7 +48,7 @@ pub struct Status {
     tempo_tomorrow: Option<TempoColour>,
     /// The relay contact: `None` until the debouncer has settled, or when not wired.
     relay: Option<bool>,
-    /// The next tariff change, from the last frame that carried the meter's clock.
+    /// The next tariff change, from the last frame that had every group the calendar reads.
     next_change: Option<crate::meter::NextChange>,
 }
 
@@ -133,8 +133,8 @@ impl Status {
         if d.period.is_some() {
             self.period.clone_from(&d.period);
         }
-        // The calendar needs the meter's clock: a frame that lost `DATE` says nothing of it.
-        if r.mode == Mode::Standard && r.get("DATE").is_some() {
+        // A frame that lost a group the calendar reads says nothing of the next change.
+        if d.calendar_read {
             self.next_change.clone_from(&d.next_change);
         }
     }

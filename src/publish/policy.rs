@@ -326,7 +326,7 @@ impl Policy {
                 now,
                 1,
             );
-        } else if reading.get("DATE").is_some() && reading.get("PJOURF+1").is_some() {
+        } else if d.calendar_read {
             // The clock and the schedule were read, and no change comes before the end of
             // tomorrow (a Base contract, an EJP peak over): a change announced before is
             // past, so the retained one is cleared (empty), which Home Assistant shows as
@@ -338,7 +338,13 @@ impl Policy {
                 self.offer(out, Key::Leaf(NEXT_CHANGE), Payload::Text(""), true, now, 1);
             }
         }
-        if d.tempo_today.is_some() {
+        // Only a frame with the group that tells (`DEMAIN`, `STGE`) says the colour: one that
+        // lost it to its checksum must not make the colour look announced anew.
+        let tomorrow_said = match reading.mode {
+            crate::tic::Mode::Historic => reading.get("DEMAIN").is_some(),
+            crate::tic::Mode::Standard => reading.get("STGE").is_some(),
+        };
+        if d.tempo_today.is_some() && tomorrow_said {
             let colour = d.tempo_tomorrow.map(|c| c.as_str());
             if self
                 .tempo_tomorrow
@@ -824,6 +830,12 @@ mod tests {
         );
         let out = p.on_reading(&tempo("ROUG"), "T3", 2.0, Estimates::default());
         assert_eq!(payload_of(&out, "tempo_tomorrow"), None, "on change only");
+        // DEMAIN lost to its checksum: nothing said, the announcement stands.
+        let mut lost = tempo("ROUG");
+        lost.entries.retain(|e| e.label != "DEMAIN");
+        lost.derived.tempo_tomorrow = None;
+        let out = p.on_reading(&lost, "T3", 2.5, Estimates::default());
+        assert_eq!(payload_of(&out, "tempo_tomorrow"), None);
         p.forget();
         let out = p.on_reading(&tempo("ROUG"), "T4", 3.0, Estimates::default());
         assert_eq!(
@@ -842,6 +854,7 @@ mod tests {
                     ("ADSC", None, "021728123456"),
                     ("DATE", Some("H250307134349"), ""),
                     ("LTARF", None, ltarf),
+                    ("STGE", None, "003A0001"),
                     ("NTARF", None, ntarf),
                     ("NJOURF", None, "00"),
                     ("NJOURF+1", None, "00"),
