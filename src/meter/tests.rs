@@ -473,7 +473,13 @@ fn a_frame_missing_a_group_of_the_calendar_says_nothing_of_the_next_change() {
     let groups: Vec<_> = full
         .groups()
         .filter(|g| g.label != "NJOURF")
-        .map(|g| (g.label.to_owned(), g.horodate.map(str::to_owned), g.value.to_owned()))
+        .map(|g| {
+            (
+                g.label.to_owned(),
+                g.horodate.map(str::to_owned),
+                g.value.to_owned(),
+            )
+        })
         .collect();
     let groups: Vec<(&str, Option<&str>, &str)> = groups
         .iter()

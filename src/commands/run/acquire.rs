@@ -26,8 +26,16 @@ const ISO8601: &str = "%Y-%m-%dT%H:%M:%S%:z";
 /// supplier index counts which tariff period, the day profiles): see [`Memory`].
 pub const MEMORY_FILE: &str = "learnt.json";
 
-/// What the meter model learnt on earlier runs, from `path`; empty when there is none.
+/// The largest `learnt.json` read: 8 meters with all they can hold take about 14 KiB.
+const MAX_MEMORY_FILE: u64 = 64 * 1024;
+
+/// What the meter model learnt on earlier runs, from `path`; empty when there is none, or
+/// when the file is larger than anything linkymon writes.
 fn load_memory(path: &Path) -> Memory {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_MEMORY_FILE) {
+        warn!(path = %path.display(), "what was learnt of the meter is larger than linkymon writes it; learning again");
+        return Memory::default();
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => Memory::from_json(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Memory::default(),
