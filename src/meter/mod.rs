@@ -1,8 +1,9 @@
 //! What the meter says: frames become typed [`Reading`]s with the contract's derived values.
 //!
 //! This module owns the meaning of labels (the [`labels`] table), the status register
-//! ([`stge`]), EJP and Tempo, injection, the tariff period code, and the [`guard`] that keeps
-//! impossible index values out. It does not know about bytes (that is [`crate::tic`]) nor about
+//! ([`stge`]), EJP and Tempo, injection, the tariff period code, the energy named by period
+//! ([`energy`], with what it learns about a meter in a [`Memory`] the caller saves), the next
+//! tariff change ([`calendar`]), and the [`guard`] that keeps impossible index values out. It does not know about bytes (that is [`crate::tic`]) nor about
 //! MQTT, screens or files. Time comes in as a number of seconds, never from a clock.
 
 pub mod calendar;
