@@ -7,7 +7,7 @@
 //! numbers them (`EASF01`…`EASF10`): which number is which period is learnt from the frames,
 //! from the active index (`NTARF`) and the period the frame is in (`LTARF`, `NGTF`, `STGE`, as
 //! [`super::Derived::period`] reads them), and from the historic labels of the same meter,
-//! which the specification numbers ([54E] §6.1: `EJPHN` is supplier index 1, `EJPHPM` 2, the
+//! which the specification numbers (Enedis 54E §6.1: `EJPHN` is supplier index 1, `EJPHPM` 2, the
 //! six Tempo indexes 1 to 6 in label order, `HCHC` 1, `HCHP` 2, `BASE` 1). What was learnt is
 //! kept in [`Memory`], which the daemon saves, so a restart does not forget a period that is
 //! only active a few days a year (EJP's peak hours).
@@ -22,7 +22,7 @@ pub const PERIODS: [&str; 11] = [
     "base", "hc", "hp", "hn", "pm", "hcjb", "hpjb", "hcjw", "hpjw", "hcjr", "hpjr",
 ];
 
-/// The historic indexes: label, period, supplier index ([54E] §6.1).
+/// The historic indexes: label, period, supplier index (specification 54E §6.1).
 pub const HISTORIC: [(&str, &str, u8); 11] = [
     ("BASE", "base", 1),
     ("HCHC", "hc", 1),

@@ -484,7 +484,8 @@ pub fn config_filter(meter_id: &str, ctx: &Context) -> String {
 /// [`config_filter`]). A retained topic is cleared only when it is this meter's, under this
 /// prefix, not announced now, not the logger's (`today_*`, it announces its own), and not a
 /// label that comes and goes ([`INTERMITTENT`]: `PEJP`, `ADPS`, `DPMx`…), whose entity must
-/// survive a restart between two notices. Anything else in `retained` (another meter, another
+/// survive a restart between two notices, nor an energy entity (`energy_*`, whose history
+/// must survive a period not seen since the restart). Anything else in `retained` (another meter, another
 /// program) is ignored. The output is sorted, each topic once, retained at QoS 1 like the
 /// configs, so it can be sent before them.
 ///

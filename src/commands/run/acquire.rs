@@ -66,7 +66,7 @@ fn save_memory(meter: &mut Meter, path: &Path, failing: &mut bool) {
 
 /// The acquisition loop: reads bytes, decodes frames, hands readings on. Ends at the end of
 /// a replay or on shutdown; dropping `readings` tells the publisher to say offline.
-/// `memory_path` is where what the meter model learns is kept across runs ([`MEMORY_FILE`]).
+/// `memory_path` is where what the meter model learns is kept across runs (`MEMORY_FILE`).
 pub async fn acquire(
     mut source: Source,
     hint: ModeHint,
