@@ -171,6 +171,11 @@ def none_allowed(config, payload):
         present = {k for k, v in message["values"].items() if v is not None}
         present |= {k for k, v in (message.get("derived") or {}).items() if v is not None}
         return not (referenced_keys(template) & present)
+    if isinstance(message, dict):
+        # A leaf's own JSON (`next_change`, `tempo_tomorrow`): the keys the template quotes
+        # are all absent or null.
+        quoted = set(re.findall(r"'([A-Za-z_][A-Za-z0-9_]*)'", template))
+        return bool(quoted) and all(message.get(k) is None for k in quoted)
     if config.get("device_class") == "enum":
         # A mapping {'RAW': 'shown', ...}: a raw value it does not list is "not announced".
         raw = set(re.findall(r"'([^']*)'\s*:", template))

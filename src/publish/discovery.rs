@@ -36,8 +36,11 @@
 //!   so the template places it in Home Assistant's time zone (`as_local`): Home Assistant
 //!   refuses a timestamp without a time zone.
 
+mod energy;
+
 use std::collections::BTreeSet;
 
+pub use energy::{energy_config_messages, energy_leaves};
 use serde_json::{Map, Value, json};
 
 use super::Message;
@@ -496,7 +499,8 @@ pub fn config_filter(meter_id: &str, ctx: &Context) -> String {
 /// prefix, not announced now, not the logger's (`today_*`, `month_*`, `price`: it announces
 /// its own), and not a
 /// label that comes and goes ([`INTERMITTENT`]: `PEJP`, `ADPS`, `DPMx`…), whose entity must
-/// survive a restart between two notices. Anything else in `retained` (another meter, another
+/// survive a restart between two notices, nor an energy entity (`energy_*`, whose history
+/// must survive a period not seen since the restart). Anything else in `retained` (another meter, another
 /// program) is ignored. The output is sorted, each topic once, retained at QoS 1 like the
 /// configs, so it can be sent before them.
 ///
@@ -532,6 +536,7 @@ where
                 if ["sensor", "binary_sensor"].contains(component)
                     && *n == node
                     && !LOGGER_PREFIXES.iter().any(|p| object.starts_with(p))
+                    && !object.starts_with(energy::ENERGY_PREFIX)
                     && !keep.contains(*object)
         )
     };
@@ -667,7 +672,9 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
         return e;
     };
     e.name = spec.name.to_owned();
-    e.diagnostic = spec.role == Role::Diagnostic;
+    // The indexes named by label are diagnostics: the energy dashboard uses the entities named
+    // by period ([`energy_config_messages`]), which survive a change of mode.
+    e.diagnostic = matches!(spec.role, Role::Diagnostic | Role::Index);
     e.enabled_by_default = !rarely_used(label);
     if let Some(unit) = spec.unit {
         let (mut classes, factor) = unit_classes(unit);

@@ -710,6 +710,8 @@ async fn next_with_id(readings: &mut mpsc::Receiver<MeterSample>) -> Option<Mete
 struct Announcer {
     context: discovery::Context,
     labels: BTreeSet<String>,
+    /// The energy leaves seen since start ([`discovery::energy_leaves`]).
+    energy: BTreeSet<String>,
     sent: HashMap<String, String>,
 }
 
@@ -719,6 +721,7 @@ impl Announcer {
             context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix)
                 .with_relay(settings.relay),
             labels: BTreeSet::new(),
+            energy: BTreeSet::new(),
             sent: HashMap::new(),
         }
     }
@@ -732,6 +735,9 @@ impl Announcer {
                 new = true;
             }
         }
+        for leaf in discovery::energy_leaves(reading) {
+            new |= self.energy.insert(leaf);
+        }
         new
     }
 
@@ -740,7 +746,16 @@ impl Announcer {
             return Vec::new();
         };
         let contract = discovery::Contract::from_reading(reading);
-        discovery::config_messages(id, reading.mode, &contract, &self.labels, &self.context)
+        let mut configs =
+            discovery::config_messages(id, reading.mode, &contract, &self.labels, &self.context);
+        configs.extend(discovery::energy_config_messages(
+            id,
+            reading.mode,
+            &contract,
+            &self.energy,
+            &self.context,
+        ));
+        configs
     }
 
     /// Every config, for a new connection or a Home Assistant restart.

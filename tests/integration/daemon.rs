@@ -117,7 +117,9 @@ fn a_replay_publishes_state_retained_values_and_discovery_then_goes_offline() {
 
 /// The number of configs the library makes for the labels of this state.
 fn linkymon_discovery_count(state: &Value) -> usize {
-    use linkymon::publish::discovery::{Context, Contract, config_messages};
+    use linkymon::publish::discovery::{
+        Context, Contract, config_messages, energy_config_messages,
+    };
     let labels: Vec<String> = state["values"]
         .as_object()
         .unwrap()
@@ -138,14 +140,23 @@ fn linkymon_discovery_count(state: &Value) -> usize {
         reading = Some(linkymon::meter::Meter::new(230).read(&f, 0.0))
     });
     let contract = Contract::from_reading(&reading.unwrap());
-    config_messages(
-        TEMPO_ID,
-        linkymon::tic::Mode::Historic,
-        &contract,
-        &labels,
-        &Context::new("linky", "homeassistant"),
-    )
-    .len()
+    let ctx = Context::new("linky", "homeassistant");
+    let mode = linkymon::tic::Mode::Historic;
+    // The energy named by period, from what the state derived.
+    let derived = &state["derived"];
+    let energy = ["energy_import", "energy_export"]
+        .into_iter()
+        .filter(|k| derived.get(format!("{k}_wh")).is_some())
+        .map(str::to_owned)
+        .chain(
+            derived["energy"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|p| format!("energy/{p}")),
+        );
+    config_messages(TEMPO_ID, mode, &contract, &labels, &ctx).len()
+        + energy_config_messages(TEMPO_ID, mode, &contract, energy, &ctx).len()
 }
 
 #[test]

@@ -112,6 +112,7 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
         source,
         hint,
         config.meter.voltage.into(),
+        Some(config.mqtt.spool_dir.join(acquire::MEMORY_FILE)),
         readings_tx,
         latest_tx,
         shutdown,

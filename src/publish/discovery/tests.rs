@@ -133,7 +133,16 @@ fn messages(r: &Reading) -> Vec<Message> {
         .meter
         .as_deref()
         .expect("the reference frames carry their id");
-    config_messages(id, r.mode, &Contract::from_reading(r), labels, &ctx())
+    let contract = Contract::from_reading(r);
+    let mut configs = config_messages(id, r.mode, &contract, labels, &ctx());
+    configs.extend(energy_config_messages(
+        id,
+        r.mode,
+        &contract,
+        energy_leaves(r),
+        &ctx(),
+    ));
+    configs
 }
 
 /// Topic → parsed payload.
@@ -489,6 +498,9 @@ fn only_labels_the_meter_sends_get_entities() {
         "uptime_s",
         "spool_backlog",
         "spool_bytes",
+        "energy_import",
+        "energy_hn",
+        "energy_pm",
     ];
     let mut expected: BTreeSet<String> = reading
         .entries
@@ -735,8 +747,11 @@ fn identity_status_and_decoder_counters_are_diagnostics() {
     ] {
         assert_eq!(category(object_id), "diagnostic", "{object_id}");
     }
-    for object_id in ["east", "sinsts"] {
+    for object_id in ["sinsts", "energy_import", "energy_hcjb"] {
         assert_eq!(category(object_id), Value::Null, "{object_id}");
+    }
+    for object_id in ["east", "easf01", "eait"] {
+        assert_eq!(category(object_id), "diagnostic", "{object_id}");
     }
     let frames = &configs["homeassistant/sensor/linky_123456789012/frames_ok/config"];
     assert_eq!(frames["state_topic"], "linky/123456789012/diag");
@@ -1172,4 +1187,107 @@ fn only_this_meters_configs_under_this_prefix_are_cleared() {
         config_filter(id, &ctx()),
         "homeassistant/+/linky_021728123456/+/config"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entities named by meaning (issue 19).
+
+/// The same EJP meter as `historic_ejp`, switched to standard mode by Enedis.
+fn standard_ejp() -> Reading {
+    let mut meter = crate::meter::Meter::new(230);
+    meter.read(
+        &crate::testing::historic_frame(&[
+            ("ADCO", "021728123456"),
+            ("OPTARIF", "EJP."),
+            ("EJPHN", "000688322"),
+            ("EJPHPM", "000080072"),
+            ("PTEC", "HN.."),
+        ]),
+        0.0,
+    );
+    let frame = crate::testing::frame(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "021728123456"),
+            ("DATE", Some("H261202101500"), ""),
+            ("NGTF", None, "      EJP       "),
+            ("EAST", None, "000768402"),
+            ("EASF01", None, "000688330"),
+            ("EASF02", None, "000080072"),
+            ("STGE", None, "003A0001"),
+            ("NTARF", None, "01"),
+        ],
+    );
+    meter.read(&frame, 2.0)
+}
+
+fn energy_unique_ids(r: &Reading) -> BTreeMap<String, (String, String)> {
+    configs(r)
+        .into_values()
+        .filter(|c| c["device_class"] == "energy" && c.get("entity_category").is_none())
+        .map(|c| {
+            let id = c["unique_id"].as_str().unwrap().to_owned();
+            let entity = c["default_entity_id"].as_str().unwrap().to_owned();
+            let topic = c["state_topic"].as_str().unwrap().to_owned();
+            (id, (entity, topic))
+        })
+        .collect()
+}
+
+#[test]
+fn the_energy_entities_are_the_same_after_a_switch_to_standard_mode() {
+    let before = energy_unique_ids(&historic_ejp());
+    let after = energy_unique_ids(&standard_ejp());
+    assert_eq!(before, after);
+    let ids: Vec<&str> = before.keys().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        [
+            "linky_021728123456_energy_hn",
+            "linky_021728123456_energy_import",
+            "linky_021728123456_energy_pm"
+        ]
+    );
+    assert_eq!(
+        before["linky_021728123456_energy_hn"],
+        (
+            "sensor.linky_021728123456_energy_hn".to_owned(),
+            "linky/021728123456/energy/hn".to_owned()
+        )
+    );
+    for c in configs(&standard_ejp()).values() {
+        if c["unique_id"].as_str().unwrap().contains("_energy_") {
+            assert_eq!(
+                (&c["state_class"], &c["unit_of_measurement"]),
+                (&Value::from("total_increasing"), &Value::from("Wh"))
+            );
+        }
+    }
+}
+
+#[test]
+fn the_next_change_is_a_timestamp_entity_in_standard_mode_only() {
+    let configs = configs(&standard_three_phase_producer());
+    let next = &configs["homeassistant/sensor/linky_123456789012/next_change/config"];
+    assert_eq!(next["device_class"], "timestamp");
+    assert_eq!(next["state_topic"], "linky/123456789012/next_change");
+    let period = &configs["homeassistant/sensor/linky_123456789012/next_period/config"];
+    assert_eq!(period["device_class"], "enum");
+    let announced =
+        &configs["homeassistant/sensor/linky_123456789012/tempo_tomorrow_announced/config"];
+    assert_eq!(
+        announced["state_topic"],
+        "linky/123456789012/tempo_tomorrow"
+    );
+    assert!(
+        object_ids(&historic_ejp(), "sensor")
+            .iter()
+            .all(|o| !o.starts_with("next_"))
+    );
+}
+
+#[test]
+fn energy_entities_are_never_cleared_as_stale() {
+    let retained = ["homeassistant/sensor/linky_021728123456/energy_pm/config"];
+    assert!(stale_config_clears("021728123456", Vec::<String>::new(), retained, &ctx()).is_empty());
 }
