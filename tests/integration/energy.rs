@@ -146,11 +146,12 @@ fn replay(dir: &Path, capture: &Path) -> (Vec<String>, Vec<String>, Broker) {
     (meter.lines(), configs.lines(), broker)
 }
 
-/// `(topic leaf, payload)` of the lines under `linky/<id>/`.
+/// `(topic leaf, payload)` of the lines under `linky/<id>/` (not the bridge's status).
 fn leaves(lines: &[String]) -> Vec<(String, String)> {
     lines
         .iter()
         .filter_map(|l| l.strip_prefix("linky/"))
+        .filter(|l| !l.starts_with("bridge/"))
         .filter_map(|l| l.split_once('/').map(|(_, rest)| rest))
         .filter_map(|l| l.split_once(' ').or(Some((l, ""))))
         .map(|(t, p)| (t.to_owned(), p.replace("(null)", "")))
@@ -362,6 +363,7 @@ fn the_next_change_is_published_from_a_standard_capture() {
 fn meter_of(lines: &[String]) -> String {
     let state = lines
         .iter()
+        .filter(|l| !l.starts_with("linky/bridge/"))
         .find_map(|l| l.split_once("/state ").map(|(_, p)| p))
         .unwrap();
     let state: Value = serde_json::from_str(state).unwrap();
