@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::line::{LogLine, period_of_key};
+use super::season::{DayMark, MarkTally};
 
 /// The longest time one line's average power may stand for in the injected-energy sum.
 pub const MAX_GAP_S: i64 = 15 * 60;
@@ -66,6 +67,8 @@ pub struct DayReport {
     pub max_power: Option<(u32, DateTime)>,
     /// How many lines the day had.
     pub lines: usize,
+    /// What the day was on an EJP or Tempo contract (see [`super::season`]).
+    pub mark: Option<DayMark>,
     first: (LogLine, Timestamp),
     last: (LogLine, Timestamp),
     uses_injected_index: bool,
@@ -141,8 +144,10 @@ impl DayReport {
         let mut segments: Vec<Segment> = Vec::new();
         let mut max_power: Option<(u32, DateTime)> = None;
         let mut previous: Option<usize> = None;
+        let mut mark = MarkTally::default();
         for &i in &order {
             let line = &lines[i];
+            mark.add(line);
             let s = seconds(at[i]);
             if let Some(p) = previous {
                 add_increases(&mut energy_wh, &lines[p], line);
@@ -198,6 +203,7 @@ impl DayReport {
             injected_wh,
             max_power,
             lines: lines.len(),
+            mark: mark.mark(),
             first: (lines[first].clone(), at[first]),
             last: (lines[last].clone(), at[last]),
             uses_injected_index,

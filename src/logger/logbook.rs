@@ -377,24 +377,31 @@ impl Logbook {
         }
     }
 
-    /// The `today` messages of the meters that got lines since the last call, and the
-    /// discovery configs of periods seen for the first time. Each is computed from the day's
+    /// The `today` messages of the meters that got lines since the last call, their `season`
+    /// messages when the counters changed (and at start, once the logs are read), and the
+    /// discovery configs of periods (or a season) seen for the first time. Each is computed from the day's
     /// lines once per call, however many lines came: the caller calls it at most once a
     /// second, so a burst costs one computation a second, not one per line.
     pub fn take_today(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
-            let Some(today) = meter.take_today(&self.tz) else {
-                continue;
-            };
-            let costs = day::costs(
-                &today.energy_wh,
-                &self.config.prices,
-                self.config.subscription_per_day,
-            );
-            let topic = Topics::new(&self.base_topic, id).leaf("today");
-            let payload = day::today_json(&today, &costs, &self.config.currency);
-            out.push(Message::new(topic, payload, true, 1));
+            if id == UNKNOWN_METER {
+                continue; // logs found before any meter was seen: nothing to publish yet
+            }
+            if let Some(today) = meter.take_today(&self.tz) {
+                let costs = day::costs(
+                    &today.energy_wh,
+                    &self.config.prices,
+                    self.config.subscription_per_day,
+                );
+                let topic = Topics::new(&self.base_topic, id).leaf("today");
+                let payload = day::today_json(&today, &costs, &self.config.currency);
+                out.push(Message::new(topic, payload, true, 1));
+            }
+            if let Some(counts) = meter.take_season() {
+                let topic = Topics::new(&self.base_topic, id).leaf("season");
+                out.push(Message::new(topic, counts.json(), true, 1));
+            }
             if meter.has_new_periods() {
                 out.extend(meter.announce(id, &self.config.currency, &self.discovery));
             }

@@ -11,10 +11,13 @@ use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
 use super::State;
+use super::calendar::{Month, marks, month_of};
+use super::calendar_pages::{month_page_name, render_calendar, year_page_name};
 use super::checks::{IndexSanity, SeenSeqs};
 use super::day::DayReport;
 use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
+use super::season::{Counts, DayMark, Kind};
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
 use crate::files::write_atomic;
@@ -81,10 +84,20 @@ pub struct MeterLog {
     dirty: BTreeSet<Date>,
     rows: BTreeMap<Date, IndexRow>,
     index_dirty: bool,
+    /// Months whose month and year pages are out of date.
+    calendar_dirty: BTreeSet<Month>,
+    /// Today's mark, from the lines so far (its row is written with its page, less often).
+    today_mark: Option<(Date, DayMark)>,
+    /// The `season` payload last sent; the counters are looked at again when `season_due`.
+    season_sent: Option<String>,
+    season_due: bool,
     device: Option<Device>,
     /// The tariff periods seen in its `today` messages, and those announced to discovery.
     periods: BTreeSet<String>,
     announced: BTreeSet<String>,
+    /// The contract of the season counters sent, and that of those announced.
+    season_kind: Option<Kind>,
+    season_announced: Option<Kind>,
     /// Lines the disk refused (full, or the directory unwritable), oldest first: written
     /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
     unwritten: VecDeque<Unwritten>,
@@ -116,9 +129,15 @@ impl MeterLog {
             dirty: BTreeSet::new(),
             rows: BTreeMap::new(),
             index_dirty: false,
+            calendar_dirty: BTreeSet::new(),
+            today_mark: None,
+            season_sent: None,
+            season_due: true,
             device: None,
             periods: BTreeSet::new(),
             announced: BTreeSet::new(),
+            season_kind: None,
+            season_announced: None,
             unwritten: VecDeque::new(),
             write_failed: false,
             open: Vec::new(),
@@ -147,9 +166,15 @@ impl MeterLog {
     }
 
     /// Takes in the logs already on disk: a page at least as new as its log gives the day's
-    /// index row; any other day's page is rebuilt. False when there is no log at all.
+    /// index row; any other day's page is rebuilt, and so are the month and year pages that
+    /// are missing. False when there is no log at all.
     pub fn take_existing_logs(&mut self) -> bool {
         for (date, log) in self.logs() {
+            let month = month_of(date);
+            let missing = |name: String| !self.place.pages_dir.join(name).is_file();
+            if missing(month_page_name(month.0, month.1)) || missing(year_page_name(month.0)) {
+                self.calendar_dirty.insert(month);
+            }
             let page = self.place.pages_dir.join(pages::page_name(date));
             let page_mtime = fs::metadata(&page).and_then(|m| m.modified()).ok();
             let log_mtime = fs::metadata(&log).and_then(|m| m.modified()).ok();
@@ -288,17 +313,46 @@ impl MeterLog {
             report.link_previous(previous, tz);
         }
         self.periods.extend(report.energy_wh.keys().cloned());
+        let mark = report.mark.map(|m| (report.date, m));
+        if mark != self.today_mark {
+            self.today_mark = mark;
+            self.season_due = true;
+        }
         Some(report)
+    }
+
+    /// The season's counters when they may have changed since the last call and differ
+    /// from what was sent: from the marks of the days of the last 13 months (a season is
+    /// at most 12) and today's so far.
+    pub fn take_season(&mut self) -> Option<Counts> {
+        if !std::mem::take(&mut self.season_due) {
+            return None;
+        }
+        let newest = self.rows.keys().next_back().copied();
+        let newest = newest.max(self.today_mark.map(|(d, _)| d))?;
+        let since = newest.checked_sub(jiff::Span::new().days(400)).ok()?;
+        let mut marks = marks(self.rows.range(since..).map(|(_, r)| r));
+        if let Some((date, mark)) = self.today_mark {
+            marks.insert(date, mark);
+        }
+        let counts = Counts::current(&marks)?;
+        let json = counts.json();
+        if self.season_sent.as_ref() == Some(&json) {
+            return None;
+        }
+        self.season_sent = Some(json);
+        self.season_kind = Some(counts.season.kind);
+        Some(counts)
     }
 
     /// Whether periods were seen that discovery has not announced yet.
     pub fn has_new_periods(&self) -> bool {
-        self.periods != self.announced
+        self.periods != self.announced || self.season_kind != self.season_announced
     }
 
     /// Whether a `today` entity was ever announced or is to be.
     pub fn has_periods(&self) -> bool {
-        !self.periods.is_empty()
+        !self.periods.is_empty() || self.season_kind.is_some()
     }
 
     /// The discovery configs of the meter's `today` entities, one per period seen.
@@ -307,20 +361,34 @@ impl MeterLog {
             return Vec::new();
         };
         self.announced = self.periods.clone();
-        discovery::today_config_messages(
-            id,
-            device.mode,
-            &device.contract,
-            &self.periods,
-            currency,
-            ctx,
-        )
+        self.season_announced = self.season_kind;
+        let mut out = Vec::new();
+        if !self.periods.is_empty() {
+            out = discovery::today_config_messages(
+                id,
+                device.mode,
+                &device.contract,
+                &self.periods,
+                currency,
+                ctx,
+            );
+        }
+        if let Some(kind) = self.season_kind {
+            out.extend(discovery::season_config_messages(
+                id,
+                device.mode,
+                &device.contract,
+                kind,
+                ctx,
+            ));
+        }
+        out
     }
 
-    /// Writes the pages of the dirty days, then the index if a day was added or a past day
-    /// changed (today's row changing alone does not rewrite the index: it says "so far").
+    /// Writes the pages of the dirty days, then their month and year pages (from the days'
+    /// rows in memory: no other log is read), then the index.
     pub fn rebuild(&mut self, today: Date, settings: &PageSettings) {
-        if self.dirty.is_empty() && !self.index_dirty {
+        if self.dirty.is_empty() && !self.index_dirty && self.calendar_dirty.is_empty() {
             return;
         }
         if let Err(e) = fs::create_dir_all(&self.place.pages_dir) {
@@ -357,9 +425,18 @@ impl MeterLog {
                 warn!("cannot write {}: {e}", path.display());
                 continue;
             }
-            let added = self.rows.insert(date, row).is_none();
-            if added || date < today {
-                self.index_dirty = true;
+            self.rows.insert(date, row);
+            // The index shows this month so far: it changes with any day.
+            self.index_dirty = true;
+            self.season_due = true;
+            self.calendar_dirty.insert(month_of(date));
+        }
+        let months = std::mem::take(&mut self.calendar_dirty);
+        let years: BTreeSet<i16> = months.iter().map(|m| m.0).collect();
+        for (name, html) in render_calendar(&self.rows, &months, &years, &settings.context()) {
+            let path = self.place.pages_dir.join(name);
+            if let Err(e) = write_atomic(&path, html.as_bytes()) {
+                warn!("cannot write {}: {e}", path.display());
             }
         }
         if self.index_dirty {

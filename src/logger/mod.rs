@@ -10,6 +10,9 @@
 //! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
 //!   the `today` payload.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
+//! - [`season`]: a day's EJP or Tempo mark from its lines; the season's counters and the
+//!   `season` payload.
+//! - [`calendar`]: days' rows → month and year totals; [`calendar_pages`]: their pages.
 //!
 //! Where it meets files and the network:
 //! - [`disk`]: daily logs read and appended, dygraphs installed next to the pages.
@@ -21,6 +24,8 @@
 //! `commands::logger` and `commands::graph` wire these together.
 
 pub mod backfill;
+pub mod calendar;
+pub mod calendar_pages;
 pub mod checks;
 pub mod day;
 pub mod disk;
@@ -29,6 +34,7 @@ pub mod logbook;
 mod meter_log;
 pub mod mqtt;
 pub mod pages;
+pub mod season;
 pub mod state;
 pub mod window;
 

@@ -782,5 +782,8 @@ fn payload(
     Value::Object(p)
 }
 
+mod season;
+pub use season::season_config_messages;
+
 #[cfg(test)]
 mod tests;
