@@ -68,6 +68,15 @@ fn period_colour(code: &str) -> &'static str {
     }
 }
 
+/// Where a period goes in a stacked bar: off-peak below peak, Tempo's blue below white below
+/// red; periods of no known offer last.
+fn stack_rank(code: &str) -> usize {
+    const ORDER: [&str; 11] = [
+        "BASE", "HC", "HP", "HN", "PM", "HCJB", "HPJB", "HCJW", "HPJW", "HCJR", "HPJR",
+    ];
+    ORDER.iter().position(|p| *p == code).unwrap_or(ORDER.len())
+}
+
 /// The text of a day's mark, with its class for the badge.
 fn mark_badge(mark: DayMark) -> Option<String> {
     let (class, text) = match mark {
@@ -110,7 +119,7 @@ fn chart(out: &mut String, bars: &[Bar], ticks: &[(i32, String)], currency: &str
         .iter()
         .flat_map(|b| b.energy_wh.keys().map(String::as_str))
         .collect();
-    periods.sort_unstable();
+    periods.sort_unstable_by_key(|p| (stack_rank(p), *p));
     periods.dedup();
     let with_cost = bars.iter().any(|b| b.cost.is_some());
     let mut labels: Vec<String> = vec!["x".to_owned()];
@@ -182,6 +191,7 @@ if(withCost){series[labels[labels.length-1]]={axis:'y2',plotter:Dygraph.Plotters
  drawPoints:true,pointSize:3,strokeWidth:1.5};}
 new Dygraph(el,d,{labels:labels,colors:colours,stackedGraph:true,plotter:bars,series:series,
  dateWindow:[lo-0.6,hi+0.6],includeZero:true,legend:'always',labelsSeparateLines:false,
+ labelsDiv:document.getElementById('legend'),
  ylabel:'kWh',y2label:withCost?labels[labels.length-1]:null,
  axes:{x:{valueFormatter:function(x){return names[x]||x;},
    axisLabelFormatter:function(x){return ticks[x]||'';},pixelsPerLabel:24,drawGrid:false},
@@ -250,7 +260,10 @@ fn page_top(
     nav_link(out, "previous", previous);
     out.push_str(links);
     nav_link(out, "next", next);
-    out.push_str("</nav>\n<div id=\"chart\" data-drawn=\"\"></div>\n<ul id=\"errors\"></ul>\n");
+    out.push_str(
+        "</nav>\n<div id=\"chart\" data-drawn=\"\"></div>\n<p id=\"legend\" class=\"note\"></p>\n\
+         <ul id=\"errors\"></ul>\n",
+    );
 }
 
 /// A link, or an empty slot that keeps the nav's layout.

@@ -18,5 +18,6 @@ mod logger;
 mod logger_hostile;
 mod node_red;
 mod outage;
+mod pages;
 mod the_box;
 mod tls;
