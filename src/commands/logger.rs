@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::logger::Logbook;
-use crate::logger::mqtt::{self, LinkEvent};
+use crate::logger::mqtt::{self, LinkEvent, Subscription};
 
 /// How long a stop waits for the broker to see the logger's DISCONNECT.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(3);
@@ -41,6 +41,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let state_topic = format!("{}/+/state", m.base_topic);
     let status_topic = format!("{}/status", m.discovery_prefix);
+    // The daemon never retains a `state`: a retained one is someone else's, not read. Home
+    // Assistant's status is retained, and says whether to announce.
+    let subscriptions = [
+        Subscription {
+            filter: &state_topic,
+            retained: false,
+        },
+        Subscription {
+            filter: &status_topic,
+            retained: true,
+        },
+    ];
     let mut pages_tick =
         tokio::time::interval(config.logger.pages_interval.max(Duration::from_secs(1)));
     pages_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -52,7 +64,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tokio::select! {
             event = events.recv() => match event {
                 Some(LinkEvent::Connected) => {
-                    mqtt::subscribe(&client, &[&state_topic, &status_topic]);
+                    mqtt::subscribe(&client, &subscriptions);
                     if m.discovery {
                         mqtt::send(&client, logbook.announce_all());
                     }

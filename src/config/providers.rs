@@ -44,6 +44,7 @@ pub(super) const TEXT_KEYS: &[&str] = &[
     "logger.meter",
     "logger.pages_interval",
     "logger.currency",
+    "prices.currency",
 ];
 
 /// The name figment shows for the environment provider; also how errors recognise it.

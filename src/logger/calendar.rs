@@ -143,15 +143,21 @@ pub fn kind_of(marks: &BTreeMap<Date, DayMark>) -> Option<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logger::day::{DayReport, costs};
+    use crate::config::{PriceSet, PricesConfig};
+    use crate::logger::day::DayReport;
     use crate::logger::season::{Allowance, Colour, Counters};
+    use crate::prices::Prices;
     use jiff::civil::date;
     use jiff::tz::TimeZone;
 
     fn row(d: Date, hn: u64, pm: u64, mark: Option<DayMark>) -> IndexRow {
         let energy_wh = BTreeMap::from([("HN".to_owned(), hn), ("PM".to_owned(), pm)]);
-        let prices = BTreeMap::from([("HN".to_owned(), 0.1), ("PM".to_owned(), 1.0)]);
-        let c = costs(&energy_wh, &prices, 0.5);
+        let kwh = BTreeMap::from([("hn".to_owned(), 0.1), ("pm".to_owned(), 1.0)]);
+        let prices = Prices::new(&PricesConfig {
+            sets: vec![PriceSet::always(kwh, Some(0.5))],
+            ..PricesConfig::default()
+        });
+        let c = prices.cost(d, &energy_wh);
         IndexRow {
             date: d,
             total_wh: hn + pm,
@@ -193,6 +199,41 @@ mod tests {
     }
 
     #[test]
+    fn a_month_across_a_price_change_costs_each_day_at_its_own_prices() {
+        let set = |from: Date, hn: f64| PriceSet {
+            from,
+            kwh: BTreeMap::from([("hn".to_owned(), hn)]),
+            subscription_per_day: Some(0.5),
+            subscription_per_month: None,
+        };
+        let prices = Prices::new(&PricesConfig {
+            sets: vec![set(date(2026, 1, 1), 0.10), set(date(2026, 2, 15), 0.20)],
+            ..PricesConfig::default()
+        });
+        let energy_wh = BTreeMap::from([("HN".to_owned(), 10_000)]);
+        let rows: Vec<IndexRow> = [date(2026, 2, 14), date(2026, 2, 15)]
+            .into_iter()
+            .map(|d| {
+                let costs = prices.cost(d, &energy_wh);
+                let mut row = row(d, 10_000, 0, None);
+                row.cost = costs.total;
+                row.period_costs = costs
+                    .rows
+                    .iter()
+                    .filter_map(|r| Some((r.code.clone(), r.cost?)))
+                    .collect();
+                row
+            })
+            .collect();
+        let feb = &by_month(&rows)[&(2026, 2)];
+        assert!(
+            (feb.period_costs["HN"] - 3.0).abs() < 1e-9,
+            "1.00 + 2.00: {feb:?}"
+        );
+        assert!((feb.cost.unwrap() - 4.0).abs() < 1e-9, "{feb:?}");
+    }
+
+    #[test]
     fn a_day_of_unknown_cost_leaves_its_month_and_year_unknown() {
         let mut unpriced = row(date(2027, 2, 2), 1000, 0, None);
         unpriced.cost = None;
@@ -216,7 +257,7 @@ mod tests {
         .map(|l| l.parse().unwrap())
         .collect();
         let report = DayReport::from_lines(date(2027, 3, 28), &lines, &tz).unwrap();
-        let c = costs(&report.energy_wh, &BTreeMap::new(), 0.0);
+        let c = Prices::new(&PricesConfig::default()).cost(report.date, &report.energy_wh);
         let dst = IndexRow::of_day(&report, &c);
         let rows = [row(date(2027, 3, 27), 24_000, 0, None), dst];
         let march = &by_month(&rows)[&(2027, 3)];

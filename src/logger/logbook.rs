@@ -35,6 +35,7 @@ use super::pages::{Assets, PageSettings};
 use super::window::local_date;
 use crate::config::{Config, LoggerConfig};
 use crate::files::write_atomic;
+use crate::prices::Prices;
 use crate::publish::Message;
 use crate::publish::discovery;
 use crate::publish::topics::Topics;
@@ -58,6 +59,8 @@ const UNKNOWN_METER: &str = "";
 #[derive(Debug)]
 pub struct Logbook {
     config: LoggerConfig,
+    /// `prices:`, for `today` and the pages.
+    prices: Prices,
     tz: TimeZone,
     base_topic: String,
     discovery: discovery::Context,
@@ -113,6 +116,7 @@ impl Logbook {
         });
         let mut logbook = Logbook {
             config: c.clone(),
+            prices: Prices::new(&config.prices),
             tz,
             base_topic: config.mqtt.base_topic.clone(),
             discovery: discovery::Context::new(
@@ -344,27 +348,39 @@ impl Logbook {
         indexes.extend(state.injected_index.map(|v| ("EAIT".to_owned(), v)));
         let max_power_w = state.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
         let tz = &self.tz;
+        // The price now, from the state's period and local day; noted once the state is filed.
+        let price = (!self.prices.is_empty()).then(|| {
+            let date = local_date(state.ts, tz);
+            let price = (state.period_code.as_deref()).and_then(|p| self.prices.kwh_price(date, p));
+            (state.ts, price)
+        });
         let mut outliers = Vec::new();
-        match meter
+        let filed = match meter
             .sanity
             .check(&indexes, state.ts.as_second(), max_power_w)
         {
             Verdict::Accept => {
                 outliers = std::mem::take(&mut meter.held);
                 meter.file(state, tz);
+                true
             }
             Verdict::Hold { restart } => {
                 if restart {
                     outliers = std::mem::take(&mut meter.held);
                 }
                 meter.held.push(state); // filed if the next states confirm it
+                false
             }
             Verdict::Release => {
                 for held in std::mem::take(&mut meter.held) {
                     meter.file(held, tz);
                 }
                 meter.file(state, tz);
+                true
             }
+        };
+        if let (true, Some((ts, price))) = (filed, price) {
+            meter.price.note(ts, price);
         }
         self.seqs_dirty = true;
         for outlier in outliers {
@@ -377,7 +393,8 @@ impl Logbook {
         }
     }
 
-    /// The `today` messages of the meters that got lines since the last call, their `season`
+    /// The `price` of the meters whose price changed, the `today` and `month` (when it
+    /// changed) messages of the meters that got lines since the last call, their `season`
     /// messages when the counters changed (and at start, once the logs are read), and the
     /// discovery configs of periods (or a season) seen for the first time. Each is computed from the day's
     /// lines once per call, however many lines came: the caller calls it at most once a
@@ -388,22 +405,23 @@ impl Logbook {
             if id == UNKNOWN_METER {
                 continue; // logs found before any meter was seen: nothing to publish yet
             }
+            let topics = Topics::new(&self.base_topic, id);
+            if let Some(price) = meter.price.take_change() {
+                out.push(Message::new(topics.leaf("price"), price, true, 1));
+            }
             if let Some(today) = meter.take_today(&self.tz) {
-                let costs = day::costs(
-                    &today.energy_wh,
-                    &self.config.prices,
-                    self.config.subscription_per_day,
-                );
-                let topic = Topics::new(&self.base_topic, id).leaf("today");
-                let payload = day::today_json(&today, &costs, &self.config.currency);
-                out.push(Message::new(topic, payload, true, 1));
+                let costs = self.prices.cost(today.date, &today.energy_wh);
+                let payload = day::today_json(&today, &costs, self.prices.currency());
+                out.push(Message::new(topics.leaf("today"), payload, true, 1));
+                if let Some(month) = meter.take_month(&today, &self.prices, &self.tz) {
+                    out.push(Message::new(topics.leaf("month"), month, true, 1));
+                }
             }
             if let Some(counts) = meter.take_season() {
-                let topic = Topics::new(&self.base_topic, id).leaf("season");
-                out.push(Message::new(topic, counts.json(), true, 1));
+                out.push(Message::new(topics.leaf("season"), counts.json(), true, 1));
             }
             if meter.has_new_periods() {
-                out.extend(meter.announce(id, &self.config.currency, &self.discovery));
+                out.extend(meter.announce(id, &self.prices, &self.discovery));
             }
         }
         out
@@ -428,7 +446,7 @@ impl Logbook {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
             if id != UNKNOWN_METER && meter.has_periods() {
-                out.extend(meter.announce(id, &self.config.currency, &self.discovery));
+                out.extend(meter.announce(id, &self.prices, &self.discovery));
             }
         }
         out
@@ -443,9 +461,7 @@ impl Logbook {
             let id = meter.id.clone();
             let settings = PageSettings {
                 tz: &self.tz,
-                prices: &self.config.prices,
-                subscription_per_day: self.config.subscription_per_day,
-                currency: &self.config.currency,
+                prices: &self.prices,
                 meter: id.as_deref(),
                 assets: if meter.place.up.is_empty() {
                     &top_assets

@@ -9,6 +9,7 @@
 //! - [`line`]: the Perl LinkyMonitor line format (contract §5), written and read back.
 //! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
 //!   the `today` payload.
+//! - [`costs`]: the `price` and `month` payloads, each day at the prices of that day.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
 //! - [`season`]: a day's EJP or Tempo mark from its lines; the season's counters and the
 //!   `season` payload.
@@ -27,6 +28,7 @@ pub mod backfill;
 pub mod calendar;
 pub mod calendar_pages;
 pub mod checks;
+pub mod costs;
 pub mod day;
 pub mod disk;
 pub mod line;
@@ -38,7 +40,7 @@ pub mod season;
 pub mod state;
 pub mod window;
 
-pub use day::{Costs, DayReport};
+pub use day::DayReport;
 pub use line::LogLine;
 pub use logbook::Logbook;
 pub use state::State;

@@ -17,8 +17,9 @@ use jiff::civil::Date;
 
 use std::collections::BTreeMap;
 
-use super::day::{Costs, DayReport, cents};
+use super::day::{DayReport, cents};
 use super::season::DayMark;
+use crate::prices::{Costs, Prices};
 
 /// Where the pages find dygraphs' script and stylesheet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl Assets {
 pub struct PageContext<'a> {
     /// The meter's id, in titles.
     pub meter: Option<&'a str>,
-    /// `logger.currency`.
+    /// `prices.currency`.
     pub currency: &'a str,
     /// Where dygraphs is.
     pub assets: &'a Assets,
@@ -348,7 +349,7 @@ fn day_page_with_row(
     if !unpriced.is_empty() {
         let _ = writeln!(
             out,
-            "<p class=\"note\">No price for {} in <code>logger.prices</code>: the cost is not known.</p>",
+            "<p class=\"note\">No price for {} in <code>prices:</code> that day: the cost is not known.</p>",
             unpriced.join(", ")
         );
     }
@@ -503,12 +504,8 @@ pub fn index_page(rows: &[IndexRow], ctx: &PageContext) -> String {
 pub struct PageSettings<'a> {
     /// `logger.timezone`.
     pub tz: &'a jiff::tz::TimeZone,
-    /// `logger.prices`.
-    pub prices: &'a std::collections::BTreeMap<String, f64>,
-    /// `logger.subscription_per_day`.
-    pub subscription_per_day: f64,
-    /// `logger.currency`.
-    pub currency: &'a str,
+    /// `prices:`, each day costed with the set in force that day.
+    pub prices: &'a Prices,
     /// The meter, for titles.
     pub meter: Option<&'a str>,
     /// Where dygraphs is.
@@ -520,7 +517,7 @@ impl PageSettings<'_> {
     pub fn context(&self) -> PageContext<'_> {
         PageContext {
             meter: self.meter,
-            currency: self.currency,
+            currency: self.prices.currency(),
             assets: self.assets,
         }
     }
@@ -528,11 +525,7 @@ impl PageSettings<'_> {
 
 /// A day's page and its index row, from its report.
 pub fn render_day(report: &DayReport, nav: &Nav, settings: &PageSettings) -> (String, IndexRow) {
-    let costs = super::day::costs(
-        &report.energy_wh,
-        settings.prices,
-        settings.subscription_per_day,
-    );
+    let costs = settings.prices.cost(report.date, &report.energy_wh);
     let row = IndexRow::of_day(report, &costs);
     let html = day_page_with_row(report, &costs, &row, nav, &settings.context());
     (html, row)
@@ -541,11 +534,9 @@ pub fn render_day(report: &DayReport, nav: &Nav, settings: &PageSettings) -> (St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logger::day::costs;
     use crate::logger::line::LogLine;
     use jiff::civil::date;
     use jiff::tz::TimeZone;
-    use std::collections::BTreeMap;
 
     fn report() -> DayReport {
         let lines: Vec<LogLine> = [
@@ -562,8 +553,7 @@ mod tests {
     #[test]
     fn a_day_page_has_the_chart_data_bands_totals_and_links() {
         let r = report();
-        let prices = BTreeMap::from([("HN".to_owned(), 0.1), ("PM".to_owned(), 1.0)]);
-        let c = costs(&r.energy_wh, &prices, 0.0);
+        let c = crate::prices::always(&[("hn", 0.1), ("pm", 1.0)], 0.0).cost(r.date, &r.energy_wh);
         let assets = Assets::local("");
         let ctx = PageContext {
             meter: Some("021728123456"),
@@ -608,6 +598,37 @@ mod tests {
             None,
             "a page of an older linkymon is rebuilt"
         );
+    }
+
+    #[test]
+    fn a_day_is_costed_at_the_prices_of_that_day() {
+        use crate::config::{PriceSet, PricesConfig};
+        let set = |from, hn| PriceSet {
+            from,
+            kwh: [("hn".to_owned(), hn), ("pm".to_owned(), 1.0)].into(),
+            subscription_per_day: None,
+            subscription_per_month: None,
+        };
+        let prices = Prices::new(&PricesConfig {
+            currency: "EUR".into(),
+            sets: vec![set(date(2021, 2, 1), 0.1), set(date(2021, 2, 21), 0.9)],
+        });
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let assets = Assets::online();
+        let settings = PageSettings {
+            tz: &tz,
+            prices: &prices,
+            meter: None,
+            assets: &assets,
+        };
+        let nav = Nav {
+            previous: None,
+            next: None,
+        };
+        // 0.5 kWh HN at 0.1 (the set of the 20th, not the later one) + 0.25 kWh PM at 1.0.
+        let (page, row) = render_day(&report(), &nav, &settings);
+        assert_eq!(row.cost, Some(0.3));
+        assert!(page.contains("<td class=\"price\">0.1000</td>"), "{page}");
     }
 
     #[test]

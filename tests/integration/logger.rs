@@ -18,6 +18,8 @@ fn paris() -> TimeZone {
     TimeZone::get("Europe/Paris").unwrap()
 }
 
+/// The logger's settings, with prices in the deprecated keys (`logger.prices`,
+/// `logger.subscription_per_day`), which must keep working.
 fn logger_section(dir: &Path, frames_per_line: u32) -> String {
     format!(
         "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: {frames_per_line}\n  \
@@ -76,7 +78,18 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         ))
     });
     std::thread::sleep(Duration::from_millis(1500)); // one pages_interval
-    logger.stop();
+    let said = logger.stop();
+    let deprecated: Vec<&String> = said.iter().filter(|l| l.contains("deprecated")).collect();
+    assert_eq!(
+        deprecated.len(),
+        1,
+        "one line for the old price keys: {said:#?}"
+    );
+    assert!(
+        deprecated[0].contains("`logger.prices`"),
+        "{}",
+        deprecated[0]
+    );
 
     // Ten frames, two per line: five lines, the time column aside, as golden.
     assert_eq!(lines.len(), 5, "{lines:#?}");
@@ -205,7 +218,7 @@ fn graph_reads_a_perl_log_and_reports_unreadable_lines_by_file_and_line() {
     std::fs::write(
         &config,
         format!(
-            "logger:\n  pages_dir: {}\n  prices: {{HN: 0.1386, PM: 0.7524}}\n",
+            "logger:\n  pages_dir: {}\nprices:\n  sets:\n    - {{from: 2021-01-01, kwh: {{hn: 0.1386, pm: 0.7524}}}}\n",
             dir.join("pages").display()
         ),
     )
@@ -329,8 +342,8 @@ pub fn graph_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "logger:\n  pages_dir: {}\n  subscription_per_day: 0.5\n  \
-             prices: {{HN: 0.1386, PM: 0.7524}}\n",
+            "logger:\n  pages_dir: {}\nprices:\n  sets:\n    - from: 2021-01-01\n      \
+             kwh: {{hn: 0.1386, pm: 0.7524}}\n      subscription_per_day: 0.5\n",
             dir.join("pages").display()
         ),
     )

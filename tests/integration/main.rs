@@ -19,5 +19,6 @@ mod logger_hostile;
 mod node_red;
 mod outage;
 mod pages;
+mod prices;
 mod the_box;
 mod tls;

@@ -250,8 +250,9 @@ fn a_simulated_tempo_year_gives_the_month_and_year_pages_of_the_docs() {
     std::fs::write(
         &config,
         format!(
-            "logger:\n  pages_dir: {}\n  subscription_per_day: 0.54\n  prices: {{HCJB: 0.1296, \
-             HPJB: 0.1609, HCJW: 0.1486, HPJW: 0.1894, HCJR: 0.1568, HPJR: 0.7562}}\n",
+            "logger:\n  pages_dir: {}\nprices:\n  sets:\n    - from: 2025-02-01\n      \
+             kwh: {{hcjb: 0.1296, hpjb: 0.1609, hcjw: 0.1486, hpjw: 0.1894, hcjr: 0.1568, \
+             hpjr: 0.7562}}\n      subscription_per_day: 0.54\n",
             dir.join("pages").display()
         ),
     )
