@@ -63,3 +63,49 @@ pub fn season_config_messages(
         .collect();
     messages(&entities, meter_id, mode, contract, ctx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::discovery::Tariff;
+    use serde_json::Value;
+
+    #[test]
+    fn tempo_counters_are_four_entities_reading_the_season_message_on_the_meters_device() {
+        let ctx = Context::new("linky", "homeassistant");
+        let contract = Contract {
+            tariff: Tariff::Tempo,
+            three_phase: false,
+            producer: false,
+            tic_version: None,
+        };
+        let messages =
+            season_config_messages("021861348497", Mode::Historic, &contract, Kind::Tempo, &ctx);
+        let configs: Vec<Value> = messages
+            .iter()
+            .map(|m| serde_json::from_str(&m.payload).unwrap())
+            .collect();
+        let ids: Vec<&str> = configs
+            .iter()
+            .map(|c| c["unique_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "linky_021861348497_season_red_used",
+                "linky_021861348497_season_red_left",
+                "linky_021861348497_season_white_used",
+                "linky_021861348497_season_white_left",
+            ]
+        );
+        assert!(messages.iter().all(|m| m.retain && m.qos == 1));
+        let red_left = &configs[1];
+        assert_eq!(red_left["state_topic"], "linky/021861348497/season");
+        assert_eq!(
+            red_left["value_template"],
+            "{{ value_json.tempo.red.left }}"
+        );
+        assert_eq!(red_left["unit_of_measurement"], "days");
+        assert_eq!(red_left["device"]["identifiers"][0], "linky_021861348497");
+    }
+}
