@@ -581,6 +581,40 @@ mod tests {
     }
 
     #[test]
+    fn peak_hours_send_the_season_once_then_only_on_change() {
+        let temp = tempfile::tempdir().unwrap();
+        let now = NOW.parse().unwrap();
+        let mut book = logbook(temp.path());
+        let peak = |second: u32, pm: u64| {
+            format!(
+                r#"{{"ts":"2026-01-01T10:00:{second:02}+01:00","meter":"{ID}","mode":"historic",
+                   "values":{{"OPTARIF":"EJP.","ISOUSC":30,"EJPHN":1000,"EJPHPM":{pm},"PTEC":"PM..","PAPP":500,"IINST":2}},
+                   "derived":{{"injection_w":0,"consumption_va":500,"period":"PM"}}}}"#
+            )
+            .replace('\n', " ")
+        };
+        let seasons = |out: Vec<Message>| -> Vec<Message> {
+            out.into_iter()
+                .filter(|m| m.topic == format!("linky/{ID}/season"))
+                .collect()
+        };
+        book.on_state_at(&peak(1, 2000), now);
+        book.on_state_at(&peak(2, 2001), now);
+        let sent = seasons(book.take_today());
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            sent[0].payload,
+            r#"{"season":"2025-2026","ejp":{"used":1,"left":21}}"#
+        );
+        assert!(sent[0].retain);
+        book.on_state_at(&peak(3, 2002), now);
+        assert!(
+            seasons(book.take_today()).is_empty(),
+            "the same counters are not sent again"
+        );
+    }
+
+    #[test]
     fn forged_ids_beyond_max_meters_make_no_files_and_are_counted() {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path();

@@ -438,7 +438,8 @@ impl MeterLog {
     }
 
     /// Writes the pages of the dirty days, then their month and year pages (from the days'
-    /// rows in memory: no other log is read), then the index.
+    /// rows in memory: no other log is read), then the index if a day was added or a past day
+    /// changed.
     pub fn rebuild(&mut self, today: Date, settings: &PageSettings) {
         if self.dirty.is_empty() && !self.index_dirty && self.calendar_dirty.is_empty() {
             return;
@@ -466,9 +467,12 @@ impl MeterLog {
                 warn!("cannot write {}: {e}", path.display());
                 continue;
             }
-            self.rows.insert(date, row);
-            // The index shows this month so far: it changes with any day.
-            self.index_dirty = true;
+            // Today's row changing alone does not rewrite the index (it grows with the
+            // years, on an SD card): its glance at the month is as of the last day added.
+            let added = self.rows.insert(date, row).is_none();
+            if added || date < today {
+                self.index_dirty = true;
+            }
             self.season_due = true;
             self.calendar_dirty.insert(month_of(date));
         }
