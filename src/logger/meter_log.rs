@@ -18,7 +18,8 @@ use super::costs::{Month, PriceNow};
 use super::day::DayReport;
 use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
-use super::season::{Counts, DayMark, Kind};
+use super::season::{Counts, DayMark, Kind, MarkTally};
+use super::today::RunningDay;
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
 use crate::files::write_atomic;
@@ -82,15 +83,11 @@ struct Device {
     contract: Contract,
 }
 
-/// The lines of the newest day, kept to compute the `today` message: a line is pushed
-/// (constant work), the report is computed when the coalesced `today` message goes out.
+/// The newest day's `today` figures, kept up to date line by line, and whether lines came
+/// since the last `today` message.
 #[derive(Debug)]
 struct Today {
-    date: Date,
-    lines: Vec<LogLine>,
-    /// The day before's last line, where today's energy counts from.
-    previous: Option<LogLine>,
-    /// Lines came since the last `today` message.
+    day: RunningDay,
     due: bool,
 }
 
@@ -112,6 +109,8 @@ pub struct MeterLog {
     calendar_dirty: BTreeSet<calendar::Month>,
     /// Today's mark, from the lines so far (its row is written with its page, less often).
     today_mark: Option<(Date, DayMark)>,
+    /// The newest day's lines so far, adding up to its mark.
+    today_tally: MarkTally,
     /// The `season` payload last sent; the counters are looked at again when `season_due`.
     season_sent: Option<String>,
     season_due: bool,
@@ -159,6 +158,7 @@ impl MeterLog {
             index_dirty: false,
             calendar_dirty: BTreeSet::new(),
             today_mark: None,
+            today_tally: MarkTally::default(),
             season_sent: None,
             season_due: true,
             device: None,
@@ -306,50 +306,54 @@ impl MeterLog {
         self.unwritten.len()
     }
 
-    /// Keeps the newest day's lines (a late line for a past day only marks its page); the
-    /// `today` report waits for [`MeterLog::take_today`].
-    pub fn note_line(&mut self, date: Date, line: LogLine, _tz: &TimeZone) {
+    /// Counts a line in the newest day's `today` figures (a late line for a past day only
+    /// marks its page): constant work per line in time order. A new day starts from its
+    /// file (the lines already there, and the day before's last line); see [`RunningDay`].
+    pub fn note_line(&mut self, date: Date, line: LogLine, tz: &TimeZone) {
         match &mut self.today {
-            Some(t) if t.date == date => {
-                t.lines.push(line);
+            Some(t) if t.day.date() == date => {
+                self.today_tally.add(&line);
+                t.day.push(line, tz);
                 t.due = true;
             }
-            Some(t) if t.date > date => {} // a late line for a past day
+            Some(t) if t.day.date() > date => {} // a late line for a past day
             _ => {
                 // A new day (or the first line since start): what the file already has counts.
                 let lines = read_log(&self.log_path(date))
                     .map(|r| r.lines)
                     .unwrap_or_else(|_| vec![line]);
+                self.today_tally = MarkTally::default();
+                for line in &lines {
+                    self.today_tally.add(line);
+                }
                 let previous = date
                     .yesterday()
                     .ok()
                     .and_then(|d| last_line(&self.log_path(d)));
                 self.today = Some(Today {
-                    date,
-                    lines,
-                    previous,
+                    day: RunningDay::new(date, lines, previous, tz),
                     due: true,
                 });
             }
         }
-    }
-
-    /// The newest day's report when lines came since the last call, noting the tariff
-    /// periods it shows.
-    pub fn take_today(&mut self, tz: &TimeZone) -> Option<DayReport> {
-        let t = self.today.as_mut().filter(|t| t.due)?;
-        t.due = false;
-        let mut report = DayReport::from_lines(t.date, &t.lines, tz)?;
-        if let Some(previous) = &t.previous {
-            report.link_previous(previous, tz);
-        }
-        self.periods.extend(report.energy_wh.keys().cloned());
-        let mark = report.mark.map(|m| (report.date, m));
+        // Today's mark, for the season's counters (its row is written less often).
+        let mark = self
+            .today
+            .as_ref()
+            .and_then(|t| Some((t.day.date(), self.today_tally.mark()?)));
         if mark != self.today_mark {
             self.today_mark = mark;
             self.season_due = true;
         }
-        Some(report)
+    }
+
+    /// The newest day's figures when lines came since the last call, noting the tariff
+    /// periods they show.
+    pub fn take_today(&mut self) -> Option<&RunningDay> {
+        let t = self.today.as_mut().filter(|t| t.due && !t.day.is_empty())?;
+        t.due = false;
+        self.periods.extend(t.day.energy_wh().keys().cloned());
+        Some(&t.day)
     }
 
     /// The season's counters when they may have changed since the last call and differ
@@ -380,15 +384,15 @@ impl MeterLog {
     /// are read from their logs once, and again only when their log changed.
     pub fn take_month(
         &mut self,
-        today: &DayReport,
+        date: Date,
+        energy_wh: &BTreeMap<String, u64>,
         prices: &Prices,
         tz: &TimeZone,
     ) -> Option<String> {
         let place = &self.place;
-        self.month
-            .update(today.date, &today.energy_wh, prices, |date| {
-                place.day_report(date, tz).map(|r| r.energy_wh)
-            })
+        self.month.update(date, energy_wh, prices, |date| {
+            place.day_report(date, tz).map(|r| r.energy_wh)
+        })
     }
 
     /// Whether periods were seen that discovery has not announced yet.

@@ -10,6 +10,7 @@
 //! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
 //!   the `today` payload.
 //! - [`costs`]: the `price` and `month` payloads, each day at the prices of that day.
+//! - `today`: the newest day's `today` figures, kept up to date line by line.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
 //! - [`season`]: a day's EJP or Tempo mark from its lines; the season's counters and the
 //!   `season` payload.
@@ -38,6 +39,7 @@ pub mod mqtt;
 pub mod pages;
 pub mod season;
 pub mod state;
+mod today;
 pub mod window;
 
 pub use day::DayReport;
