@@ -40,6 +40,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     mqtt::send(&client, restored);
 
     let state_topic = format!("{}/+/state", m.base_topic);
+    // `<base>/+/state` matches the daemon's `<base>/bridge/state` (`online`/`offline`) too:
+    // that one is no meter's and is left out rather than refused as a bad state.
+    let bridge_topic = crate::publish::topics::bridge_state(&m.base_topic);
     let status_topic = format!("{}/status", m.discovery_prefix);
     // The daemon never retains a `state`: a retained one is someone else's, not read. Home
     // Assistant's status is retained, and says whether to announce.
@@ -69,6 +72,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                         mqtt::send(&client, logbook.announce_all());
                     }
                 }
+                Some(LinkEvent::Message { topic, .. }) if topic == bridge_topic => {}
                 Some(LinkEvent::Message { topic, payload }) => {
                     if topic == status_topic {
                         if payload == "online" && m.discovery {
@@ -104,6 +108,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         while let Some(event) = events.recv().await {
             if let LinkEvent::Message { topic, payload } = event
                 && topic != status_topic
+                && topic != bridge_topic
             {
                 logbook.on_state(&payload);
             }

@@ -342,6 +342,24 @@ fn the_last_will_works_through_the_daemons_embedded_broker() {
 }
 
 #[test]
+fn the_bridge_says_offline_through_the_embedded_broker_before_it_stops() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path(), port);
+    let daemon = Running::start(&config, "run");
+    wait_for_port(port, Duration::from_secs(10));
+    let bridge = "linky/bridge/state";
+    let sub = Subscriber::start(port, &[bridge]);
+    sub.wait_for("online", Duration::from_secs(5), |l| {
+        l == format!("{bridge} online")
+    });
+    daemon.stop();
+    sub.wait_for("offline", Duration::from_secs(2), |l| {
+        l == format!("{bridge} offline")
+    });
+}
+
+#[test]
 fn run_exits_1_naming_the_port_when_the_embedded_brokers_port_is_taken() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
