@@ -58,6 +58,8 @@ pub fn season_config_messages(
             qos: 1,
             precision: Some(0),
             value_template: Some(format!("{{{{ value_json.{path} }}}}")),
+            // The logger's figures stay true while the meter's line is silent.
+            follows_line: false,
             ..Entity::sensor(*object_id, *name, topic.clone())
         })
         .collect();
@@ -107,5 +109,9 @@ mod tests {
         );
         assert_eq!(red_left["unit_of_measurement"], "days");
         assert_eq!(red_left["device"]["identifiers"][0], "linky_021861348497");
+        assert_eq!(
+            red_left["availability_topic"], "linky/021861348497/availability",
+            "not unavailable while the meter's line is silent"
+        );
     }
 }
