@@ -1,4 +1,4 @@
-//! `linkymon graph LOG...`: day pages and the index from daily logs, ours or the Perl
+//! `linkymon graph LOG...`: day, month and year pages and the index from daily logs, ours or the Perl
 //! LinkyMonitor's, into `logger.pages_dir`. The work is [`crate::logger::backfill`]'s.
 
 use std::fs;
@@ -44,11 +44,16 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
     };
     let summary = backfill::build_pages(logs, pages_dir, &settings)?;
     info!(
-        "{} day pages and index.html in {}; {} unreadable lines skipped, {} logs without a page",
+        "{} day pages, {} month and year pages and index.html in {}; {} unreadable lines \
+         skipped, {} logs without a page",
         summary.pages,
+        summary.calendar_pages,
         pages_dir.display(),
         summary.unreadable,
         summary.skipped
     );
+    if let Some(season) = &summary.season {
+        info!("season {}: {}", season.season.name(), season.json());
+    }
     Ok(summary)
 }

@@ -1,12 +1,14 @@
-//! `linkymon graph`'s work: day pages and the index from daily logs, ours or the Perl
-//! LinkyMonitor's, so a user can bring years of history along.
+//! `linkymon graph`'s work: day pages, month and year pages and the index from daily logs,
+//! ours or the Perl LinkyMonitor's, so a user can bring years of history along. The month and
+//! year pages, and the season's counters, are added up from the days' rows, as the logger
+//! does, so both build the same pages.
 //!
 //! A log's day is its file name (`YYYY-MM-DD.log`, as both tools name them), else the day of
 //! its first readable line. Energy across midnight is counted when the previous day's log is
 //! among the inputs. The index lists the days given. Days are read and pages written on
 //! every core, so a year of 10-second lines takes seconds, not minutes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +17,12 @@ use anyhow::Context;
 use jiff::civil::Date;
 use tracing::{info, warn};
 
+use super::calendar::{Month, marks, month_of};
+use super::calendar_pages::render_calendar;
 use super::day::DayReport;
 use super::disk::{UnreadableLine, date_of_file, read_log};
 use super::pages::{self, IndexRow, Nav, PageSettings};
+use super::season::Counts;
 use crate::files::write_atomic;
 
 /// From this many logs on, the progress is logged.
@@ -94,6 +99,10 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -
 pub struct Summary {
     /// Day pages written.
     pub pages: usize,
+    /// Month and year pages written.
+    pub calendar_pages: usize,
+    /// The counters of the newest day's season, on an EJP or Tempo contract.
+    pub season: Option<Counts>,
     /// Lines that could not be read, over all logs.
     pub unreadable: usize,
     /// Logs that could not be opened or had no readable line.
@@ -230,6 +239,18 @@ pub fn build_pages(
         .into_iter()
         .collect::<anyhow::Result<Vec<IndexRow>>>()?;
     summary.pages = rows.len();
+
+    // Months and years: from the days' rows, no log read again.
+    let by_date: BTreeMap<Date, IndexRow> = rows.iter().map(|r| (r.date, r.clone())).collect();
+    let months: BTreeSet<Month> = by_date.keys().map(|d| month_of(*d)).collect();
+    let years: BTreeSet<i16> = months.iter().map(|m| m.0).collect();
+    for (name, html) in render_calendar(&by_date, &months, &years, &settings.context()) {
+        let path = pages_dir.join(name);
+        write_atomic(&path, html.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        summary.calendar_pages += 1;
+    }
+    summary.season = Counts::current(&marks(&rows));
     let index = pages_dir.join("index.html");
     write_atomic(
         &index,

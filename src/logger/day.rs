@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::line::{LogLine, period_of_key};
+use super::season::{DayMark, MarkTally};
 use crate::prices::Costs;
 
 /// The longest time one line's average power may stand for in the injected-energy sum.
@@ -67,6 +68,8 @@ pub struct DayReport {
     pub max_power: Option<(u32, DateTime)>,
     /// How many lines the day had.
     pub lines: usize,
+    /// What the day was on an EJP or Tempo contract (see [`super::season`]).
+    pub mark: Option<DayMark>,
     first: (LogLine, Timestamp),
     last: (LogLine, Timestamp),
     uses_injected_index: bool,
@@ -212,8 +215,10 @@ impl DayReport {
         let mut segments: Vec<Segment> = Vec::new();
         let mut max_power: Option<(u32, DateTime)> = None;
         let mut previous: Option<usize> = None;
+        let mut mark = MarkTally::default();
         for &i in &order {
             let line = &lines[i];
+            mark.add(line);
             let s = seconds(at[i]);
             totals.add(previous.map(|p| (&lines[p], at[p])), line, at[i]);
             let va = line.consumed_va.unwrap_or(0);
@@ -262,6 +267,7 @@ impl DayReport {
             energy_wh: totals.energy_wh,
             max_power,
             lines: lines.len(),
+            mark: mark.mark(),
             first: (lines[first].clone(), at[first]),
             last: (lines[last].clone(), at[last]),
             uses_injected_index,

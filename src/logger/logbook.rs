@@ -394,32 +394,38 @@ impl Logbook {
     }
 
     /// The `price` of the meters whose price changed, the `today` and `month` (when it
-    /// changed) messages of the meters that got lines since the last call, and the
-    /// discovery configs of periods seen for the first time. The day's figures are kept up
-    /// to date as lines come (constant work per line); the caller calls this at most once a
-    /// second, so a burst sends one message a second, not one per line.
+    /// changed) messages of the meters that got lines since the last call, their `season`
+    /// messages when the counters changed (and at start, once the logs are read), and the
+    /// discovery configs of periods (or a season) seen for the first time. The day's figures
+    /// are kept up to date as lines come (constant work per line); the caller calls this at
+    /// most once a second, so a burst sends one message a second, not one per line.
     pub fn take_today(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
+            if id == UNKNOWN_METER {
+                continue; // logs found before any meter was seen: nothing to publish yet
+            }
             let topics = Topics::new(&self.base_topic, id);
             if let Some(price) = meter.price.take_change() {
                 out.push(Message::new(topics.leaf("price"), price, true, 1));
             }
-            let Some(today) = meter.take_today() else {
-                continue;
-            };
-            let (date, energy_wh) = (today.date(), today.energy_wh().clone());
-            let costs = self.prices.cost(date, &energy_wh);
-            let payload = day::today_json(
-                date,
-                &energy_wh,
-                today.injected_wh(),
-                &costs,
-                self.prices.currency(),
-            );
-            out.push(Message::new(topics.leaf("today"), payload, true, 1));
-            if let Some(month) = meter.take_month(date, &energy_wh, &self.prices, &self.tz) {
-                out.push(Message::new(topics.leaf("month"), month, true, 1));
+            if let Some(today) = meter.take_today() {
+                let (date, energy_wh) = (today.date(), today.energy_wh().clone());
+                let costs = self.prices.cost(date, &energy_wh);
+                let payload = day::today_json(
+                    date,
+                    &energy_wh,
+                    today.injected_wh(),
+                    &costs,
+                    self.prices.currency(),
+                );
+                out.push(Message::new(topics.leaf("today"), payload, true, 1));
+                if let Some(month) = meter.take_month(date, &energy_wh, &self.prices, &self.tz) {
+                    out.push(Message::new(topics.leaf("month"), month, true, 1));
+                }
+            }
+            if let Some(counts) = meter.take_season() {
+                out.push(Message::new(topics.leaf("season"), counts.json(), true, 1));
             }
             if meter.has_new_periods() {
                 out.extend(meter.announce(id, &self.prices, &self.discovery));
@@ -579,6 +585,40 @@ mod tests {
         book.on_state_at(&state(ID, 50, None, 1005), now);
         book.on_state_at(&state(ID, 50, None, 1005), now);
         assert_eq!(lines(dir).len(), 6);
+    }
+
+    #[test]
+    fn peak_hours_send_the_season_once_then_only_on_change() {
+        let temp = tempfile::tempdir().unwrap();
+        let now = NOW.parse().unwrap();
+        let mut book = logbook(temp.path());
+        let peak = |second: u32, pm: u64| {
+            format!(
+                r#"{{"ts":"2026-01-01T10:00:{second:02}+01:00","meter":"{ID}","mode":"historic",
+                   "values":{{"OPTARIF":"EJP.","ISOUSC":30,"EJPHN":1000,"EJPHPM":{pm},"PTEC":"PM..","PAPP":500,"IINST":2}},
+                   "derived":{{"injection_w":0,"consumption_va":500,"period":"PM"}}}}"#
+            )
+            .replace('\n', " ")
+        };
+        let seasons = |out: Vec<Message>| -> Vec<Message> {
+            out.into_iter()
+                .filter(|m| m.topic == format!("linky/{ID}/season"))
+                .collect()
+        };
+        book.on_state_at(&peak(1, 2000), now);
+        book.on_state_at(&peak(2, 2001), now);
+        let sent = seasons(book.take_today());
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            sent[0].payload,
+            r#"{"season":"2025-2026","ejp":{"used":1,"left":21}}"#
+        );
+        assert!(sent[0].retain);
+        book.on_state_at(&peak(3, 2002), now);
+        assert!(
+            seasons(book.take_today()).is_empty(),
+            "the same counters are not sent again"
+        );
     }
 
     #[test]

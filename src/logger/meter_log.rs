@@ -11,11 +11,14 @@ use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
 use super::State;
+use super::calendar::{self, marks, month_of};
+use super::calendar_pages::{month_page_name, render_calendar, year_page_name};
 use super::checks::{IndexSanity, SeenSeqs};
 use super::costs::{Month, PriceNow};
 use super::day::DayReport;
 use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
+use super::season::{Counts, DayMark, Kind, MarkTally};
 use super::today::RunningDay;
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
@@ -102,10 +105,22 @@ pub struct MeterLog {
     dirty: BTreeSet<Date>,
     rows: BTreeMap<Date, IndexRow>,
     index_dirty: bool,
+    /// Months whose month and year pages are out of date.
+    calendar_dirty: BTreeSet<calendar::Month>,
+    /// Today's mark, from the lines so far (its row is written with its page, less often).
+    today_mark: Option<(Date, DayMark)>,
+    /// The newest day's lines so far, adding up to its mark.
+    today_tally: MarkTally,
+    /// The `season` payload last sent; the counters are looked at again when `season_due`.
+    season_sent: Option<String>,
+    season_due: bool,
     device: Option<Device>,
     /// The tariff periods seen in its `today` messages, and those announced to discovery.
     periods: BTreeSet<String>,
     announced: BTreeSet<String>,
+    /// The contract of the season counters sent, and that of those announced.
+    season_kind: Option<Kind>,
+    season_announced: Option<Kind>,
     /// Lines the disk refused (full, or the directory unwritable), oldest first: written
     /// before any newer one as soon as it works again. Bounded by [`MAX_UNWRITTEN`].
     unwritten: VecDeque<Unwritten>,
@@ -141,9 +156,16 @@ impl MeterLog {
             dirty: BTreeSet::new(),
             rows: BTreeMap::new(),
             index_dirty: false,
+            calendar_dirty: BTreeSet::new(),
+            today_mark: None,
+            today_tally: MarkTally::default(),
+            season_sent: None,
+            season_due: true,
             device: None,
             periods: BTreeSet::new(),
             announced: BTreeSet::new(),
+            season_kind: None,
+            season_announced: None,
             unwritten: VecDeque::new(),
             write_failed: false,
             open: Vec::new(),
@@ -174,9 +196,15 @@ impl MeterLog {
     }
 
     /// Takes in the logs already on disk: a page at least as new as its log gives the day's
-    /// index row; any other day's page is rebuilt. False when there is no log at all.
+    /// index row; any other day's page is rebuilt, and so are the month and year pages that
+    /// are missing. False when there is no log at all.
     pub fn take_existing_logs(&mut self) -> bool {
         for (date, log) in self.logs() {
+            let month = month_of(date);
+            let missing = |name: String| !self.place.pages_dir.join(name).is_file();
+            if missing(month_page_name(month.0, month.1)) || missing(year_page_name(month.0)) {
+                self.calendar_dirty.insert(month);
+            }
             let page = self.place.pages_dir.join(pages::page_name(date));
             let page_mtime = fs::metadata(&page).and_then(|m| m.modified()).ok();
             let log_mtime = fs::metadata(&log).and_then(|m| m.modified()).ok();
@@ -284,6 +312,7 @@ impl MeterLog {
     pub fn note_line(&mut self, date: Date, line: LogLine, tz: &TimeZone) {
         match &mut self.today {
             Some(t) if t.day.date() == date => {
+                self.today_tally.add(&line);
                 t.day.push(line, tz);
                 t.due = true;
             }
@@ -293,6 +322,10 @@ impl MeterLog {
                 let lines = read_log(&self.log_path(date))
                     .map(|r| r.lines)
                     .unwrap_or_else(|_| vec![line]);
+                self.today_tally = MarkTally::default();
+                for line in &lines {
+                    self.today_tally.add(line);
+                }
                 let previous = date
                     .yesterday()
                     .ok()
@@ -303,6 +336,15 @@ impl MeterLog {
                 });
             }
         }
+        // Today's mark, for the season's counters (its row is written less often).
+        let mark = self
+            .today
+            .as_ref()
+            .and_then(|t| Some((t.day.date(), self.today_tally.mark()?)));
+        if mark != self.today_mark {
+            self.today_mark = mark;
+            self.season_due = true;
+        }
     }
 
     /// The newest day's figures when lines came since the last call, noting the tariff
@@ -312,6 +354,30 @@ impl MeterLog {
         t.due = false;
         self.periods.extend(t.day.energy_wh().keys().cloned());
         Some(&t.day)
+    }
+
+    /// The season's counters when they may have changed since the last call and differ
+    /// from what was sent: from the marks of the days of the last 13 months (a season is
+    /// at most 12) and today's so far.
+    pub fn take_season(&mut self) -> Option<Counts> {
+        if !std::mem::take(&mut self.season_due) {
+            return None;
+        }
+        let newest = self.rows.keys().next_back().copied();
+        let newest = newest.max(self.today_mark.map(|(d, _)| d))?;
+        let since = newest.checked_sub(jiff::Span::new().days(400)).ok()?;
+        let mut marks = marks(self.rows.range(since..).map(|(_, r)| r));
+        if let Some((date, mark)) = self.today_mark {
+            marks.insert(date, mark);
+        }
+        let counts = Counts::current(&marks)?;
+        let json = counts.json();
+        if self.season_sent.as_ref() == Some(&json) {
+            return None;
+        }
+        self.season_sent = Some(json);
+        self.season_kind = Some(counts.season.kind);
+        Some(counts)
     }
 
     /// The `month` payload after `today`'s report, when it changed: the month's past days
@@ -331,12 +397,12 @@ impl MeterLog {
 
     /// Whether periods were seen that discovery has not announced yet.
     pub fn has_new_periods(&self) -> bool {
-        self.periods != self.announced
+        self.periods != self.announced || self.season_kind != self.season_announced
     }
 
     /// Whether a `today` entity was ever announced or is to be.
     pub fn has_periods(&self) -> bool {
-        !self.periods.is_empty()
+        !self.periods.is_empty() || self.season_kind.is_some()
     }
 
     /// The discovery configs of the meter's logger entities: `today`'s and `month`'s, per
@@ -351,20 +417,35 @@ impl MeterLog {
             return Vec::new();
         };
         self.announced = self.periods.clone();
-        discovery::today_config_messages(
-            id,
-            device.mode,
-            &device.contract,
-            &self.periods,
-            (prices.currency(), !prices.is_empty()),
-            ctx,
-        )
+        self.season_announced = self.season_kind;
+        let mut out = Vec::new();
+        if !self.periods.is_empty() {
+            out = discovery::today_config_messages(
+                id,
+                device.mode,
+                &device.contract,
+                &self.periods,
+                (prices.currency(), !prices.is_empty()),
+                ctx,
+            );
+        }
+        if let Some(kind) = self.season_kind {
+            out.extend(discovery::season_config_messages(
+                id,
+                device.mode,
+                &device.contract,
+                kind,
+                ctx,
+            ));
+        }
+        out
     }
 
-    /// Writes the pages of the dirty days, then the index if a day was added or a past day
-    /// changed (today's row changing alone does not rewrite the index: it says "so far").
+    /// Writes the pages of the dirty days, then their month and year pages (from the days'
+    /// rows in memory: no other log is read), then the index if a day was added or a past day
+    /// changed.
     pub fn rebuild(&mut self, today: Date, settings: &PageSettings) {
-        if self.dirty.is_empty() && !self.index_dirty {
+        if self.dirty.is_empty() && !self.index_dirty && self.calendar_dirty.is_empty() {
             return;
         }
         if let Err(e) = fs::create_dir_all(&self.place.pages_dir) {
@@ -390,9 +471,21 @@ impl MeterLog {
                 warn!("cannot write {}: {e}", path.display());
                 continue;
             }
+            // Today's row changing alone does not rewrite the index (it grows with the
+            // years, on an SD card): its glance at the month is as of the last day added.
             let added = self.rows.insert(date, row).is_none();
             if added || date < today {
                 self.index_dirty = true;
+            }
+            self.season_due = true;
+            self.calendar_dirty.insert(month_of(date));
+        }
+        let months = std::mem::take(&mut self.calendar_dirty);
+        let years: BTreeSet<i16> = months.iter().map(|m| m.0).collect();
+        for (name, html) in render_calendar(&self.rows, &months, &years, &settings.context()) {
+            let path = self.place.pages_dir.join(name);
+            if let Err(e) = write_atomic(&path, html.as_bytes()) {
+                warn!("cannot write {}: {e}", path.display());
             }
         }
         if self.index_dirty {

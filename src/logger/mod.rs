@@ -12,6 +12,9 @@
 //! - [`costs`]: the `price` and `month` payloads, each day at the prices of that day.
 //! - `today`: the newest day's `today` figures, kept up to date line by line.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
+//! - [`season`]: a day's EJP or Tempo mark from its lines; the season's counters and the
+//!   `season` payload.
+//! - [`calendar`]: days' rows → month and year totals; [`calendar_pages`]: their pages.
 //!
 //! Where it meets files and the network:
 //! - [`disk`]: daily logs read and appended, dygraphs installed next to the pages.
@@ -23,6 +26,8 @@
 //! `commands::logger` and `commands::graph` wire these together.
 
 pub mod backfill;
+pub mod calendar;
+pub mod calendar_pages;
 pub mod checks;
 pub mod costs;
 pub mod day;
@@ -32,6 +37,7 @@ pub mod logbook;
 mod meter_log;
 pub mod mqtt;
 pub mod pages;
+pub mod season;
 pub mod state;
 mod today;
 pub mod window;

@@ -15,7 +15,10 @@ use std::fmt::Write;
 
 use jiff::civil::Date;
 
+use std::collections::BTreeMap;
+
 use super::day::{DayReport, cents};
+use super::season::DayMark;
 use crate::prices::{Costs, Prices};
 
 /// Where the pages find dygraphs' script and stylesheet.
@@ -76,7 +79,8 @@ pub struct PageContext<'a> {
 /// index from the pages it already wrote instead of reading every log again.
 const DAY_META: &str = "linkymon-day";
 
-/// The index row a day page carries (see [`day_page`]); `None` for anything else.
+/// The index row a day page carries (see [`day_page`]); `None` for anything else, and for
+/// the pages of linkymon versions that did not write the energy per period (they are rebuilt).
 pub fn read_day_meta(html: &str) -> Option<IndexRow> {
     let pattern = format!("<meta name=\"{DAY_META}\" content=\"");
     let rest = &html[html.find(&pattern)? + pattern.len()..];
@@ -85,18 +89,66 @@ pub fn read_day_meta(html: &str) -> Option<IndexRow> {
     let date = parts.next()?.parse().ok()?;
     let total_wh = parts.next()?.parse().ok()?;
     let injected_wh = parts.next()?.parse().ok()?;
-    let cost = parts.next()?;
+    let cost = optional_number(parts.next()?)?;
+    let mut energy_wh = BTreeMap::new();
+    let mut period_costs = BTreeMap::new();
+    for period in parts.next()?.split(',').filter(|p| !p.is_empty()) {
+        let (code, rest) = period.split_once('=')?;
+        let (wh, cost) = rest.split_once('@')?;
+        energy_wh.insert(code.to_owned(), wh.parse().ok()?);
+        if let Some(cost) = optional_number(cost)? {
+            period_costs.insert(code.to_owned(), cost);
+        }
+    }
+    let subscription = parts.next()?.parse().ok()?;
+    let mark = parts.next()?;
     Some(IndexRow {
         date,
         total_wh,
         injected_wh,
-        cost: if cost.is_empty() {
-            None
-        } else {
-            Some(cost.parse().ok()?)
-        },
+        cost,
         in_progress: false,
+        energy_wh,
+        period_costs,
+        subscription,
+        mark: DayMark::from_code(mark),
     })
+}
+
+/// An empty text as `None`, else a number (`None` for not a number).
+fn optional_number(text: &str) -> Option<Option<f64>> {
+    if text.is_empty() {
+        Some(None)
+    } else {
+        text.parse().ok().map(Some)
+    }
+}
+
+/// The content of a day page's meta: what [`read_day_meta`] reads back. Period codes that
+/// are not plain letters and digits (a hand-edited log) are left out.
+fn day_meta(row: &IndexRow) -> String {
+    let number = |n: Option<f64>| n.map_or_else(String::new, |c| format!("{c:.6}"));
+    let periods: Vec<String> = row
+        .energy_wh
+        .iter()
+        .filter(|(code, _)| !code.is_empty() && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(|(code, wh)| {
+            format!(
+                "{code}={wh}@{}",
+                number(row.period_costs.get(code).copied())
+            )
+        })
+        .collect();
+    format!(
+        "{};{};{};{};{};{:.6};{}",
+        row.date,
+        row.total_wh,
+        row.injected_wh,
+        number(row.cost),
+        periods.join(","),
+        row.subscription,
+        row.mark.map_or("", DayMark::code)
+    )
 }
 
 /// The days a day page links to.
@@ -144,18 +196,26 @@ padding:0 1em;color:#222}h1{font-size:1.4em;margin:.2em 0}nav{display:flex;gap:1
 a{color:#0b5cad}#chart{width:100%;height:380px}table{border-collapse:collapse;margin:1em 0}\
 th,td{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}\
 tr.total td{font-weight:600;border-top:2px solid #999}.bands span{display:inline-block;width:1em;height:.8em;\
-margin:0 .3em 0 1em;vertical-align:middle;border:1px solid #ccc}#errors{color:#b00020}.note{color:#666}";
+margin:0 .3em 0 1em;vertical-align:middle;border:1px solid #ccc}#errors{color:#b00020}.note{color:#666}\
+.mark{padding:0 .4em;border-radius:.3em}.mark-red,.mark-ejp{background:#f8d7da}.mark-white{background:#e9ecef}\
+.mark-blue{background:#cfe2ff}.glance{display:flex;flex-wrap:wrap;gap:1em}.glance div{border:1px solid #ddd;\
+border-radius:.4em;padding:.5em 1em}.links a{margin-right:.8em}";
 
 /// Registered before dygraphs loads, so a missing script is reported too.
+/// Also defines `linkymonDrawn(el)`, which counts the painted pixels of a chart's canvases
+/// into its `data-drawn`, for every page's chart.
 const ERROR_HOOK: &str = "<script>window.linkymonErrors=[];function linkymonShowErrors(){\
 var e=document.getElementById('errors');if(!e)return;e.textContent='';linkymonErrors.forEach(function(m){\
 var li=document.createElement('li');li.textContent=m;e.appendChild(li);});\
 document.body.dataset.errors=linkymonErrors.length;}function linkymonError(m){linkymonErrors.push(m);\
 linkymonShowErrors();}window.addEventListener('error',function(e){linkymonError(e.message||\
 ('cannot load '+((e.target&&(e.target.src||e.target.href))||'a resource')));},true);\
-document.addEventListener('DOMContentLoaded',linkymonShowErrors);</script>";
+document.addEventListener('DOMContentLoaded',linkymonShowErrors);\
+function linkymonDrawn(el){var n=0;el.querySelectorAll('canvas').forEach(function(c){\
+if(!c.width||!c.height)return;var px=c.getContext('2d').getImageData(0,0,c.width,c.height).data;\
+for(var k=3;k<px.length;k+=4){if(px[k]!==0)n++;}});el.dataset.drawn=n;}</script>";
 
-fn head(out: &mut String, title: &str, assets: Option<&Assets>, meta: &str) {
+pub(super) fn head(out: &mut String, title: &str, assets: Option<&Assets>, meta: &str) {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -174,20 +234,31 @@ fn head(out: &mut String, title: &str, assets: Option<&Assets>, meta: &str) {
     out.push_str("</head>\n<body data-errors=\"0\">\n");
 }
 
-fn title_prefix(meter: Option<&str>) -> String {
+pub(super) fn title_prefix(meter: Option<&str>) -> String {
     meter.map_or_else(|| "Linky".to_owned(), |m| format!("Linky {m}"))
 }
 
-fn kwh(wh: u64) -> String {
+pub(super) fn kwh(wh: u64) -> String {
     format!("{:.3}", wh as f64 / 1000.0)
 }
 
-fn money(amount: f64, currency: &str) -> String {
+pub(super) fn money(amount: f64, currency: &str) -> String {
     format!("{:.2} {}", cents(amount), escape(currency))
 }
 
 /// A day's page.
 pub fn day_page(report: &DayReport, costs: &Costs, nav: &Nav, ctx: &PageContext) -> String {
+    day_page_with_row(report, costs, &IndexRow::of_day(report, costs), nav, ctx)
+}
+
+/// A day's page, carrying `row` in its meta.
+fn day_page_with_row(
+    report: &DayReport,
+    costs: &Costs,
+    row: &IndexRow,
+    nav: &Nav,
+    ctx: &PageContext,
+) -> String {
     let mut out = String::with_capacity(8192 + report.points.len() * 20);
     let date = report.date;
     let title = format!(
@@ -195,13 +266,7 @@ pub fn day_page(report: &DayReport, costs: &Costs, nav: &Nav, ctx: &PageContext)
         title_prefix(ctx.meter),
         date.strftime("%A %-d %B %Y")
     );
-    let meta = format!(
-        "<meta name=\"{DAY_META}\" content=\"{};{};{};{}\">\n",
-        report.date,
-        report.total_wh(),
-        report.injected_wh,
-        costs.total.map_or_else(String::new, |c| format!("{c:.6}"))
-    );
+    let meta = format!("<meta name=\"{DAY_META}\" content=\"{}\">\n", day_meta(row));
     head(&mut out, &title, Some(ctx.assets), &meta);
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     out.push_str("<nav>");
@@ -215,7 +280,12 @@ pub fn day_page(report: &DayReport, costs: &Costs, nav: &Nav, ctx: &PageContext)
         }
         None => out.push_str("<span></span>"),
     }
-    out.push_str("<a href=\"index.html\">all days</a>");
+    let _ = write!(
+        out,
+        "<a href=\"{}\">{}</a><a href=\"index.html\">all days</a>",
+        super::calendar_pages::month_page_name(date.year(), date.month()),
+        date.strftime("%B %Y")
+    );
     if let Some(d) = nav.next {
         let _ = write!(out, "<a id=\"next\" href=\"{}\">{d} →</a>", page_name(d));
     }
@@ -329,7 +399,8 @@ pub fn day_page(report: &DayReport, costs: &Costs, nav: &Nav, ctx: &PageContext)
     out
 }
 
-/// Draws the chart from `base`, `d` and `bands`, then checks that pixels were painted.
+/// Draws the chart from `base`, `d` and `bands`, then checks that pixels were painted
+/// (`linkymonDrawn`, in [`ERROR_HOOK`]).
 const CHART_JS: &str = r#"var el=document.getElementById('chart');
 if(typeof Dygraph==='undefined'){linkymonError('dygraphs did not load: install libjs-dygraphs on the logger, or open the page with a network');return;}
 var rows=[];for(var i=0;i+2<d.length;i+=3){rows.push([new Date(base+d[i]*1000),d[i+1],d[i+2]]);}
@@ -342,11 +413,7 @@ new Dygraph(el,rows,{
  underlayCallback:function(ctx,area,g){bands.forEach(function(b){
   var l=g.toDomXCoord(base+b[0]*1000),r=g.toDomXCoord(base+b[1]*1000);
   ctx.fillStyle=b[2];ctx.fillRect(l,area.y,Math.max(r-l,1),area.h);});},
- drawCallback:function(g,initial){if(!initial)return;var n=0;
-  el.querySelectorAll('canvas').forEach(function(c){if(!c.width||!c.height)return;
-   var px=c.getContext('2d').getImageData(0,0,c.width,c.height).data;
-   for(var k=3;k<px.length;k+=4){if(px[k]!==0)n++;}});
-  el.dataset.drawn=n;}
+ drawCallback:function(g,initial){if(initial)linkymonDrawn(el);}
 });
 "#;
 
@@ -363,6 +430,35 @@ pub struct IndexRow {
     pub cost: Option<f64>,
     /// Today: the figures are those of when the index was written.
     pub in_progress: bool,
+    /// Energy drawn per period code, Wh.
+    pub energy_wh: BTreeMap<String, u64>,
+    /// The cost of each priced period.
+    pub period_costs: BTreeMap<String, f64>,
+    /// The day's subscription.
+    pub subscription: f64,
+    /// What the day was on an EJP or Tempo contract.
+    pub mark: Option<DayMark>,
+}
+
+impl IndexRow {
+    /// The row of a day's report at `costs`.
+    pub fn of_day(report: &DayReport, costs: &Costs) -> Self {
+        IndexRow {
+            date: report.date,
+            total_wh: report.total_wh(),
+            injected_wh: report.injected_wh,
+            cost: costs.total,
+            in_progress: false,
+            energy_wh: report.energy_wh.clone(),
+            period_costs: costs
+                .rows
+                .iter()
+                .filter_map(|r| Some((r.code.clone(), r.cost?)))
+                .collect(),
+            subscription: costs.subscription,
+            mark: report.mark,
+        }
+    }
 }
 
 /// The index: every day, newest first, with its energy and cost.
@@ -373,6 +469,7 @@ pub fn index_page(rows: &[IndexRow], ctx: &PageContext) -> String {
     let mut out = String::with_capacity(1024 + rows.len() * 200);
     head(&mut out, &title, None, "");
     let _ = writeln!(out, "<h1>{}</h1>\n<ul id=\"errors\"></ul>", escape(&title));
+    super::calendar_pages::glance(&mut out, rows, ctx);
     let injects = rows.iter().any(|r| r.injected_wh > 0);
     out.push_str("<table id=\"days\">\n<tr><th>Day</th><th>Energy (kWh)</th>");
     if injects {
@@ -429,14 +526,8 @@ impl PageSettings<'_> {
 /// A day's page and its index row, from its report.
 pub fn render_day(report: &DayReport, nav: &Nav, settings: &PageSettings) -> (String, IndexRow) {
     let costs = settings.prices.cost(report.date, &report.energy_wh);
-    let html = day_page(report, &costs, nav, &settings.context());
-    let row = IndexRow {
-        date: report.date,
-        total_wh: report.total_wh(),
-        injected_wh: report.injected_wh,
-        cost: costs.total,
-        in_progress: false,
-    };
+    let row = IndexRow::of_day(report, &costs);
+    let html = day_page_with_row(report, &costs, &row, nav, &settings.context());
     (html, row)
 }
 
@@ -493,9 +584,20 @@ mod tests {
                 injected_wh: 0,
                 cost: Some(0.3),
                 in_progress: false,
+                energy_wh: BTreeMap::from([("HN".to_owned(), 500), ("PM".to_owned(), 250)]),
+                period_costs: BTreeMap::from([("HN".to_owned(), 0.05), ("PM".to_owned(), 0.25)]),
+                subscription: 0.0,
+                mark: Some(DayMark::Ejp { peak: true }),
             })
         );
+        assert!(page.contains("href=\"2021-02.html\">February 2021</a>"));
         assert_eq!(read_day_meta("<html>"), None);
+        let before_periods = "<meta name=\"linkymon-day\" content=\"2021-02-20;750;0;0.300000\">";
+        assert_eq!(
+            read_day_meta(before_periods),
+            None,
+            "a page of an older linkymon is rebuilt"
+        );
     }
 
     #[test]
@@ -551,6 +653,10 @@ mod tests {
             injected_wh: 0,
             cost,
             in_progress,
+            energy_wh: BTreeMap::from([("PM".to_owned(), wh)]),
+            period_costs: BTreeMap::new(),
+            subscription: 0.0,
+            mark: Some(DayMark::Ejp { peak: d == 19 }),
         };
         let page = index_page(
             &[row(19, 12_345, Some(2.5), false), row(20, 500, None, true)],
@@ -564,5 +670,13 @@ mod tests {
         ));
         assert!(page.contains("<td class=\"kwh\">12.345</td><td class=\"cost\">2.50 EUR</td>"));
         assert!(!page.contains("Injected"));
+        // This month and the season at a glance, and the way to the month and year pages.
+        assert!(page.contains(
+            "<div id=\"this-month\"><a href=\"2021-02.html\">February 2021</a>: <strong>12.845 kWh</strong>, cost unknown (2 days)</div>"
+        ), "{page}");
+        assert!(page.contains(
+            "<div id=\"season\">Season 2020-2021: EJP days: <strong class=\"ejp-used\">1</strong> used"
+        ), "{page}");
+        assert!(page.contains("<a href=\"2021.html\">2021</a>"));
     }
 }

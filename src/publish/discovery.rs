@@ -480,7 +480,7 @@ const INTERMITTENT: &[&str] = &[
 ];
 
 /// The logger's object ids start with one of these; the daemon leaves them alone.
-const LOGGER_PREFIXES: &[&str] = &["today_", "month_", "price"];
+const LOGGER_PREFIXES: &[&str] = &["today_", "month_", "price", "season_"];
 
 /// The MQTT filter matching every config this module can announce for meter `meter_id`
 /// (`<discovery_prefix>/+/linky_<id>/+/config`): subscribe to it for a moment at connection,
@@ -879,6 +879,9 @@ fn payload(
     }
     Value::Object(p)
 }
+
+mod season;
+pub use season::season_config_messages;
 
 #[cfg(test)]
 mod tests;

@@ -31,7 +31,7 @@ fn logger_section(dir: &Path, frames_per_line: u32) -> String {
 }
 
 /// `linkymon graph` on `logs`; panics with its stderr unless it succeeds.
-fn graph(config: &Path, logs: &[PathBuf]) -> Output {
+pub fn graph(config: &Path, logs: &[PathBuf]) -> Output {
     let out = linkymon(config, &["graph"]).args(logs).output().unwrap();
     assert!(
         out.status.success(),
@@ -41,21 +41,26 @@ fn graph(config: &Path, logs: &[PathBuf]) -> Output {
     out
 }
 
+/// The config of a daemon replaying `capture` at full speed, publishing every frame, with
+/// `logger` (a `logger:` section).
+pub fn replay_config(dir: &Path, port: u16, capture: &Path, logger: &str) -> PathBuf {
+    write_config(
+        dir,
+        port,
+        &format!(
+            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n{logger}",
+            capture.display(),
+        ),
+    )
+}
+
 #[test]
 fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
     let broker = Broker::start();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
     let capture = fixtures_dir().join(TEMPO_CAPTURE);
-    let config = write_config(
-        dir,
-        broker.port,
-        &format!(
-            "meter:\n  port: replay:{}\n  replay_speed: 0\npublish:\n  interval: 0\n{}",
-            capture.display(),
-            logger_section(dir, 2)
-        ),
-    );
+    let config = replay_config(dir, broker.port, &capture, &logger_section(dir, 2));
     let sub = Subscriber::start(broker.port, &["linky/+/today", "homeassistant/#"]);
     let logger = Running::logger(&config);
     let status = linkymon(&config, &["run"])
@@ -264,7 +269,7 @@ fn an_unwritable_log_dir_is_one_clear_line() {
 // The pages in a real browser.
 
 /// Headless Chromium on a page: the DOM after the page's scripts ran, and its console.
-fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
+pub fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
     require("chromium");
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("chromium")
@@ -296,8 +301,26 @@ fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
     )
 }
 
+/// The DOM of `page` in Chromium, once its chart painted more than `min_drawn` pixels with
+/// no error on the page and nothing on the console.
+pub fn drawn_page(page: &Path, min_drawn: u64) -> String {
+    let (dom, console) = chromium(page, &["--dump-dom"]);
+    let drawn: u64 = attribute(&dom, "id=\"chart\"", "data-drawn")
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        drawn > min_drawn,
+        "{}: dygraphs painted {drawn} pixels",
+        page.display()
+    );
+    assert_eq!(attribute(&dom, "<body", "data-errors"), "0", "{dom}");
+    let console: Vec<&str> = console.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    dom
+}
+
 /// The hand-checked day of `logger::day`'s tests, with the day before.
-fn write_hand_checked_logs(dir: &Path) -> Vec<PathBuf> {
+pub fn write_hand_checked_logs(dir: &Path) -> Vec<PathBuf> {
     let before = dir.join("2021-02-19.log");
     std::fs::write(
         &before,
@@ -316,7 +339,7 @@ fn write_hand_checked_logs(dir: &Path) -> Vec<PathBuf> {
     vec![before, day]
 }
 
-fn graph_config(dir: &Path) -> PathBuf {
+pub fn graph_config(dir: &Path) -> PathBuf {
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -330,7 +353,7 @@ fn graph_config(dir: &Path) -> PathBuf {
     config
 }
 
-fn attribute<'a>(dom: &'a str, element: &str, name: &str) -> &'a str {
+pub fn attribute<'a>(dom: &'a str, element: &str, name: &str) -> &'a str {
     let at = dom
         .find(element)
         .unwrap_or_else(|| panic!("no {element} in {dom}"));
@@ -346,15 +369,8 @@ fn a_day_page_draws_its_chart_in_chromium_with_the_hand_checked_totals_and_no_er
     let logs = write_hand_checked_logs(dir);
     graph(&graph_config(dir), &logs);
 
-    let (dom, console) = chromium(&dir.join("pages/2021-02-20.html"), &["--dump-dom"]);
-    let drawn: u64 = attribute(&dom, "id=\"chart\"", "data-drawn")
-        .parse()
-        .unwrap_or(0);
-    assert!(drawn > 1000, "dygraphs painted {drawn} pixels");
+    let dom = drawn_page(&dir.join("pages/2021-02-20.html"), 1000);
     assert!(dom.contains("class=\"dygraph-legend\""), "dygraphs ran");
-    assert_eq!(attribute(&dom, "<body", "data-errors"), "0", "{dom}");
-    let console: Vec<&str> = console.lines().filter(|l| l.contains(":CONSOLE")).collect();
-    assert!(console.is_empty(), "console messages: {console:#?}");
     for row in [
         "<td>HN</td><td class=\"kwh\">2.100</td><td class=\"price\">0.1386</td><td class=\"cost\">0.29 EUR</td>",
         "<td>PM</td><td class=\"kwh\">12.300</td><td class=\"price\">0.7524</td><td class=\"cost\">9.25 EUR</td>",
@@ -432,11 +448,18 @@ fn a_simulated_day_page_renders_in_chromium_and_its_screenshot_is_in_the_docs() 
     assert!(drawn > 10_000, "dygraphs painted {drawn} pixels");
     assert_eq!(attribute(&dom, "<body", "data-errors"), "0", "{dom}");
 
-    let shot = dir.join("day.png");
+    screenshot_for_docs(&page, 900, "logger-day.png");
+}
+
+/// A screenshot of `page`, 1100 px wide and `height` high, checked to be a PNG of some
+/// substance; written to `docs/<doc>` when `LINKYMON_UPDATE_GOLDEN=1`.
+pub fn screenshot_for_docs(page: &Path, height: u32, doc: &str) {
+    let shots = tempfile::tempdir().unwrap();
+    let shot = shots.path().join(doc);
     chromium(
-        &page,
+        page,
         &[
-            "--window-size=1100,900",
+            &format!("--window-size=1100,{height}"),
             "--hide-scrollbars",
             &format!("--screenshot={}", shot.display()),
         ],
@@ -444,11 +467,11 @@ fn a_simulated_day_page_renders_in_chromium_and_its_screenshot_is_in_the_docs() 
     let png = std::fs::read(&shot).unwrap();
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 20_000,
-        "{} bytes",
+        "{doc}: {} bytes",
         png.len()
     );
     if std::env::var_os("LINKYMON_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(root().join("docs")).unwrap();
-        std::fs::write(root().join("docs/logger-day.png"), &png).unwrap();
+        std::fs::write(root().join("docs").join(doc), &png).unwrap();
     }
 }

@@ -20,6 +20,7 @@ mod logger;
 mod logger_hostile;
 mod node_red;
 mod outage;
+mod pages;
 mod prices;
 mod the_box;
 mod tls;

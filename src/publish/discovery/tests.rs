@@ -1165,6 +1165,7 @@ fn only_this_meters_configs_under_this_prefix_are_cleared() {
         "homeassistant/sensor/linky_021728123456/today_energy_hn/config",
         "homeassistant/sensor/linky_021728123456/month_cost/config",
         "homeassistant/sensor/linky_021728123456/price/config",
+        "homeassistant/sensor/linky_021728123456/season_ejp_used/config",
         "homeassistant/sensor/linky_021728123456/adps/config",
         "homeassistant/sensor/linky_021728123456/dpm1/config",
         "homeassistant/sensor/linky_021728999999/papp/config",
