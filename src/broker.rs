@@ -1,9 +1,18 @@
 //! The embedded MQTT broker: `mqtt.embedded_broker: true` serves MQTT from inside linkymon, so a
 //! box without mosquitto still feeds Home Assistant, Node-RED, `mosquitto_sub` and the logger.
 //!
-//! This module owns starting and stopping the broker (rumqttd's router and one plain MQTT 3.1.1
-//! listener, configured in code) and turning what can go wrong there into errors a user can act
-//! on. It does not publish anything: the publisher connects to it over TCP like to any broker,
+//! This module owns starting and stopping the broker (rumqttd's router and two plain listeners,
+//! configured in code) and turning what can go wrong there into errors a user can act on.
+//!
+//! The two listeners share one router, so they are one broker: a message published on either
+//! reaches the subscribers of both, retained messages and Last Wills included.
+//! - MQTT 3.1.1 on `mqtt.port`, for the daemon and everyone else (Home Assistant, Node-RED,
+//!   `mosquitto_sub`);
+//! - MQTT 5 on `mqtt.embedded_port_v5` (`mqtt.port` + 1 by default), for `linkymon logger`,
+//!   which speaks only MQTT 5: a logger whose config says `mqtt.embedded_broker: true` connects
+//!   there (see [`point_at_v5_listener`]).
+//!
+//! It does not publish anything: the publisher connects to it over TCP like to any broker,
 //! so what Home Assistant sees is the same with mosquitto or without.
 //!
 //! # How rumqttd is run, and why not with `rumqttd::Broker`
@@ -13,12 +22,13 @@
 //! - the router (`rumqttd::Router::spawn`): one thread that holds the subscriptions, the retained
 //!   messages and the Last Wills. rumqttd offers no way to end it; after [`BrokerHandle::stop`] it
 //!   stays parked on an empty channel until the process exits.
-//! - the listener (`rumqttd::Server`): run on a thread of its own with a single-threaded tokio
-//!   runtime, so the broker never competes with the daemon's runtime and stopping it is dropping
-//!   that runtime, which closes the port and every client connection.
+//! - the listeners (`rumqttd::Server`, one per protocol): run on a thread of their own with a
+//!   single-threaded tokio runtime, so the broker never competes with the daemon's runtime and
+//!   stopping it is dropping that runtime, which closes the ports and every client connection.
 //!
-//! The port is tried first with a plain bind, for a clear "port N is taken" error, and [`start`]
-//! returns only once the listener accepts connections, so the publisher's first try succeeds.
+//! The ports are tried first with a plain bind, for a clear "port N is taken" error, and
+//! [`start`] returns only once both listeners accept connections, so the first try of the
+//! daemon and of the logger succeeds.
 //!
 //! # What rumqttd does and does not do here
 //! Retained messages and the Last Will behave as with mosquitto (the integration tests check both
@@ -30,6 +40,10 @@
 //! entity's topic on its own, so linkymon alone stays under it; `mosquitto_sub -q 1 -t '#'` on a
 //! three-phase meter with its discovery configs, or many other devices announcing themselves
 //! through this broker, would not. Use mosquitto for a broker shared by a whole house.
+//! MQTT 5 subscription options are accepted and ignored: a subscription with Retain Handling
+//! "do not send" still receives the retained messages it matches (the logger reads a retained
+//! `state`, which the daemon never publishes, as a live one), and the client's Maximum Packet
+//! Size is not checked (no message here is over [`MAX_PAYLOAD_BYTES`], far below the logger's).
 //! There is no persistence (retained values are re-sent by the daemon within a publish interval)
 //! and no TLS: bind it to loopback, or set `mqtt.username` and `mqtt.password`, which the broker
 //! then asks of every client (and which the daemon and the logger use themselves).
@@ -131,13 +145,15 @@ pub enum BrokerError {
     /// Something else listens on the port already.
     #[error(
         "port {port} on {ip} is taken: {source}; stop what listens there (another MQTT broker \
-         such as mosquitto?) or choose another mqtt.port"
+         such as mosquitto?) or choose another {setting}"
     )]
     PortTaken {
         /// The address the broker was to listen on.
         ip: IpAddr,
         /// The port.
         port: u16,
+        /// The setting that chose the port: `mqtt.port` or `mqtt.embedded_port_v5`.
+        setting: &'static str,
         /// What the system said.
         source: std::io::Error,
     },
@@ -200,13 +216,24 @@ pub fn exposure_warning(listen: SocketAddr, authenticated: bool) -> Option<Strin
     })
 }
 
-/// Sorts a failed bind into a port that is taken and other failures, with a hint for the
-/// common ones.
-pub fn bind_error(listen: SocketAddr, source: std::io::Error) -> BrokerError {
+/// Sorts a failed bind of the port `setting` chose into a port that is taken and other
+/// failures, with a hint for the common ones.
+pub fn bind_error(
+    listen: SocketAddr,
+    setting: &'static str,
+    source: std::io::Error,
+) -> BrokerError {
     use std::io::ErrorKind;
     let (ip, port) = (listen.ip(), listen.port());
     let hint = match source.kind() {
-        ErrorKind::AddrInUse => return BrokerError::PortTaken { ip, port, source },
+        ErrorKind::AddrInUse => {
+            return BrokerError::PortTaken {
+                ip,
+                port,
+                setting,
+                source,
+            };
+        }
         ErrorKind::PermissionDenied => {
             "; ports below 1024 need root or CAP_NET_BIND_SERVICE: use 1883"
         }
@@ -230,8 +257,8 @@ pub use imp::{BrokerHandle, start};
 pub use absent::{BrokerHandle, start};
 
 /// Starts the broker when `mqtt.embedded_broker` asks for it, and points the MQTT settings at
-/// it (`mqtt.host` becomes the address a local client uses; the port stays). The daemon and the
-/// demo call this before they connect anything.
+/// its MQTT 3.1.1 listener (`mqtt.host` becomes the address a local client uses; the port
+/// stays). The daemon and the demo call this before they connect anything.
 pub async fn start_configured(
     mqtt: &mut crate::config::MqttConfig,
 ) -> Result<Option<BrokerHandle>, BrokerError> {
@@ -246,9 +273,26 @@ pub async fn start_configured(
             .map(|p| p.expose().to_owned())
             .unwrap_or_default(),
     });
-    let broker = start(&mqtt.embedded_bind, mqtt.port, credentials).await?;
+    let broker = start(
+        &mqtt.embedded_bind,
+        mqtt.port,
+        mqtt.embedded_v5_port(),
+        credentials,
+    )
+    .await?;
     mqtt.host = broker.client_addr().ip().to_string();
     Ok(Some(broker))
+}
+
+/// Points the settings of an MQTT 5 client (the logger) at the embedded broker's MQTT 5
+/// listener on this machine: `mqtt.host` becomes the address a local client uses,
+/// `mqtt.port` becomes `mqtt.embedded_port_v5`. For a config that says
+/// `mqtt.embedded_broker: true`, which means the broker is the daemon's, on this machine.
+pub fn point_at_v5_listener(mqtt: &mut crate::config::MqttConfig) -> Result<(), BrokerError> {
+    let listen = client_addr(listen_addr(&mqtt.embedded_bind, mqtt.embedded_v5_port())?);
+    mqtt.host = listen.ip().to_string();
+    mqtt.port = listen.port();
+    Ok(())
 }
 
 #[cfg(not(feature = "embedded-broker"))]
@@ -277,6 +321,7 @@ mod absent {
     pub async fn start(
         _bind: &str,
         _port: u16,
+        _port_v5: u16,
         _credentials: Option<Credentials>,
     ) -> Result<BrokerHandle, BrokerError> {
         Err(BrokerError::NotBuiltIn)
@@ -351,8 +396,9 @@ mod imp {
         }
     }
 
-    /// rumqttd's settings: one plain MQTT 3.1.1 listener, modest memory, the same limits for
-    /// every client. A client without the credentials, when there are some, is refused.
+    /// rumqttd's settings for a listener on `listen`: plain MQTT, modest memory, the same limits
+    /// for every client (both listeners take the same). A client without the credentials, when
+    /// there are some, is refused.
     pub(super) fn settings(
         listen: SocketAddr,
         credentials: Option<&Credentials>,
@@ -386,30 +432,42 @@ mod imp {
         (router, server)
     }
 
-    /// Starts the broker on `bind`:`port`, asking clients for `credentials` when given, and
-    /// returns once it accepts connections.
+    /// Starts the broker on `bind`: MQTT 3.1.1 on `port`, MQTT 5 on `port_v5`, asking clients
+    /// for `credentials` when given, and returns once both listeners accept connections.
     pub async fn start(
         bind: &str,
         port: u16,
+        port_v5: u16,
         credentials: Option<Credentials>,
     ) -> Result<BrokerHandle, BrokerError> {
         let listen = listen_addr(bind, port)?;
-        // rumqttd only logs a failed bind, from its own thread: try the port here first. The
-        // listener binds it again a moment later (both set SO_REUSEADDR).
-        drop(std::net::TcpListener::bind(listen).map_err(|e| bind_error(listen, e))?);
+        let listen_v5 = listen_addr(bind, port_v5)?;
+        let listeners = [(listen, "mqtt.port"), (listen_v5, "mqtt.embedded_port_v5")];
+        // rumqttd only logs a failed bind, from its own thread: try the ports here first (both
+        // at once, so the same port twice is an error too). The listeners bind them again a
+        // moment later (both set SO_REUSEADDR).
+        let mut tried = Vec::new();
+        for (addr, setting) in listeners {
+            tried
+                .push(std::net::TcpListener::bind(addr).map_err(|e| bind_error(addr, setting, e))?);
+        }
+        drop(tried);
         if let Some(warning) = exposure_warning(listen, credentials.is_some()) {
             warn!("{warning}");
         }
         let (router_config, server_settings) = settings(listen, credentials.as_ref());
+        let (_, server_settings_v5) = settings(listen_v5, credentials.as_ref());
         let router = Router::new(0, router_config).spawn();
-        // The retain guard connects before any client can (see `start_retain_guard`).
+        // The retain guard connects before any client can (see `start_retain_guard`); it sees
+        // what comes through either listener, as they share the router.
         let (guard_tx, guard_rx, _) =
             rumqttd::local::LinkBuilder::new("linkymon-retain-guard", router.clone())
                 .clean_session(true)
                 .build()
                 .map_err(|e| guard_error(&e))?;
         start_retain_guard(guard_tx, guard_rx)?;
-        let mut server = Server::new(server_settings, router, rumqttd::protocol::v4::V4);
+        let mut server = Server::new(server_settings, router.clone(), rumqttd::protocol::v4::V4);
+        let mut server_v5 = Server::new(server_settings_v5, router, rumqttd::protocol::v5::V5);
 
         let (stop_tx, stop_rx) = oneshot::channel();
         let (failed_tx, mut failed_rx) = oneshot::channel();
@@ -423,21 +481,23 @@ mod imp {
                 {
                     Ok(runtime) => runtime,
                     Err(e) => {
-                        let _ = failed_tx.send(e);
+                        let _ = failed_tx.send((listeners[0], e));
                         return;
                     }
                 };
                 runtime.block_on(async {
+                    // Each listener only returns when it cannot listen.
+                    let failed = |which: (SocketAddr, &'static str), result: Result<(), _>| {
+                        let error = result.err().map(|e| io_error_of(&e));
+                        let error =
+                            error.unwrap_or_else(|| std::io::Error::other("the listener ended"));
+                        let _ = failed_tx.send((which, error));
+                    };
                     tokio::select! {
-                        result = server.start(LinkType::Remote) => {
-                            // It only returns when it cannot listen.
-                            let error = result.err().map(|e| io_error_of(&e));
-                            let _ = failed_tx.send(error.unwrap_or_else(|| {
-                                std::io::Error::other("the listener ended")
-                            }));
-                        }
+                        result = server.start(LinkType::Remote) => failed(listeners[0], result),
+                        result = server_v5.start(LinkType::Remote) => failed(listeners[1], result),
                         _ = stop_rx => {
-                            // The listener is closed; the connections run a little longer.
+                            // The listeners are closed; the connections run a little longer.
                             tokio::time::sleep(GRACE).await;
                         }
                     }
@@ -453,32 +513,34 @@ mod imp {
             done: Some(done_rx),
         };
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-        loop {
-            match failed_rx.try_recv() {
-                Ok(error) => return Err(bind_error(listen, error)),
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    return Err(BrokerError::NotListening(listen));
+        for (addr, _) in listeners {
+            loop {
+                match failed_rx.try_recv() {
+                    Ok(((addr, setting), error)) => return Err(bind_error(addr, setting, error)),
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        return Err(BrokerError::NotListening(addr));
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) => {}
                 }
-                Err(oneshot::error::TryRecvError::Empty) => {}
+                // The listener accepts: this probe connection (which rumqttd drops after its
+                // connect timeout, or at once when we close it) proves the port is served.
+                if tokio::net::TcpStream::connect(client_addr(addr))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    drop(handle);
+                    return Err(BrokerError::NotListening(addr));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            // The listener accepts: this probe connection (which rumqttd drops after its
-            // connect timeout, or at once when we close it) proves the port is served.
-            if tokio::net::TcpStream::connect(handle.client_addr())
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                drop(handle);
-                return Err(BrokerError::NotListening(listen));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         info!(
-            "embedded MQTT broker listening on {listen}{}",
+            "embedded MQTT broker listening on {listen} (MQTT 3.1.1) and {listen_v5} (MQTT 5){}",
             if credentials.is_some() {
-                " (with authentication)"
+                " with authentication"
             } else {
                 ""
             }
@@ -604,17 +666,40 @@ mod tests {
     }
 
     #[test]
+    fn the_logger_is_pointed_at_the_mqtt_5_listener_on_this_machine() {
+        let mut mqtt = crate::config::MqttConfig {
+            host: "broker.lan".into(),
+            port: 1883,
+            embedded_broker: true,
+            embedded_bind: "0.0.0.0".into(),
+            ..Default::default()
+        };
+        point_at_v5_listener(&mut mqtt).unwrap();
+        assert_eq!((mqtt.host.as_str(), mqtt.port), ("127.0.0.1", 1884));
+        mqtt.embedded_bind = "192.168.1.20".into();
+        mqtt.embedded_port_v5 = Some(2000);
+        point_at_v5_listener(&mut mqtt).unwrap();
+        assert_eq!((mqtt.host.as_str(), mqtt.port), ("192.168.1.20", 2000));
+    }
+
+    #[test]
     fn a_taken_port_is_named_in_the_error() {
         let addr = "127.0.0.1:1883".parse().unwrap();
         let taken = std::io::Error::from(std::io::ErrorKind::AddrInUse);
-        let message = bind_error(addr, taken).to_string();
+        let message = bind_error(addr, "mqtt.port", taken).to_string();
         assert!(
             message.starts_with("port 1883 on 127.0.0.1 is taken: "),
             "{message}"
         );
         assert!(message.contains("mqtt.port"), "{message}");
+        let taken = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let message = bind_error(addr, "mqtt.embedded_port_v5", taken).to_string();
+        assert!(
+            message.ends_with("choose another mqtt.embedded_port_v5"),
+            "{message}"
+        );
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let message = bind_error("0.0.0.0:80".parse().unwrap(), denied).to_string();
+        let message = bind_error("0.0.0.0:80".parse().unwrap(), "mqtt.port", denied).to_string();
         assert!(
             message.starts_with("cannot listen on port 80 on 0.0.0.0: "),
             "{message}"
@@ -656,7 +741,7 @@ mod tests {
 
     #[cfg(feature = "embedded-broker")]
     #[test]
-    fn rumqttd_is_given_one_listener_and_the_credentials() {
+    fn rumqttd_is_given_the_listen_address_and_the_credentials() {
         let credentials = Credentials {
             username: "ha".into(),
             password: "pw".into(),

@@ -76,21 +76,27 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             options.data.display()
         )
     })?;
-    // A clear word now rather than a broker error later.
-    std::net::TcpListener::bind(("127.0.0.1", options.port)).with_context(|| {
-        format!(
-            "port {} on 127.0.0.1 is taken (another MQTT broker?): choose another with --port",
-            options.port
-        )
-    })?;
+    // A clear word now rather than a broker error later: the broker listens on `--port`
+    // (MQTT 3.1.1) and the next port (MQTT 5, for the logger).
+    for port in [options.port, config.mqtt.embedded_v5_port()] {
+        std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+            format!(
+                "port {port} on 127.0.0.1 is taken (another MQTT broker?): the demo needs \
+                 --port and the next one; choose another with --port"
+            )
+        })?;
+    }
     // The broker first, so that the daemon and the logger both find it at their first try.
     let mut config = config;
     let broker = crate::broker::start_configured(&mut config.mqtt).await?;
-    config.mqtt.embedded_broker = false; // running here already
     let today = jiff::ZonedDateTime::now().strftime("%Y-%m-%d").to_string();
     print!("{}", banner(&config, &today));
     let stop = shutdown.child_token();
-    let daemon = tokio::spawn(super::run::run(config.clone(), stop.clone()));
+    // The daemon must not start the broker again; the logger, told the broker is embedded,
+    // connects to its MQTT 5 listener, as `linkymon logger` with the daemon's config does.
+    let mut daemon_config = config.clone();
+    daemon_config.mqtt.embedded_broker = false;
+    let daemon = tokio::spawn(super::run::run(daemon_config, stop.clone()));
     let logger = tokio::spawn(super::logger::run(config, stop.clone()));
     let (daemon, logger) = tokio::join!(
         async {

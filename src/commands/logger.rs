@@ -25,8 +25,13 @@ const PAST_MIDNIGHT: Duration = Duration::from_millis(500);
 /// How often, at most, the `today` messages go out: a burst of lines sends one per second.
 const TODAY_EVERY: Duration = Duration::from_secs(1);
 
-/// Runs the logger until `shutdown` fires.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the logger until `shutdown` fires. With `mqtt.embedded_broker: true` its broker is the
+/// daemon's embedded one on this machine, reached on its MQTT 5 listener (the logger speaks
+/// MQTT 5 only).
+pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.mqtt.embedded_broker {
+        crate::broker::point_at_v5_listener(&mut config.mqtt)?;
+    }
     let mut logbook = Logbook::open(&config)?;
     let restored = logbook.restore_pending()?;
     logbook.rebuild_pages(Timestamp::now());

@@ -104,11 +104,23 @@ pub struct MqttConfig {
     pub embedded_broker: bool,
     /// The address the embedded broker listens on (loopback by default: no open port by surprise).
     pub embedded_bind: String,
+    /// The port of the embedded broker's MQTT 5 listener, for `linkymon logger`; `None` means
+    /// `port` + 1. See [`MqttConfig::embedded_v5_port`].
+    pub embedded_port_v5: Option<u16>,
     /// Where `state` messages wait on disk while the broker is unreachable.
     pub spool_dir: PathBuf,
     /// The spool's size limit in bytes (written `64MiB` etc.); the oldest messages go first.
     #[serde(with = "byte_size")]
     pub spool_max: u64,
+}
+
+impl MqttConfig {
+    /// The port of the embedded broker's MQTT 5 listener: `embedded_port_v5`, else `port` + 1
+    /// (65535 when `port` is 65535, which validation then refuses as the same port).
+    pub fn embedded_v5_port(&self) -> u16 {
+        self.embedded_port_v5
+            .unwrap_or_else(|| self.port.saturating_add(1))
+    }
 }
 
 impl Default for MqttConfig {
@@ -130,6 +142,7 @@ impl Default for MqttConfig {
             discovery_prefix: "homeassistant".into(),
             embedded_broker: false,
             embedded_bind: "127.0.0.1".into(),
+            embedded_port_v5: None,
             spool_dir: PathBuf::from("./linkymon-data/spool"),
             spool_max: 64 * 1024 * 1024,
         }

@@ -471,6 +471,14 @@ fn values_out_of_range_are_errors_naming_the_key() {
         ("led:\n  gpio: 17\nrelay:\n  gpio: 17\n", "relay.gpio"),
         ("mqtt:\n  embedded_bind: localhost\n", "mqtt.embedded_bind"),
         ("mqtt:\n  embedded_broker: true\n  tls: true\n", "mqtt.tls"),
+        (
+            "mqtt:\n  embedded_broker: true\n  embedded_port_v5: 1883\n",
+            "mqtt.embedded_port_v5",
+        ),
+        (
+            "mqtt:\n  embedded_broker: true\n  port: 65535\n",
+            "mqtt.embedded_port_v5",
+        ),
     ] {
         let message = error_of(from_yaml(yaml));
         assert!(
@@ -485,7 +493,14 @@ fn values_out_of_range_are_errors_naming_the_key() {
 fn the_embedded_broker_is_refused_only_by_a_build_without_it() {
     let result = from_yaml("mqtt:\n  embedded_broker: true\n  embedded_bind: '::'\n");
     if cfg!(feature = "embedded-broker") {
-        assert!(result.unwrap().mqtt.embedded_broker);
+        let mqtt = result.unwrap().mqtt;
+        assert!(mqtt.embedded_broker);
+        // The logger's MQTT 5 listener: the next port unless set.
+        assert_eq!(mqtt.embedded_v5_port(), 1884);
+        let mqtt = from_yaml("mqtt:\n  port: 2000\n  embedded_port_v5: 1999\n")
+            .unwrap()
+            .mqtt;
+        assert_eq!(mqtt.embedded_v5_port(), 1999);
     } else {
         let message = error_of(result);
         assert!(
@@ -697,7 +712,7 @@ fn the_example_config_lists_every_key_in_the_struct_order() {
         &mut expected,
     );
     assert_eq!(documented, expected);
-    assert_eq!(expected.len(), 47);
+    assert_eq!(expected.len(), 48);
 }
 
 /// A deserializer that feeds `Config::deserialize` placeholder values and records the key

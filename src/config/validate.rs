@@ -97,6 +97,19 @@ impl Config {
                     .into(),
             ));
         }
+        if mqtt.embedded_broker {
+            let v5 = mqtt.embedded_v5_port();
+            if v5 == 0 || v5 == mqtt.port {
+                return Err(bad_value(
+                    "mqtt.embedded_port_v5",
+                    format!(
+                        "the embedded broker's MQTT 5 listener (for `linkymon logger`) needs a \
+                         port from 1 to 65535 other than mqtt.port ({}), not {v5}",
+                        mqtt.port
+                    ),
+                ));
+            }
+        }
         if mqtt.embedded_broker && !cfg!(feature = "embedded-broker") {
             return Err(bad_value(
                 "mqtt.embedded_broker",
