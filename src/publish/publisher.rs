@@ -617,6 +617,9 @@ async fn next_with_id(readings: &mut mpsc::Receiver<MeterSample>) -> Option<Mete
 struct Announcer {
     context: discovery::Context,
     labels: BTreeSet<String>,
+    /// The labels of the last reading learnt, in frame order: a frame most often carries the
+    /// same ones as the frame before, and then there is nothing to look up.
+    last_labels: Vec<String>,
     sent: HashMap<String, String>,
 }
 
@@ -626,12 +629,18 @@ impl Announcer {
             context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix)
                 .with_relay(settings.relay),
             labels: BTreeSet::new(),
+            last_labels: Vec::new(),
             sent: HashMap::new(),
         }
     }
 
     /// Remembers the reading's labels; true when one is new.
     fn learn(&mut self, reading: &Reading) -> bool {
+        let labels = reading.entries.iter().map(|e| &e.label);
+        if labels.clone().eq(&self.last_labels) {
+            return false;
+        }
+        self.last_labels = labels.cloned().collect();
         let mut new = false;
         for e in &reading.entries {
             if !self.labels.contains(&*e.label) {
