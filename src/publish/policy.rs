@@ -20,8 +20,9 @@ pub struct Policy {
     topics: Topics,
     state_topic: String,
     interval_s: f64,
-    /// The retained topics of the TIC labels, by label, in the order they were first seen (a
-    /// frame has a few dozen labels at most: a scan finds one without allocating its key).
+    /// The retained topics of the TIC labels, by label, in the order they were first seen. A
+    /// meter sends a few dozen labels at most (a forged frame a few hundred, within
+    /// `MAX_FRAME_BYTES`): a scan finds one without allocating its key.
     labels: Vec<(String, Option<Slot>)>,
     /// The contract's leaves, in [`LEAVES`] order.
     leaves: [Option<Slot>; LEAVES.len()],
