@@ -134,8 +134,8 @@ impl Meter {
         }
         self.learn_limits(mode, &entries);
         let max_power_w = self.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
-        entries.retain(|e| match (e.spec(), &e.value) {
-            (Some(spec), Value::Number(n)) if spec.role == Role::Index => {
+        entries.retain(|e| match &e.value {
+            Value::Number(n) if e.spec().is_some_and(|s| s.role == Role::Index) => {
                 self.guard.check(&e.label, *n, at, max_power_w) == guard::Verdict::Accept
             }
             _ => true,

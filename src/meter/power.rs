@@ -53,12 +53,13 @@ fn energy_drawn(reading: &Reading) -> Option<i64> {
     match reading.mode {
         Mode::Standard => reading.number("EAST"),
         Mode::Historic => {
-            let mut indexes = reading.entries.iter().filter(|e| {
-                e.spec()
-                    .is_some_and(|s| s.role == Role::Index && s.unit == Some(Unit::Wh))
+            let mut indexes = reading.entries.iter().filter_map(|e| {
+                let wh = e.value.as_number()?;
+                let spec = e.spec()?;
+                (spec.role == Role::Index && spec.unit == Some(Unit::Wh)).then_some(wh)
             });
-            let first = indexes.next()?.value.as_number()?;
-            Some(first + indexes.filter_map(|e| e.value.as_number()).sum::<i64>())
+            let first = indexes.next()?;
+            Some(first + indexes.sum::<i64>())
         }
     }
 }

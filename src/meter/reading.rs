@@ -155,9 +155,12 @@ impl Reading {
             values: Values(&self.entries),
             derived: &self.derived,
         };
+        // Room for the whole payload at once (a historic one is about 500 bytes).
+        let mut json = Vec::with_capacity(256 + 32 * self.entries.len());
         // Every key is a string and every value a string, integer, bool or null:
-        // serde_json cannot fail on these types.
-        serde_json::to_string(&state).expect("the state payload serializes")
+        // serde_json cannot fail on these types, and writes UTF-8.
+        serde_json::to_writer(&mut json, &state).expect("the state payload serializes");
+        String::from_utf8(json).expect("serde_json writes UTF-8")
     }
 }
 

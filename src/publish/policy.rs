@@ -10,8 +10,6 @@
 //! late subscriber gets nothing) and which a live subscriber (mosquitto_sub, Node-RED) sees as
 //! an empty payload; Home Assistant's label entities render it as unknown.
 
-use std::collections::HashMap;
-
 use super::Message;
 use super::topics::Topics;
 use crate::meter::energy::PERIODS;
@@ -23,8 +21,10 @@ pub struct Policy {
     topics: Topics,
     state_topic: String,
     interval_s: f64,
-    /// The retained topics of the TIC labels, by label.
-    labels: HashMap<String, Option<Slot>>,
+    /// The retained topics of the TIC labels, by label, in the order they were first seen. A
+    /// meter sends a few dozen labels at most (a forged frame a few hundred, within
+    /// `MAX_FRAME_BYTES`): a scan finds one without allocating its key.
+    labels: Vec<(String, Option<Slot>)>,
     /// The contract's leaves, in [`LEAVES`] order.
     leaves: [Option<Slot>; LEAVES.len()],
     scratch: String,
@@ -215,7 +215,7 @@ impl Policy {
             state_topic: topics.state(),
             topics,
             interval_s,
-            labels: HashMap::new(),
+            labels: Vec::new(),
             leaves: Default::default(),
             scratch: String::new(),
             last_state_at: None,
@@ -375,7 +375,7 @@ impl Policy {
     fn clear_absent(&mut self, out: &mut Vec<Message>) {
         let frames = self.frames;
         let first = out.len();
-        self.labels.retain(|_, slot| match slot {
+        self.labels.retain_mut(|(_, slot)| match slot {
             Some(s) if frames - s.seen >= ABSENT_FRAMES => {
                 // A label's topic: retained, QoS 0, as when it was published.
                 out.push(Message::new(std::mem::take(&mut s.topic), "", true, 0));
@@ -404,7 +404,16 @@ impl Policy {
             Key::Label(label) => match LEAVES.iter().position(|&l| l == label) {
                 // Spelled like a leaf, it is published on the leaf's topic: one slot.
                 Some(i) => &mut self.leaves[i],
-                None => self.labels.entry(label.to_owned()).or_default(),
+                None => {
+                    let i = match self.labels.iter().position(|(l, _)| l == label) {
+                        Some(i) => i,
+                        None => {
+                            self.labels.push((label.to_owned(), None));
+                            self.labels.len() - 1
+                        }
+                    };
+                    &mut self.labels[i].1
+                }
             },
             Key::Leaf(i) => &mut self.leaves[i],
         };
@@ -471,7 +480,7 @@ impl Policy {
     /// that left the frames is still cleared, and one the frames carry is never cleared for
     /// the reconnection.
     pub fn forget(&mut self) {
-        for slot in self.labels.values_mut().flatten() {
+        for slot in self.labels.iter_mut().filter_map(|(_, slot)| slot.as_mut()) {
             slot.resend = true;
         }
         self.leaves = Default::default();

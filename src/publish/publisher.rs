@@ -712,6 +712,9 @@ struct Announcer {
     labels: BTreeSet<String>,
     /// The energy leaves seen since start ([`discovery::energy_leaves`]).
     energy: BTreeSet<String>,
+    /// The labels of the last reading learnt, in frame order: a frame most often carries the
+    /// same ones as the frame before, and then there is nothing to look up.
+    last_labels: Vec<String>,
     sent: HashMap<String, String>,
 }
 
@@ -722,21 +725,28 @@ impl Announcer {
                 .with_relay(settings.relay),
             labels: BTreeSet::new(),
             energy: BTreeSet::new(),
+            last_labels: Vec::new(),
             sent: HashMap::new(),
         }
     }
 
     /// Remembers the reading's labels; true when one is new.
     fn learn(&mut self, reading: &Reading) -> bool {
+        // The energy leaves first: a period can be learnt in a frame of the same labels.
         let mut new = false;
+        for leaf in discovery::energy_leaves(reading) {
+            new |= self.energy.insert(leaf);
+        }
+        let labels = reading.entries.iter().map(|e| &e.label);
+        if labels.clone().eq(&self.last_labels) {
+            return new;
+        }
+        self.last_labels = labels.cloned().collect();
         for e in &reading.entries {
             if !self.labels.contains(&*e.label) {
                 self.labels.insert(e.label.to_string());
                 new = true;
             }
-        }
-        for leaf in discovery::energy_leaves(reading) {
-            new |= self.energy.insert(leaf);
         }
         new
     }

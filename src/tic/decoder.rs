@@ -1,6 +1,8 @@
 //! The push decoder: one byte at a time in, whole frames out.
 
-use super::{Frame, GroupFields, Horodate, Mode, ModeHint, checksum};
+use std::ops::Range;
+
+use super::{Frame, GroupSpans, Horodate, Mode, ModeHint, checksum};
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
@@ -65,8 +67,9 @@ pub struct Decoder {
     frame_len: usize,
     /// The mode the current frame's groups must have: forced, or fixed by its first valid group.
     frame_mode: Option<Mode>,
-    /// The verified groups of the current frame.
-    groups: Vec<GroupFields>,
+    /// The fields of the current frame's verified groups, and where each group's are.
+    text: String,
+    groups: Vec<GroupSpans>,
     /// Bytes pushed since creation.
     offset: u64,
     last_mode: Option<Mode>,
@@ -88,6 +91,7 @@ impl Decoder {
             group_content: Vec::new(),
             frame_len: 0,
             frame_mode: None,
+            text: String::new(),
             groups: Vec::new(),
             offset: 0,
             last_mode: None,
@@ -196,6 +200,7 @@ impl Decoder {
             ModeHint::Auto => None,
             ModeHint::Force(mode) => Some(mode),
         };
+        self.text.clear();
         self.groups.clear();
         self.group_content.clear();
     }
@@ -234,9 +239,13 @@ impl Decoder {
         if unterminated {
             self.stats.frames_unterminated += 1;
         }
+        // The next frame most likely has as many groups as this one.
+        let text = String::with_capacity(self.text.len());
+        let groups = Vec::with_capacity(self.groups.len());
         Some(Frame {
             mode,
-            groups: std::mem::take(&mut self.groups),
+            text: std::mem::replace(&mut self.text, text),
+            groups: std::mem::replace(&mut self.groups, groups),
             end_offset: self.offset,
         })
     }
@@ -268,10 +277,11 @@ impl Decoder {
         if checksum(summed) != content[len - 1] {
             return Err(GroupError::BadChecksum);
         }
-        self.groups.push(GroupFields {
-            label: label.to_owned(),
-            horodate: horodate.map(str::to_owned),
-            value: value.to_owned(),
+        let text = &mut self.text;
+        self.groups.push(GroupSpans {
+            label: keep(text, label),
+            horodate: horodate.map(|h| keep(text, h)),
+            value: keep(text, value),
         });
         self.frame_mode = Some(mode);
         self.last_mode = Some(mode);
@@ -311,6 +321,13 @@ fn split(mode: Mode, body: &[u8]) -> Option<(&str, Option<&str>, &str)> {
             }
         },
     }
+}
+
+/// Appends `field` to a frame's text; where it is.
+fn keep(text: &mut String, field: &str) -> Range<usize> {
+    let start = text.len();
+    text.push_str(field);
+    start..text.len()
 }
 
 fn is_label_byte(b: u8) -> bool {

@@ -23,6 +23,7 @@ pub use decoder::{Decoder, MAX_FRAME_BYTES, MAX_GROUP_BYTES, Stats};
 pub use encode::{encode_frame, encode_group};
 
 use std::fmt;
+use std::ops::Range;
 
 /// The two TIC dialects. They differ in baud rate, separator and checksum range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,19 +142,22 @@ pub struct Group<'a> {
     pub value: &'a str,
 }
 
-/// The fields of one verified group, as the decoder keeps them in a [`Frame`].
+/// Where the fields of one verified group are in its [`Frame`]'s text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct GroupFields {
-    label: String,
-    horodate: Option<String>,
-    value: String,
+struct GroupSpans {
+    label: Range<usize>,
+    horodate: Option<Range<usize>>,
+    value: Range<usize>,
 }
 
 /// A frame whose groups all passed their checksum (groups that failed were dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     mode: Mode,
-    groups: Vec<GroupFields>,
+    /// The groups' fields one after the other, so that a frame is two allocations whatever
+    /// its number of groups.
+    text: String,
+    groups: Vec<GroupSpans>,
     end_offset: u64,
 }
 
@@ -172,9 +176,9 @@ impl Frame {
     /// The frame's valid groups, in the order they were received.
     pub fn groups(&self) -> impl ExactSizeIterator<Item = Group<'_>> + '_ {
         self.groups.iter().map(|g| Group {
-            label: &g.label,
-            horodate: g.horodate.as_deref(),
-            value: &g.value,
+            label: &self.text[g.label.clone()],
+            horodate: g.horodate.clone().map(|h| &self.text[h]),
+            value: &self.text[g.value.clone()],
         })
     }
 
