@@ -74,12 +74,13 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
                         mqtt::send(&client, logbook.announce_all());
                     }
                 }
-                Some(LinkEvent::Message { topic, payload }) => {
+                Some(LinkEvent::Message { topic, payload, retained }) => {
                     if topic == status_topic {
                         if payload == "online" && m.discovery {
                             mqtt::send(&client, logbook.announce_all());
                         }
-                    } else {
+                    } else if !retained {
+                        // A retained `state` is someone else's: the daemon never retains one.
                         logbook.on_state(&payload);
                     }
                 }
@@ -107,7 +108,11 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
     let _ = client.try_disconnect();
     let drain = async {
         while let Some(event) = events.recv().await {
-            if let LinkEvent::Message { topic, payload } = event
+            if let LinkEvent::Message {
+                topic,
+                payload,
+                retained: false,
+            } = event
                 && topic != status_topic
             {
                 logbook.on_state(&payload);
