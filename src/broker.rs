@@ -41,8 +41,8 @@
 //! three-phase meter with its discovery configs, or many other devices announcing themselves
 //! through this broker, would not. Use mosquitto for a broker shared by a whole house.
 //! MQTT 5 subscription options are accepted and ignored: a subscription with Retain Handling
-//! "do not send" still receives the retained messages it matches (the logger reads a retained
-//! `state`, which the daemon never publishes, as a live one), and the client's Maximum Packet
+//! "do not send" still receives the retained messages it matches (the logger drops a retained
+//! `state` itself: the daemon never publishes one), and the client's Maximum Packet
 //! Size is not checked (no message here is over [`MAX_PAYLOAD_BYTES`], far below the logger's).
 //! There is no persistence (retained values are re-sent by the daemon within a publish interval)
 //! and no TLS: bind it to loopback, or set `mqtt.username` and `mqtt.password`, which the broker

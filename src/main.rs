@@ -26,7 +26,8 @@ enum Command {
         /// Where the logs, pages and screen go.
         #[arg(long, value_name = "DIR", default_value = "linkymon-demo")]
         data: PathBuf,
-        /// The embedded broker's port on 127.0.0.1.
+        /// The embedded broker's port on 127.0.0.1 (MQTT 3.1.1; the next port serves the
+        /// logger's MQTT 5).
         #[arg(long, value_name = "N", default_value_t = 1883)]
         port: u16,
         /// Simulated seconds per real second (60: an EJP day in 24 minutes).

@@ -78,12 +78,13 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
                     }
                 }
                 Some(LinkEvent::Message { topic, .. }) if topic == bridge_topic => {}
-                Some(LinkEvent::Message { topic, payload }) => {
+                Some(LinkEvent::Message { topic, payload, retained }) => {
                     if topic == status_topic {
                         if payload == "online" && m.discovery {
                             mqtt::send(&client, logbook.announce_all());
                         }
-                    } else {
+                    } else if !retained {
+                        // A retained `state` is someone else's: the daemon never retains one.
                         logbook.on_state(&payload);
                     }
                 }
@@ -111,7 +112,11 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
     let _ = client.try_disconnect();
     let drain = async {
         while let Some(event) = events.recv().await {
-            if let LinkEvent::Message { topic, payload } = event
+            if let LinkEvent::Message {
+                topic,
+                payload,
+                retained: false,
+            } = event
                 && topic != status_topic
                 && topic != bridge_topic
             {

@@ -19,7 +19,8 @@
 //!   or queued giant cannot end the connection at every reconnection. A message over
 //!   [`super::checks::MAX_STATE_BYTES`] and under [`MAX_INCOMING`] is dropped unread and
 //!   counted by the logbook. `state` is subscribed without its retained message (the daemon
-//!   never retains a `state`): what anyone retains there is not read at all.
+//!   never retains a `state`): what anyone retains there is not read at all, and the logger
+//!   drops it itself from a broker that ignores that option (rumqttd, the embedded broker).
 
 use std::time::Duration;
 
@@ -79,6 +80,9 @@ pub enum LinkEvent {
         topic: String,
         /// Its payload, as text.
         payload: String,
+        /// Sent as a retained message, at subscription (brokers send live messages with the
+        /// flag off).
+        retained: bool,
     },
     /// A message too big to be a `state` or a status, dropped unread.
     Oversized {
@@ -233,6 +237,7 @@ async fn poll(
                 let message = LinkEvent::Message {
                     topic: topic(&p.topic),
                     payload,
+                    retained: p.retain,
                 };
                 if events.send(message).await.is_err() {
                     return;

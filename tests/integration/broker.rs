@@ -316,6 +316,44 @@ fn the_logger_on_the_daemons_config_files_its_states_through_the_embedded_broker
     assert!(aligned, "{} states, lines {lines:?}", published.len());
 }
 
+/// rumqttd ignores MQTT 5's Retain Handling, so the logger's subscription to `state` without
+/// its retained message gets it anyway: the logger drops it itself (the daemon never retains a
+/// `state`, so a retained one is someone else's).
+#[test]
+fn a_state_retained_on_the_embedded_broker_is_not_filed() {
+    let (port, port_v5) = (free_port(), free_port());
+    let _broker = block_on(broker::start("127.0.0.1", port, port_v5, None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        port,
+        &format!(
+            "  embedded_broker: true\n  embedded_port_v5: {port_v5}\nlogger:\n  dir: {}\n  \
+             pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n",
+            dir.path().join("logs").display(),
+            dir.path().join("pages").display()
+        ),
+    );
+    let state = |ts: jiff::Timestamp, base: u32| {
+        format!(
+            r#"{{"ts":"{ts}","meter":"{SIM_ID}","mode":"historic","values":{{"ADCO":"{SIM_ID}","OPTARIF":"BASE","ISOUSC":30,"BASE":{base},"PTEC":"TH..","IINST":2,"PAPP":500}},"derived":{{"injection_w":0,"consumption_va":500,"period":"BASE"}}}}"#
+        )
+    };
+    let topic = format!("linky/{SIM_ID}/state");
+    let t0 = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let forged = state(t0, 1000);
+    assert!(publish(port, &["-r", "-q", "1", "-t", &topic, "-m", &forged]).success());
+    let logger = Running::logger(&config);
+    let live = state(t0 + jiff::SignedDuration::from_secs(1), 1001);
+    assert!(publish(port, &["-q", "1", "-t", &topic, "-m", &live]).success());
+    let logs = dir.path().join("logs");
+    crate::support::wait_log_lines(&logs, 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    logger.stop();
+    let lines = crate::support::daily_log_lines(&logs);
+    assert_eq!(lines.len(), 1, "only the live state: {lines:#?}");
+}
+
 /// The two listeners are one broker: what is published on either reaches the subscribers of
 /// both, and the 64 KiB message bound holds on the MQTT 5 one too.
 #[test]
