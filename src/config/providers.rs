@@ -42,6 +42,10 @@ pub(super) const TEXT_KEYS: &[&str] = &[
     "logger.pages_dir",
     "logger.timezone",
     "logger.meter",
+    "logger.database",
+    "logger.database_password_file",
+    "logger.share_group",
+    "logger.client_id",
     "logger.pages_interval",
     "logger.currency",
 ];
