@@ -47,7 +47,7 @@ fn run(n: u64, frames_per_line: u64) {
         broker.port,
         &format!(
             "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: {frames_per_line}\n  \
-             timezone: Europe/Paris\n  prices: {{HN: 0.15}}\n",
+             timezone: Europe/Paris\nprices:\n  sets:\n    - {{from: 2000-01-01, kwh: {{hn: 0.15}}}}\n",
             logs.display(),
             dir.join("pages").display()
         ),

@@ -10,7 +10,7 @@ target="${CARGO_TARGET_DIR:-target}/release"
 if [ ! -f "$dir/logs/2021-12-31.log" ]; then
   "$target/examples/gen_logs" "$dir/logs" 365 10
 fi
-printf 'logger:\n  pages_dir: %s/pages\n  prices: {HN: 0.1386, PM: 0.7524}\n' "$dir" >"$dir/config.yaml"
+printf 'logger:\n  pages_dir: %s/pages\nprices:\n  sets:\n    - {from: 2000-01-01, kwh: {hn: 0.1386, pm: 0.7524}}\n' "$dir" >"$dir/config.yaml"
 rm -rf "$dir/pages"
 echo "logs: $(ls "$dir"/logs/*.log | wc -l) files, $(cat "$dir"/logs/*.log | wc -l) lines, $(du -sh "$dir/logs" | cut -f1)"
 start=$(date +%s.%N)

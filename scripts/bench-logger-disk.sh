@@ -13,7 +13,7 @@ dir=$(mktemp -d)
 trap 'kill $logger $broker 2>/dev/null || true; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" >"$dir/mosquitto.conf"
-printf 'mqtt:\n  host: 127.0.0.1\n  port: %s\nlogger:\n  dir: %s/logs\n  pages_dir: %s/pages\n  pages_interval: 1s\n  prices: {HN: 0.1386, PM: 0.7524}\n' \
+printf 'mqtt:\n  host: 127.0.0.1\n  port: %s\nlogger:\n  dir: %s/logs\n  pages_dir: %s/pages\n  pages_interval: 1s\nprices:\n  sets:\n    - {from: 2000-01-01, kwh: {hn: 0.1386, pm: 0.7524}}\n' \
   "$port" "$dir" "$dir" >"$dir/config.yaml"
 "$target/examples/gen_states" "$(TZ=Europe/Paris date +%F)" 10 >"$dir/states.jsonl"
 # dygraphs is copied once per installation, not per day: copy it before measuring.

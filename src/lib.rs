@@ -18,6 +18,8 @@
 //! - [`logger`]: the `logger` and `graph` commands' work: `state` messages → daily logs in
 //!   the Perl tool's format → day reports and HTML pages with costs (pure), with the log
 //!   files, the logger's MQTT session and its state across restarts.
+//! - [`prices`]: the dated price sets of `prices:` → a day's price per kWh, subscription and
+//!   cost (pure), for the logger.
 //! - [`broker`]: the embedded MQTT broker (rumqttd) for `mqtt.embedded_broker`, so a box
 //!   without mosquitto still serves Home Assistant and the logger.
 //! - [`files`]: replacing a file atomically, for pages, screens and saved state.
@@ -34,6 +36,7 @@ pub mod fleet;
 pub mod logger;
 pub mod meter;
 pub mod output;
+pub mod prices;
 pub mod publish;
 pub mod source;
 pub mod tic;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DisplayDriver, PortSpec};
+use crate::config::{Config, DisplayDriver, PortSpec, PriceSet};
 
 /// What the command line chose.
 #[derive(Debug, Clone)]
@@ -42,7 +42,8 @@ pub fn demo_config(options: &DemoOptions) -> Config {
     config.logger.dir = data.join("logs");
     config.logger.pages_dir = data.join("pages");
     config.logger.pages_interval = Duration::from_secs(10);
-    config.logger.prices = [("HN".to_owned(), 0.1386), ("PM".to_owned(), 0.7524)].into();
+    let kwh = [("hn".to_owned(), 0.1386), ("pm".to_owned(), 0.7524)].into();
+    config.prices.sets = vec![PriceSet::always(kwh, None)];
     config
 }
 

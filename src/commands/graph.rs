@@ -12,6 +12,7 @@ use crate::logger::backfill;
 pub use crate::logger::backfill::Summary;
 use crate::logger::disk::{DEBIAN_DYGRAPHS, install_assets, warn_online_assets};
 use crate::logger::pages::{Assets, PageSettings};
+use crate::prices::Prices;
 
 /// Builds the pages of `logs` into `logger.pages_dir`.
 pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
@@ -34,11 +35,10 @@ pub fn run(config: &Config, logs: &[PathBuf]) -> anyhow::Result<Summary> {
         warn_online_assets();
     }
     let assets = Assets::installed_or_online(installed, "");
+    let prices = Prices::new(&config.prices);
     let settings = PageSettings {
         tz: &tz,
-        prices: &logger.prices,
-        subscription_per_day: logger.subscription_per_day,
-        currency: &logger.currency,
+        prices: &prices,
         meter: None,
         assets: &assets,
     };

@@ -8,8 +8,10 @@ use figment::{Figment, Source};
 
 use super::error::{ConfigError, Origin, bad_value};
 use super::providers::{Environment, Yaml};
-use super::schema::{Config, MqttConfig, Secret};
+use super::schema::{Config, MqttConfig, PriceSet, Secret};
 use super::{CONFIG_PATH_VAR, SYSTEM_CONFIG_PATH};
+use crate::prices::period_name;
+use std::collections::BTreeMap;
 
 impl Config {
     /// Loads the configuration the way every subcommand does: defaults, then the config file
@@ -19,11 +21,12 @@ impl Config {
         Config::load_from(Config::figment(path)?)
     }
 
-    /// Like [`Config::load`], with the warnings to log once logging is up: a password in a
-    /// file that other users can read (the config file, or `mqtt.password_file`).
+    /// Like [`Config::load`], with the warnings to log once logging is up: deprecated keys
+    /// used (one line), and a password in a file that other users can read (the config file,
+    /// or `mqtt.password_file`).
     pub fn load_with_warnings(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
         let figment = Config::figment(path)?;
-        let config = Config::load_from(figment.clone())?;
+        let (config, deprecated) = Config::load_noting(figment.clone())?;
         let mut files = Vec::new();
         if let Some(Source::File(file)) = figment
             .find_metadata("mqtt.password")
@@ -37,13 +40,13 @@ impl Config {
         if let Some(file) = &config.logger.database_password_file {
             files.push(("logger.database_password_file", file.clone()));
         }
-        let warnings = files
+        let warnings = deprecated
             .into_iter()
-            .filter_map(|(key, file)| {
+            .chain(files.into_iter().filter_map(|(key, file)| {
                 use std::os::unix::fs::PermissionsExt;
                 let mode = std::fs::metadata(&file).ok()?.permissions().mode();
                 readable_by_others(&file, mode, key)
-            })
+            }))
             .collect();
         Ok((config, warnings))
     }
@@ -65,23 +68,69 @@ impl Config {
     /// Extracts, completes and validates a configuration from any figment; tests use it with
     /// [`Yaml::string`] to stay clear of the real files and environment.
     pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
+        Config::load_noting(figment).map(|(config, _)| config)
+    }
+
+    /// [`Config::load_from`], with the deprecation warning when old keys were used.
+    fn load_noting(figment: Figment) -> Result<(Config, Option<String>), ConfigError> {
         let mut config: Config = figment
             .extract()
             .map_err(|error| ConfigError::from_figment(error, &figment))?;
         let locate = |error: ConfigError| error.located(&figment);
-        // Validated before the period codes are upper-cased, so that an error names the key
-        // as figment knows it (`logger.prices.hn`) and can say where it was written.
+        // Validated before the deprecated price keys move, so that an error names the key as
+        // figment knows it (`logger.prices.hn`) and can say where it was written.
         config.validate().map_err(locate)?;
-        config.logger.prices = std::mem::take(&mut config.logger.prices)
-            .into_iter()
-            .map(|(period, price)| (period.to_ascii_uppercase(), price))
-            .collect();
+        let deprecated = config.adopt_deprecated_prices();
         config.mqtt.read_password_file().map_err(locate)?;
         if let Some(path) = &config.logger.database_password_file {
             let password = read_password("logger.database_password_file", path).map_err(locate)?;
             config.logger.database_password = Some(password);
         }
-        Ok(config)
+        Ok((config, deprecated))
+    }
+
+    /// Moves the deprecated `logger.prices`, `logger.subscription_per_day` and
+    /// `logger.currency` into `prices` (one set valid from the beginning of time, periods in
+    /// lowercase) and sorts the price sets by date. Returns the warning line to log when any
+    /// deprecated key was set. Validation already refused them next to `prices.sets`.
+    fn adopt_deprecated_prices(&mut self) -> Option<String> {
+        let logger = &mut self.logger;
+        let used: Vec<&str> = [
+            ("logger.prices", logger.prices.is_some()),
+            (
+                "logger.subscription_per_day",
+                logger.subscription_per_day.is_some(),
+            ),
+            ("logger.currency", logger.currency.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect();
+        if let Some(currency) = logger.currency.take() {
+            self.prices.currency = currency;
+        }
+        let kwh: BTreeMap<String, f64> = logger
+            .prices
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(code, price)| Some((period_name(&code)?.to_owned(), price)))
+            .collect();
+        let daily = logger.subscription_per_day.take();
+        if !kwh.is_empty() || daily.is_some_and(|d| d > 0.0) {
+            self.prices.sets = vec![PriceSet::always(kwh, daily)];
+        }
+        self.prices.sets.sort_by_key(|set| set.from);
+        (!used.is_empty()).then(|| {
+            format!(
+                "{} deprecated: write a `prices:` section instead (its currency, and price sets \
+                 each valid from a date; see config.example.yaml)",
+                match used.as_slice() {
+                    [one] => format!("`{one}` is"),
+                    many => format!("`{}` are", many.join("`, `")),
+                }
+            )
+        })
     }
 }
 

@@ -31,7 +31,8 @@ pub use error::{ConfigError, Origin};
 pub use providers::{Environment, Yaml};
 pub use schema::{
     Config, DisplayConfig, DisplayDriver, LedConfig, LedState, LoggerConfig, MeterConfig,
-    MeterMode, MqttConfig, PortSpec, PublishConfig, Pull, RelayConfig, Secret,
+    MeterMode, MqttConfig, PortSpec, PriceSet, PricesConfig, PublishConfig, Pull, RelayConfig,
+    Secret,
 };
 
 /// The file read when neither `-c` nor `LINKYMON_CONFIG` names one (and only if it exists).

@@ -48,6 +48,7 @@ pub(super) const TEXT_KEYS: &[&str] = &[
     "logger.client_id",
     "logger.pages_interval",
     "logger.currency",
+    "prices.currency",
 ];
 
 /// The name figment shows for the environment provider; also how errors recognise it.

@@ -30,8 +30,10 @@ pub struct Config {
     pub led: LedConfig,
     /// The meter's relay contact, read on a GPIO input.
     pub relay: RelayConfig,
-    /// `linkymon logger`: daily logs, pages and prices.
+    /// `linkymon logger`: daily logs and pages.
     pub logger: LoggerConfig,
+    /// The prices per kWh and subscriptions, each set valid from a date.
+    pub prices: PricesConfig,
 }
 
 /// `meter:` — the TIC source.
@@ -249,9 +251,11 @@ pub struct LoggerConfig {
     pub frames_per_line: u32,
     /// IANA zone that decides where a day starts and ends.
     pub timezone: String,
-    /// Price per kWh by period code (`HN`, `PM`, ...). Codes are stored upper-case because
-    /// environment variable names lose their case.
-    pub prices: BTreeMap<String, f64>,
+    /// Deprecated for `prices.sets`: price per kWh by period code (`HN`, `PM`, ...). Loading
+    /// moves it into [`Config::prices`] as one set valid from the beginning of time and leaves
+    /// `None` here. Not listed in config.example.yaml.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prices: Option<BTreeMap<String, f64>>,
     /// Log only this meter id (12 digits); `None` = every meter seen on the broker.
     pub meter: Option<String>,
     /// The most meters one logger follows; states of further ids are dropped and counted
@@ -278,10 +282,13 @@ pub struct LoggerConfig {
     /// How often the pages are rebuilt.
     #[serde(with = "humantime_serde")]
     pub pages_interval: Duration,
-    /// Currency code shown next to costs.
-    pub currency: String,
-    /// Fixed subscription cost per day, added to each day's cost.
-    pub subscription_per_day: f64,
+    /// Deprecated for `prices.currency`; loading moves it there and leaves `None` here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Deprecated for `prices.sets[].subscription_per_day`; loading moves it into
+    /// [`Config::prices`] with `logger.prices` and leaves `None` here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_per_day: Option<f64>,
 }
 
 impl Default for LoggerConfig {
@@ -291,7 +298,7 @@ impl Default for LoggerConfig {
             pages_dir: PathBuf::from("./linkymon-data/pages"),
             frames_per_line: 8,
             timezone: "Europe/Paris".into(),
-            prices: BTreeMap::new(),
+            prices: None,
             meter: None,
             max_meters: 4,
             files: true,
@@ -301,8 +308,8 @@ impl Default for LoggerConfig {
             share_group: None,
             client_id: None,
             pages_interval: Duration::from_secs(5 * 60),
-            currency: "EUR".into(),
-            subscription_per_day: 0.0,
+            currency: None,
+            subscription_per_day: None,
         }
     }
 }
@@ -320,6 +327,59 @@ impl LoggerConfig {
                 ),
             )
         })
+    }
+}
+
+/// `prices:` — what energy costs, for the logger's `today`, `month`, `price` and pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricesConfig {
+    /// Currency code shown next to costs and in the price's unit (`EUR/kWh`).
+    pub currency: String,
+    /// Price sets, each valid from its `from` date until the next set's. Loading sorts them by
+    /// date (validation refused two on the same date); a day before the first set has no price.
+    pub sets: Vec<PriceSet>,
+}
+
+impl Default for PricesConfig {
+    fn default() -> Self {
+        PricesConfig {
+            currency: "EUR".into(),
+            sets: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `prices.sets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSet {
+    /// The first day (local, `logger.timezone`) the set applies to, written `YYYY-MM-DD`.
+    #[serde(with = "civil_date")]
+    pub from: jiff::civil::Date,
+    /// Price per kWh by period, named as in `<base>/<id>/energy/<period>` (`hn`, `pm`,
+    /// `hcjb`…; see [`crate::prices::PERIODS`]).
+    #[serde(default)]
+    pub kwh: BTreeMap<String, f64>,
+    /// Fixed cost per day. Exclusive with `subscription_per_month`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_per_day: Option<f64>,
+    /// Fixed cost per month, spread evenly over the days of each month. Exclusive with
+    /// `subscription_per_day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_per_month: Option<f64>,
+}
+
+impl PriceSet {
+    /// A set in force since the beginning of time, as the deprecated `logger.prices` and
+    /// `logger.subscription_per_day` meant.
+    pub fn always(kwh: BTreeMap<String, f64>, subscription_per_day: Option<f64>) -> PriceSet {
+        PriceSet {
+            from: jiff::civil::Date::MIN,
+            kwh,
+            subscription_per_day,
+            subscription_per_month: None,
+        }
     }
 }
 
@@ -466,6 +526,37 @@ impl Serialize for Secret {
 
 /// `spool_max` is a `u64` of bytes in the code and `64MiB` (or a plain number of bytes) in the
 /// file. A negative number is refused as such, not as bytesize's "integer overflow".
+/// A day written `YYYY-MM-DD`, as in `prices.sets[].from`.
+mod civil_date {
+    use jiff::civil::Date;
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(date: &Date, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(date)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let wrong = || {
+            de::Error::custom(format!(
+                "`{text}` is not a date; write YYYY-MM-DD, like 2026-02-01"
+            ))
+        };
+        let shaped = text.len() == 10
+            && text.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !shaped {
+            return Err(wrong());
+        }
+        text.parse().map_err(|_| wrong())
+    }
+}
+
 mod byte_size {
     use std::fmt;
 

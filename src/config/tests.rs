@@ -1,6 +1,7 @@
 //! The configuration's unit tests: every error message users can meet, the text keys kept as
 //! written, the precedence of the sources, and the example file against the defaults.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -195,7 +196,7 @@ fn numbers_lists_and_booleans_from_the_environment_are_still_parsed() {
         assert_eq!(config.mqtt.port, 8883);
         assert!(config.mqtt.tls);
         assert_eq!(config.led.states, vec![LedState::TempoRedToday]);
-        assert_eq!(config.logger.prices.get("HN"), Some(&0.1386));
+        assert_eq!(config.prices.sets[0].kwh.get("hn"), Some(&0.1386));
         assert_eq!(config.publish.interval, Duration::ZERO);
     });
 }
@@ -396,6 +397,72 @@ fn values_out_of_range_are_errors_naming_the_key() {
         ("mqtt:\n  discovery_prefix: ''\n", "mqtt.discovery_prefix"),
         ("mqtt:\n  client_cert: c.pem\n", "mqtt.client_cert"),
         ("logger:\n  prices: {H-N: 0.1}\n", "logger.prices.H-N"),
+        ("logger:\n  prices: {HX: 0.1}\n", "logger.prices.HX"),
+        (
+            "logger:\n  prices: {HN: 0.1, hn: 0.2}\n",
+            "logger.prices.hn",
+        ),
+        ("logger:\n  currency: ''\n", "logger.currency"),
+        ("prices:\n  currency: ''\n", "prices.currency"),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, kwh: {hx: 0.1}}\n",
+            "prices.sets.0.kwh.hx",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, kwh: {HN: 0.1}}\n",
+            "prices.sets.0.kwh.HN",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, kwh: {hn: .nan}}\n",
+            "prices.sets.0.kwh.hn",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, kwh: {hn: .inf}}\n",
+            "prices.sets.0.kwh.hn",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, subscription_per_day: -1}\n",
+            "prices.sets.0.subscription_per_day",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, subscription_per_month: -1}\n",
+            "prices.sets.0.subscription_per_month",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-01, subscription_per_day: 1, \
+             subscription_per_month: 30}\n",
+            "prices.sets.0.subscription_per_month",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-08-01}\n    - {from: 2026-02-01}\n    \
+             - {from: 2026-08-01}\n",
+            "prices.sets.2.from",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026-02-30}\n",
+            "prices.sets.0.from",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 1/2/2026}\n",
+            "prices.sets.0.from",
+        ),
+        (
+            "prices:\n  sets:\n    - {from: 2026}\n",
+            "prices.sets.0.from",
+        ),
+        ("prices:\n  sets:\n    - {kwh: {hn: 1}}\n", "prices.sets.0"),
+        (
+            "logger:\n  prices: {HN: 0.1}\nprices:\n  sets:\n    - {from: 2026-02-01}\n",
+            "logger.prices",
+        ),
+        (
+            "logger:\n  subscription_per_day: 1\nprices:\n  sets:\n    - {from: 2026-02-01}\n",
+            "logger.subscription_per_day",
+        ),
+        (
+            "logger:\n  currency: CHF\nprices:\n  sets:\n    - {from: 2026-02-01}\n",
+            "logger.currency",
+        ),
         ("logger:\n  prices: {HN: -0.1}\n", "logger.prices.HN"),
         (
             "logger:\n  subscription_per_day: -1\n",
@@ -430,10 +497,96 @@ fn the_embedded_broker_is_refused_only_by_a_build_without_it() {
 }
 
 #[test]
-fn price_codes_are_stored_upper_case() {
-    let config = from_yaml("logger:\n  prices: {hn: 0.1386, PM: 0.7524}\n").unwrap();
-    let codes: Vec<&str> = config.logger.prices.keys().map(String::as_str).collect();
-    assert_eq!(codes, ["HN", "PM"]);
+fn price_sets_are_read_and_sorted_by_date() {
+    let config = from_yaml(
+        "prices:\n  currency: CHF\n  sets:\n    - from: 2026-08-01\n      kwh: {hn: 0.2, pm: 0.8}\n      \
+         subscription_per_month: 14.1\n    - from: 2026-02-01\n      kwh: {hn: 0.1386}\n      \
+         subscription_per_day: 0.45\n",
+    )
+    .unwrap();
+    assert_eq!(config.prices.currency, "CHF");
+    let dates: Vec<String> = config
+        .prices
+        .sets
+        .iter()
+        .map(|s| s.from.to_string())
+        .collect();
+    assert_eq!(dates, ["2026-02-01", "2026-08-01"]);
+    assert_eq!(config.prices.sets[0].subscription_per_day, Some(0.45));
+    assert_eq!(config.prices.sets[1].subscription_per_month, Some(14.1));
+    assert_eq!(config.prices.sets[1].kwh.get("pm"), Some(&0.8));
+}
+
+#[test]
+fn the_deprecated_logger_prices_become_one_set_from_the_beginning_of_time() {
+    let config = from_yaml(
+        "logger:\n  prices: {HN: 0.1386, pm: 0.7524}\n  subscription_per_day: 0.45\n  \
+         currency: CHF\n",
+    )
+    .unwrap();
+    assert_eq!(config.logger.prices, None);
+    assert_eq!(config.logger.currency, None);
+    assert_eq!(config.logger.subscription_per_day, None);
+    assert_eq!(config.prices.currency, "CHF");
+    let kwh = BTreeMap::from([("hn".to_owned(), 0.1386), ("pm".to_owned(), 0.7524)]);
+    assert_eq!(config.prices.sets, [PriceSet::always(kwh, Some(0.45))]);
+    let prices = crate::prices::Prices::new(&config.prices);
+    let long_ago = jiff::civil::date(1900, 1, 1);
+    assert_eq!(prices.kwh_price(long_ago, "PM"), Some(0.7524));
+    assert_eq!(prices.subscription_for_day(long_ago), 0.45);
+    // What the old example had (no price, no subscription) makes no set: costs stay unknown.
+    let config =
+        from_yaml("logger:\n  prices: {}\n  subscription_per_day: 0.0\n  currency: EUR\n").unwrap();
+    assert!(config.prices.sets.is_empty());
+}
+
+#[test]
+fn deprecated_price_keys_draw_one_warning_line_naming_them() {
+    with_clean_env(|jail| {
+        jail.create_file(
+            "old.yaml",
+            "logger:\n  prices: {HN: 0.1}\n  currency: EUR\n",
+        )
+        .unwrap();
+        let (config, warnings) = Config::load_with_warnings(Some(Path::new("old.yaml"))).unwrap();
+        assert_eq!(config.prices.sets.len(), 1);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("`logger.prices`, `logger.currency` are deprecated"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].contains("prices:"), "{}", warnings[0]);
+        jail.create_file("new.yaml", "prices:\n  sets:\n    - {from: 2026-02-01}\n")
+            .unwrap();
+        let (_, warnings) = Config::load_with_warnings(Some(Path::new("new.yaml"))).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    });
+}
+
+#[test]
+fn a_bad_price_set_names_the_file_it_came_from() {
+    with_clean_env(|jail| {
+        jail.create_file(
+            "c.yaml",
+            "prices:\n  sets:\n    - from: 2026-02-01\n      kwh: {hx: 1}\n",
+        )
+        .unwrap();
+        let message = error_of(from_file("c.yaml"));
+        assert!(
+            message.contains("bad value for `prices.sets.0.kwh.hx`"),
+            "{message}"
+        );
+        assert!(message.contains("hcjb"), "lists the periods: {message}");
+        jail.create_file("d.yaml", "prices:\n  sets:\n    - from: 2026-13-01\n")
+            .unwrap();
+        let message = error_of(from_file("d.yaml"));
+        assert!(
+            message.contains("`prices.sets.0.from` in d.yaml"),
+            "{message}"
+        );
+        assert!(message.contains("YYYY-MM-DD"), "{message}");
+    });
 }
 
 #[test]
@@ -528,7 +681,7 @@ fn the_example_config_lists_every_key_in_the_struct_order() {
         &mut expected,
     );
     assert_eq!(documented, expected);
-    assert_eq!(expected.len(), 53);
+    assert_eq!(expected.len(), 52);
 }
 
 /// A deserializer that feeds `Config::deserialize` placeholder values and records the key
@@ -816,7 +969,7 @@ fn database_password_file_supplies_the_password() {
             from_yaml("logger:\n  database: postgres://u@db/linky\n  database_password_file: pg\n")
                 .unwrap();
         assert_eq!(config.logger.database_password, Some(Secret::new("s3cret")));
-        let settings = crate::logger::database::Settings::from_config(&config.logger).unwrap();
+        let settings = crate::logger::database::Settings::from_config(&config).unwrap();
         assert_eq!(settings.config.get_password(), Some(&b"s3cret"[..]));
         let message = error_of(from_yaml(
             "logger:\n  database: postgres://u:x@db/linky\n  database_password_file: pg\n",

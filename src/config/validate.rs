@@ -3,6 +3,7 @@
 
 use super::error::{ConfigError, bad_value};
 use super::schema::Config;
+use crate::prices::{PERIODS, period_name};
 
 impl Config {
     /// The first setting out of range, malformed or in conflict with another, as an error
@@ -148,24 +149,110 @@ impl Config {
                 "must be 1 or more (how many meters the logger follows)".into(),
             ));
         }
-        for (period, price) in &logger.prices {
-            let key = format!("logger.prices.{period}");
-            if period.is_empty() || !period.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(bad_value(
-                    &key,
-                    "a period code is letters and digits only, like HN or PM".into(),
-                ));
-            }
-            if !(price.is_finite() && *price >= 0.0) {
-                return Err(bad_value(&key, format!("must be 0 or more, not {price}")));
+        self.validate_prices()?;
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `prices:` and the deprecated `logger.prices`, `logger.subscription_per_day` and
+    /// `logger.currency` it replaces.
+    fn validate_prices(&self) -> Result<(), ConfigError> {
+        let logger = &self.logger;
+        if let Some(codes) = &logger.prices {
+            let mut seen = std::collections::BTreeSet::new();
+            for (code, price) in codes {
+                let key = format!("logger.prices.{code}");
+                let Some(name) = period_name(code) else {
+                    return Err(bad_value(&key, unknown_period(code)));
+                };
+                if !seen.insert(name) {
+                    return Err(bad_value(
+                        &key,
+                        format!("the period {code} is written twice (in two cases); keep one"),
+                    ));
+                }
+                check_price(&key, *price)?;
             }
         }
-        let daily = logger.subscription_per_day;
-        if !(daily.is_finite() && daily >= 0.0) {
-            return Err(bad_value(
-                "logger.subscription_per_day",
-                format!("must be 0 or more, not {daily}"),
-            ));
+        if let Some(daily) = logger.subscription_per_day {
+            check_price("logger.subscription_per_day", daily)?;
+        }
+        let prices = &self.prices;
+        for (key, currency) in [
+            ("prices.currency", Some(&prices.currency)),
+            ("logger.currency", logger.currency.as_ref()),
+        ] {
+            if currency.is_some_and(|c| c.trim().is_empty()) {
+                return Err(bad_value(
+                    key,
+                    "must not be empty; write a code like EUR".into(),
+                ));
+            }
+        }
+        for (i, set) in prices.sets.iter().enumerate() {
+            let at = format!("prices.sets.{i}");
+            if prices.sets[..i].iter().any(|other| other.from == set.from) {
+                return Err(bad_value(
+                    &format!("{at}.from"),
+                    format!(
+                        "another set already starts on {}; each set starts on its own day",
+                        set.from
+                    ),
+                ));
+            }
+            for (period, price) in &set.kwh {
+                let key = format!("{at}.kwh.{period}");
+                match period_name(period) {
+                    Some(name) if name == period => {}
+                    Some(name) => {
+                        return Err(bad_value(
+                            &key,
+                            format!("periods are written in lowercase: `{name}`"),
+                        ));
+                    }
+                    None => return Err(bad_value(&key, unknown_period(period))),
+                }
+                check_price(&key, *price)?;
+            }
+            if set.subscription_per_day.is_some() && set.subscription_per_month.is_some() {
+                return Err(bad_value(
+                    &format!("{at}.subscription_per_month"),
+                    "set either `subscription_per_day` or `subscription_per_month`, not both"
+                        .into(),
+                ));
+            }
+            for (name, value) in [
+                ("subscription_per_day", set.subscription_per_day),
+                ("subscription_per_month", set.subscription_per_month),
+            ] {
+                if let Some(value) = value {
+                    check_price(&format!("{at}.{name}"), value)?;
+                }
+            }
+        }
+        if !prices.sets.is_empty() {
+            for (key, set) in [
+                ("logger.prices", logger.prices.is_some()),
+                (
+                    "logger.subscription_per_day",
+                    logger.subscription_per_day.is_some(),
+                ),
+                (
+                    "logger.currency",
+                    logger
+                        .currency
+                        .as_ref()
+                        .is_some_and(|c| *c != prices.currency),
+                ),
+            ] {
+                if set {
+                    return Err(bad_value(
+                        key,
+                        "is replaced by `prices:`, which is set too: remove the old key".into(),
+                    ));
+                }
+            }
         }
         self.validate_fleet()
     }
@@ -243,6 +330,23 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Why `code` is refused as a period name.
+fn unknown_period(code: &str) -> String {
+    format!(
+        "`{code}` is not a tariff period; the periods are {}",
+        PERIODS.join(", ")
+    )
+}
+
+/// A price or a subscription: a finite amount, 0 or more.
+fn check_price(key: &str, price: f64) -> Result<(), ConfigError> {
+    if price.is_finite() && price >= 0.0 {
+        Ok(())
+    } else {
+        Err(bad_value(key, format!("must be 0 or more, not {price}")))
     }
 }
 

@@ -51,9 +51,7 @@ const SCHEMA_VERSION: i32 = 1;
 
 /// The tariff periods with a column of their own, `energy_<period>_wh`: the energy index of
 /// that period, named by meaning as in `<base>/<id>/energy/<period>`.
-pub const PERIODS: &[&str] = &[
-    "base", "hc", "hp", "hn", "pm", "hcjb", "hpjb", "hcjw", "hpjw", "hcjr", "hpjr",
-];
+use crate::prices::PERIODS;
 
 /// One row of `readings`, as `jsonb_to_recordset` reads it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,14 +136,16 @@ pub struct Settings {
     pub config: tokio_postgres::Config,
     /// `logger.timezone`: where the views' days and months start.
     pub timezone: String,
-    /// Price per kWh by period code, for the `prices` table the views' costs use.
-    pub prices: BTreeMap<String, f64>,
+    /// `prices.sets`: from which day, the price per kWh by period; the `prices` table the
+    /// views' costs use.
+    pub prices: Vec<(jiff::civil::Date, BTreeMap<String, f64>)>,
 }
 
 impl Settings {
     /// From the logger's config; `None` without `logger.database`. The URL was checked when
     /// the config was loaded.
-    pub fn from_config(logger: &crate::config::LoggerConfig) -> Option<Settings> {
+    pub fn from_config(all: &crate::config::Config) -> Option<Settings> {
+        let logger = &all.logger;
         let url = logger.database.as_ref()?;
         let mut config: tokio_postgres::Config = url.expose().parse().ok()?;
         if let Some(password) = &logger.database_password {
@@ -156,7 +156,12 @@ impl Settings {
         Some(Settings {
             config,
             timezone: logger.timezone.clone(),
-            prices: logger.prices.clone(),
+            prices: all
+                .prices
+                .sets
+                .iter()
+                .map(|set| (set.from, set.kwh.clone()))
+                .collect(),
         })
     }
 }
@@ -425,33 +430,39 @@ CREATE INDEX readings_meter_ts ON readings (meter, ts);
     sql
 }
 
-/// The views, rebuilt at every start from `timezone`: energy per meter, day (or month) and
-/// period, as the last index of the day minus the first, and its cost at `prices`.
+/// The views, rebuilt at every start from `timezone`: energy per meter, local day and period
+/// (the day's last index minus its first), with its cost at the price set in force that day;
+/// the months sum the days. Subscriptions are not in the views (they are per meter, not per
+/// kWh).
 fn views(timezone: &str) -> String {
     let tz = timezone.replace('\'', "''");
     let periods: Vec<String> = PERIODS
         .iter()
         .map(|p| format!("('{p}', r.energy_{p}_wh)"))
         .collect();
-    let per_period = |name: &str, bucket: &str| {
-        format!(
-            "CREATE OR REPLACE VIEW {name} AS
-SELECT e.meter, e.{bucket}, e.period, e.energy_wh,
-       round((e.energy_wh / 1000.0 * p.kwh)::numeric, 4) AS cost
+    format!(
+        "CREATE OR REPLACE VIEW energy_daily AS
+SELECT e.meter, e.day, e.period, e.energy_wh,
+       round((e.energy_wh / 1000.0 * (
+           SELECT p.kwh FROM prices p
+           WHERE p.period = e.period AND p.valid_from <= e.day
+           ORDER BY p.valid_from DESC LIMIT 1))::numeric, 4) AS cost
 FROM (
-    SELECT r.meter, date_trunc('{bucket}', r.ts AT TIME ZONE '{tz}')::date AS {bucket},
+    SELECT r.meter, (r.ts AT TIME ZONE '{tz}')::date AS day,
            x.period, max(x.wh) - min(x.wh) AS energy_wh
     FROM readings r
     CROSS JOIN LATERAL (VALUES {values}) AS x(period, wh)
     WHERE x.wh IS NOT NULL
     GROUP BY 1, 2, 3
-) e
-LEFT JOIN prices p ON p.period = e.period;
+) e;
+CREATE OR REPLACE VIEW energy_monthly AS
+SELECT meter, date_trunc('month', day)::date AS month, period,
+       sum(energy_wh)::bigint AS energy_wh, sum(cost) AS cost
+FROM energy_daily
+GROUP BY 1, 2, 3;
 ",
-            values = periods.join(", ")
-        )
-    };
-    per_period("energy_daily", "day") + &per_period("energy_monthly", "month")
+        values = periods.join(", ")
+    )
 }
 
 /// Creates or migrates the schema and refreshes `prices` and the views, in one transaction
@@ -462,7 +473,8 @@ async fn migrate(client: &mut Client, settings: &Settings) -> Result<bool, Failu
     timed(tx.execute("SELECT pg_advisory_xact_lock(7231986041)", &[])).await?;
     timed(tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS linkymon_schema (version integer NOT NULL);
-         CREATE TABLE IF NOT EXISTS prices (period text PRIMARY KEY, kwh double precision NOT NULL);",
+         CREATE TABLE IF NOT EXISTS prices (valid_from date NOT NULL, period text NOT NULL, \
+         kwh double precision NOT NULL, PRIMARY KEY (valid_from, period));",
     ))
     .await?;
     let version: i32 = timed(tx.query_opt("SELECT max(version) FROM linkymon_schema", &[]))
@@ -495,9 +507,14 @@ async fn migrate(client: &mut Client, settings: &Settings) -> Result<bool, Failu
         .await?;
     }
     timed(tx.execute("DELETE FROM prices", &[])).await?;
-    for (period, kwh) in &settings.prices {
-        let period = period.to_ascii_lowercase();
-        timed(tx.execute("INSERT INTO prices VALUES ($1, $2)", &[&period, kwh])).await?;
+    for (from, kwh) in &settings.prices {
+        for (period, price) in kwh {
+            timed(tx.execute(
+                "INSERT INTO prices VALUES ($1::text::date, $2, $3)",
+                &[&from.to_string(), period, price],
+            ))
+            .await?;
+        }
     }
     timed(tx.batch_execute(&views(&settings.timezone))).await?;
     let timescale = timed(tx.query_opt(

@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::line::{LogLine, period_of_key};
+use crate::prices::Costs;
 
 /// The longest time one line's average power may stand for in the injected-energy sum.
 pub const MAX_GAP_S: i64 = 15 * 60;
@@ -242,61 +243,6 @@ fn point((_, sva, sw, n, s): (i64, u64, u64, u64, i64)) -> Point {
     }
 }
 
-/// One row of the cost table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CostRow {
-    /// Period code.
-    pub code: String,
-    /// Energy drawn in the period, kWh.
-    pub kwh: f64,
-    /// `logger.prices` for the period, per kWh.
-    pub price: Option<f64>,
-    /// `kwh × price`.
-    pub cost: Option<f64>,
-}
-
-/// A day's cost.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Costs {
-    /// One row per period with an index, in code order.
-    pub rows: Vec<CostRow>,
-    /// `logger.subscription_per_day`.
-    pub subscription: f64,
-    /// The day's cost, subscription included; `None` when no price is configured, or when a
-    /// period that used energy has no price (a partial sum would look like a real total).
-    pub total: Option<f64>,
-}
-
-/// The cost of `energy_wh` at `prices` (per kWh by period code) plus the daily subscription.
-pub fn costs(
-    energy_wh: &BTreeMap<String, u64>,
-    prices: &BTreeMap<String, f64>,
-    subscription_per_day: f64,
-) -> Costs {
-    let rows: Vec<CostRow> = energy_wh
-        .iter()
-        .map(|(code, wh)| {
-            let kwh = *wh as f64 / 1000.0;
-            let price = prices.get(code).copied();
-            CostRow {
-                code: code.clone(),
-                kwh,
-                price,
-                cost: price.map(|p| kwh * p),
-            }
-        })
-        .collect();
-    let configured = !prices.is_empty() || subscription_per_day > 0.0;
-    let complete = rows.iter().all(|r| r.cost.is_some() || r.kwh == 0.0);
-    let total = (configured && complete)
-        .then(|| rows.iter().filter_map(|r| r.cost).sum::<f64>() + subscription_per_day);
-    Costs {
-        rows,
-        subscription: subscription_per_day,
-        total,
-    }
-}
-
 /// Rounded to the cent, as a bill shows it.
 pub fn cents(amount: f64) -> f64 {
     (amount * 100.0).round() / 100.0
@@ -403,33 +349,14 @@ mod tests {
                 },
             ]
         );
-        let prices = BTreeMap::from([("HN".to_owned(), 0.1386), ("PM".to_owned(), 0.7524)]);
-        let c = costs(&report.energy_wh, &prices, 0.5);
+        let c = crate::prices::always(&[("hn", 0.1386), ("pm", 0.7524)], 0.5)
+            .cost(report.date, &report.energy_wh);
         assert!((c.total.unwrap() - 10.04558).abs() < 1e-9, "{c:?}");
         assert_eq!(cents(c.total.unwrap()), 10.05);
         assert_eq!(
             today_json(&report, &c, "EUR"),
             r#"{"date":"2021-02-20","energy_wh":{"HN":2100,"PM":12300},"injected_wh":300,"cost":10.05,"currency":"EUR"}"#
         );
-    }
-
-    #[test]
-    fn a_missing_price_leaves_the_total_unknown_rather_than_wrong() {
-        let energy = BTreeMap::from([("HN".to_owned(), 1000), ("PM".to_owned(), 0)]);
-        let only_hn = BTreeMap::from([("HN".to_owned(), 0.2)]);
-        assert_eq!(
-            costs(&energy, &only_hn, 0.0).total,
-            Some(0.2),
-            "PM used nothing"
-        );
-        let only_pm = BTreeMap::from([("PM".to_owned(), 0.7)]);
-        assert_eq!(costs(&energy, &only_pm, 0.0).total, None);
-        assert_eq!(
-            costs(&energy, &BTreeMap::new(), 0.0).total,
-            None,
-            "no prices at all"
-        );
-        assert_eq!(costs(&energy, &BTreeMap::new(), 0.0).rows[0].kwh, 1.0);
     }
 
     #[test]

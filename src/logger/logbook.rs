@@ -35,6 +35,7 @@ use super::pages::{Assets, PageSettings};
 use super::window::local_date;
 use crate::config::{Config, LoggerConfig};
 use crate::files::write_atomic;
+use crate::prices::Prices;
 use crate::publish::Message;
 use crate::publish::discovery;
 use crate::publish::topics::Topics;
@@ -58,6 +59,8 @@ const UNKNOWN_METER: &str = "";
 #[derive(Debug)]
 pub struct Logbook {
     config: LoggerConfig,
+    /// `prices:`, for `today` and the pages.
+    prices: Prices,
     tz: TimeZone,
     base_topic: String,
     discovery: discovery::Context,
@@ -113,6 +116,7 @@ impl Logbook {
         });
         let mut logbook = Logbook {
             config: c.clone(),
+            prices: Prices::new(&config.prices),
             tz,
             base_topic: config.mqtt.base_topic.clone(),
             discovery: discovery::Context::new(
@@ -387,16 +391,12 @@ impl Logbook {
             let Some(today) = meter.take_today(&self.tz) else {
                 continue;
             };
-            let costs = day::costs(
-                &today.energy_wh,
-                &self.config.prices,
-                self.config.subscription_per_day,
-            );
+            let costs = self.prices.cost(today.date, &today.energy_wh);
             let topic = Topics::new(&self.base_topic, id).leaf("today");
-            let payload = day::today_json(&today, &costs, &self.config.currency);
+            let payload = day::today_json(&today, &costs, self.prices.currency());
             out.push(Message::new(topic, payload, true, 1));
             if meter.has_new_periods() {
-                out.extend(meter.announce(id, &self.config.currency, &self.discovery));
+                out.extend(meter.announce(id, self.prices.currency(), &self.discovery));
             }
         }
         out
@@ -421,7 +421,7 @@ impl Logbook {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
             if id != UNKNOWN_METER && meter.has_periods() {
-                out.extend(meter.announce(id, &self.config.currency, &self.discovery));
+                out.extend(meter.announce(id, self.prices.currency(), &self.discovery));
             }
         }
         out
@@ -436,9 +436,7 @@ impl Logbook {
             let id = meter.id.clone();
             let settings = PageSettings {
                 tz: &self.tz,
-                prices: &self.config.prices,
-                subscription_per_day: self.config.subscription_per_day,
-                currency: &self.config.currency,
+                prices: &self.prices,
                 meter: id.as_deref(),
                 assets: if meter.place.up.is_empty() {
                     &top_assets

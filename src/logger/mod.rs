@@ -34,7 +34,7 @@ pub mod pages;
 pub mod state;
 pub mod window;
 
-pub use day::{Costs, DayReport};
+pub use day::DayReport;
 pub use line::LogLine;
 pub use logbook::Logbook;
 pub use state::State;

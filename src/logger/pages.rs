@@ -15,7 +15,8 @@ use std::fmt::Write;
 
 use jiff::civil::Date;
 
-use super::day::{Costs, DayReport, cents};
+use super::day::{DayReport, cents};
+use crate::prices::{Costs, Prices};
 
 /// Where the pages find dygraphs' script and stylesheet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ impl Assets {
 pub struct PageContext<'a> {
     /// The meter's id, in titles.
     pub meter: Option<&'a str>,
-    /// `logger.currency`.
+    /// `prices.currency`.
     pub currency: &'a str,
     /// Where dygraphs is.
     pub assets: &'a Assets,
@@ -278,7 +279,7 @@ pub fn day_page(report: &DayReport, costs: &Costs, nav: &Nav, ctx: &PageContext)
     if !unpriced.is_empty() {
         let _ = writeln!(
             out,
-            "<p class=\"note\">No price for {} in <code>logger.prices</code>: the cost is not known.</p>",
+            "<p class=\"note\">No price for {} in <code>prices:</code> that day: the cost is not known.</p>",
             unpriced.join(", ")
         );
     }
@@ -406,12 +407,8 @@ pub fn index_page(rows: &[IndexRow], ctx: &PageContext) -> String {
 pub struct PageSettings<'a> {
     /// `logger.timezone`.
     pub tz: &'a jiff::tz::TimeZone,
-    /// `logger.prices`.
-    pub prices: &'a std::collections::BTreeMap<String, f64>,
-    /// `logger.subscription_per_day`.
-    pub subscription_per_day: f64,
-    /// `logger.currency`.
-    pub currency: &'a str,
+    /// `prices:`, each day costed with the set in force that day.
+    pub prices: &'a Prices,
     /// The meter, for titles.
     pub meter: Option<&'a str>,
     /// Where dygraphs is.
@@ -423,7 +420,7 @@ impl PageSettings<'_> {
     pub fn context(&self) -> PageContext<'_> {
         PageContext {
             meter: self.meter,
-            currency: self.currency,
+            currency: self.prices.currency(),
             assets: self.assets,
         }
     }
@@ -431,11 +428,7 @@ impl PageSettings<'_> {
 
 /// A day's page and its index row, from its report.
 pub fn render_day(report: &DayReport, nav: &Nav, settings: &PageSettings) -> (String, IndexRow) {
-    let costs = super::day::costs(
-        &report.energy_wh,
-        settings.prices,
-        settings.subscription_per_day,
-    );
+    let costs = settings.prices.cost(report.date, &report.energy_wh);
     let html = day_page(report, &costs, nav, &settings.context());
     let row = IndexRow {
         date: report.date,
@@ -450,11 +443,9 @@ pub fn render_day(report: &DayReport, nav: &Nav, settings: &PageSettings) -> (St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logger::day::costs;
     use crate::logger::line::LogLine;
     use jiff::civil::date;
     use jiff::tz::TimeZone;
-    use std::collections::BTreeMap;
 
     fn report() -> DayReport {
         let lines: Vec<LogLine> = [
@@ -471,8 +462,7 @@ mod tests {
     #[test]
     fn a_day_page_has_the_chart_data_bands_totals_and_links() {
         let r = report();
-        let prices = BTreeMap::from([("HN".to_owned(), 0.1), ("PM".to_owned(), 1.0)]);
-        let c = costs(&r.energy_wh, &prices, 0.0);
+        let c = crate::prices::always(&[("hn", 0.1), ("pm", 1.0)], 0.0).cost(r.date, &r.energy_wh);
         let assets = Assets::local("");
         let ctx = PageContext {
             meter: Some("021728123456"),

@@ -14,8 +14,8 @@
 //! - An `enum` sensor has `options` and neither unit nor state class, and Home Assistant drops
 //!   any state outside its options. So each enum entity maps the raw values the specification
 //!   lists to what it shows (`ENUMS`), and renders anything else as `None`, which Home
-//!   Assistant shows as unknown: `PTEC` shows the period codes that `state.derived.period`,
-//!   the daily logs and `logger.prices` use (`HN`, `PM`, `BASE`, `HCJB`…); `DEMAIN` and the
+//!   Assistant shows as unknown: `PTEC` shows the period codes that `state.derived.period` and
+//!   the daily logs use (`HN`, `PM`, `BASE`, `HCJB`…; `prices:` writes them in lowercase); `DEMAIN` and the
 //!   Tempo colour entities show `blue`, `white`, `red` (`----`, "not announced", is unknown).
 //! - `object_id` is gone from discovery since Home Assistant 2026.4; `default_entity_id`
 //!   (`sensor.linky_<id>_<object_id>`) names the entity the first time it is added. It needs

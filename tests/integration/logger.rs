@@ -18,6 +18,8 @@ fn paris() -> TimeZone {
     TimeZone::get("Europe/Paris").unwrap()
 }
 
+/// The logger's settings, with prices in the deprecated keys (`logger.prices`,
+/// `logger.subscription_per_day`), which must keep working.
 fn logger_section(dir: &Path, frames_per_line: u32) -> String {
     format!(
         "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: {frames_per_line}\n  \
@@ -200,7 +202,7 @@ fn graph_reads_a_perl_log_and_reports_unreadable_lines_by_file_and_line() {
     std::fs::write(
         &config,
         format!(
-            "logger:\n  pages_dir: {}\n  prices: {{HN: 0.1386, PM: 0.7524}}\n",
+            "logger:\n  pages_dir: {}\nprices:\n  sets:\n    - {{from: 2021-01-01, kwh: {{hn: 0.1386, pm: 0.7524}}}}\n",
             dir.join("pages").display()
         ),
     )
@@ -306,8 +308,8 @@ fn graph_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "logger:\n  pages_dir: {}\n  subscription_per_day: 0.5\n  \
-             prices: {{HN: 0.1386, PM: 0.7524}}\n",
+            "logger:\n  pages_dir: {}\nprices:\n  sets:\n    - from: 2021-01-01\n      \
+             kwh: {{hn: 0.1386, pm: 0.7524}}\n      subscription_per_day: 0.5\n",
             dir.join("pages").display()
         ),
     )

@@ -20,7 +20,7 @@ const ID: &str = "021728123456";
 fn logger_section(dir: &Path) -> String {
     format!(
         "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  timezone: Europe/Paris\n  \
-         pages_interval: 1s\n  prices: {{BASE: 0.2}}\n",
+         pages_interval: 1s\nprices:\n  sets:\n    - {{from: 2000-01-01, kwh: {{base: 0.2}}}}\n",
         dir.join("logs").display(),
         dir.join("pages").display()
     )
