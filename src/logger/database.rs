@@ -24,6 +24,8 @@
 //! config (time zone, prices), so they are replaced at every start.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -181,6 +183,7 @@ pub struct Entry<A> {
 #[derive(Debug)]
 pub struct Sink<A> {
     entries: mpsc::Sender<Entry<A>>,
+    stored: Arc<AtomicU64>,
 }
 
 impl<A: Send + 'static> Sink<A> {
@@ -190,8 +193,15 @@ impl<A: Send + 'static> Sink<A> {
     pub fn start(settings: Settings) -> (Sink<A>, mpsc::UnboundedReceiver<Vec<A>>) {
         let (entries, rx) = mpsc::channel(BUFFER);
         let (acks, acks_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(settings, rx, acks));
-        (Sink { entries }, acks_rx)
+        let stored = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(settings, rx, acks, stored.clone()));
+        (Sink { entries, stored }, acks_rx)
+    }
+
+    /// Counts the rows this sink adds to `readings` (not the messages already there); it
+    /// goes on counting after the sink is dropped, while the task stores what it holds.
+    pub fn stored(&self) -> Arc<AtomicU64> {
+        self.stored.clone()
     }
 
     /// Hands one message over; waits while the buffer is full (see the module doc).
@@ -206,8 +216,15 @@ async fn run<A>(
     settings: Settings,
     mut entries: mpsc::Receiver<Entry<A>>,
     acks: mpsc::UnboundedSender<Vec<A>>,
+    stored: Arc<AtomicU64>,
 ) {
-    let mut db = Connection::new(settings);
+    let mut db = Connection::new(settings, stored);
+    // At start, so that the schema is there before the first message (and a database that is
+    // down is said at once).
+    match db.connect().await {
+        Ok(client) => db.client = Some(client),
+        Err(e) => db.note_down(&e),
+    }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if batch.is_empty() && entries.recv_many(&mut batch, MAX_BATCH).await == 0 {
@@ -230,6 +247,8 @@ async fn run<A>(
 /// The connection, made (again) when needed, and what is logged about it.
 struct Connection {
     settings: Settings,
+    /// Rows added, for [`Sink::stored`].
+    stored: Arc<AtomicU64>,
     client: Option<Client>,
     backoff: Backoff,
     /// Whether "cannot use the database" was logged since the last success.
@@ -237,9 +256,10 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(settings: Settings) -> Connection {
+    fn new(settings: Settings, stored: Arc<AtomicU64>) -> Connection {
         Connection {
             settings,
+            stored,
             client: None,
             backoff: Backoff::default(),
             down_logged: false,
@@ -257,7 +277,9 @@ impl Connection {
             },
         };
         match insert(&client, rows).await {
-            Ok(()) => {}
+            Ok(n) => {
+                self.stored.fetch_add(n, Ordering::Relaxed);
+            }
             Err(e) if client.is_closed() || e.as_db_error().is_none() => {
                 return self.down(&e).await;
             }
@@ -270,7 +292,9 @@ impl Connection {
                 );
                 for row in rows {
                     match insert(&client, &[row]).await {
-                        Ok(()) => {}
+                        Ok(n) => {
+                            self.stored.fetch_add(n, Ordering::Relaxed);
+                        }
                         Err(e) if client.is_closed() || e.as_db_error().is_none() => {
                             return self.down(&e).await;
                         }
@@ -309,6 +333,13 @@ impl Connection {
 
     /// Logs the failure once per outage, waits the backoff, and says "not stored".
     async fn down(&mut self, e: &Failure) -> bool {
+        self.note_down(e);
+        tokio::time::sleep(self.backoff.next_delay()).await;
+        false
+    }
+
+    /// Logs the failure, once per outage, and forgets the connection.
+    fn note_down(&mut self, e: &Failure) {
         if !self.down_logged {
             warn!(
                 "cannot use the database: {e}; the messages wait at the broker, unacknowledged; \
@@ -317,8 +348,6 @@ impl Connection {
             self.down_logged = true;
         }
         self.client = None;
-        tokio::time::sleep(self.backoff.next_delay()).await;
-        false
     }
 }
 
@@ -374,8 +403,8 @@ fn record_columns() -> Vec<(String, &'static str)> {
 }
 
 /// Inserts `rows` in one statement (so one commit): the rows travel as one JSON array, read by
-/// `jsonb_to_recordset`; rows already there are skipped.
-async fn insert(client: &Client, rows: &[&Row]) -> Result<(), Failure> {
+/// `jsonb_to_recordset`; rows already there are skipped. Returns how many were added.
+async fn insert(client: &Client, rows: &[&Row]) -> Result<u64, Failure> {
     let columns = record_columns();
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
     let typed: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
@@ -386,8 +415,7 @@ async fn insert(client: &Client, rows: &[&Row]) -> Result<(), Failure> {
         typed = typed.join(", ")
     );
     let json = serde_json::to_string(rows).unwrap_or_else(|_| "[]".into());
-    timed(client.execute(&statement, &[&json])).await?;
-    Ok(())
+    timed(client.execute(&statement, &[&json])).await
 }
 
 /// Version 1 of the schema: the table and its indexes. TimescaleDB, when the server has it,

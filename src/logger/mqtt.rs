@@ -19,12 +19,12 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, MqttConfig};
+use crate::config::{ConfigError, LoggerConfig, MqttConfig};
 use crate::publish::Message;
 use crate::publish::diagnosis;
 use crate::publish::link::{self, Broker};
@@ -38,18 +38,63 @@ pub const MAX_INCOMING: usize = 16 * 1024 * 1024;
 /// enough for the broker to see the DISCONNECT.
 const CLOSING: Duration = Duration::from_secs(1);
 
-/// The logger's MQTT client id: fixed, so the broker keeps its session between runs.
+/// The logger's default MQTT client id: fixed, so the broker keeps its session between runs.
 pub fn client_id(base_topic: &str) -> String {
     format!("linkymon-logger-{}", base_topic.replace('/', "-"))
 }
 
+/// How the logger's session is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// `logger.client_id`, else [`client_id`].
+    pub client_id: String,
+    /// Acknowledge each message only when told to ([`Ack`]), as `logger.database` needs;
+    /// otherwise rumqttc acknowledges each message as it reads it.
+    pub manual_acks: bool,
+}
+
+impl Session {
+    /// The session `logger` asks for.
+    pub fn of(logger: &LoggerConfig, base_topic: &str) -> Session {
+        Session {
+            client_id: logger
+                .client_id
+                .clone()
+                .unwrap_or_else(|| client_id(base_topic)),
+            manual_acks: logger.database.is_some(),
+        }
+    }
+}
+
 /// The logger's connection settings: the daemon's ([`link::options`]: host, port,
-/// credentials, TLS), with a persistent session as [`client_id`] says and [`MAX_INCOMING`].
-pub fn options(broker: &Broker, base_topic: &str) -> MqttOptions {
-    let mut options = link::options(broker, client_id(base_topic));
+/// credentials, TLS), with a persistent session under `session.client_id` and
+/// [`MAX_INCOMING`].
+pub fn options(broker: &Broker, session: &Session) -> MqttOptions {
+    let mut options = link::options(broker, session.client_id.clone());
     options.set_clean_session(false);
     options.set_max_packet_size(MAX_INCOMING, link::MAX_PACKET);
+    options.set_manual_acks(session.manual_acks);
     options
+}
+
+/// What acknowledges one received message, with manual acks: its packet id and QoS only (no
+/// payload), so that tokens waiting for the database take a few bytes each.
+#[derive(Debug, Clone)]
+pub struct Ack(Publish);
+
+impl Ack {
+    fn of(p: &Publish) -> Ack {
+        let mut token = Publish::new("", p.qos, Vec::new());
+        token.pkid = p.pkid;
+        Ack(token)
+    }
+
+    /// Queues the acknowledgement (waits while rumqttc's request queue is full).
+    pub async fn send(&self, client: &AsyncClient) {
+        if let Err(e) = client.ack(&self.0).await {
+            warn!("cannot acknowledge a message: {e}");
+        }
+    }
 }
 
 /// What the connection tells the logger.
@@ -63,6 +108,8 @@ pub enum LinkEvent {
         topic: String,
         /// Its payload, as text.
         payload: String,
+        /// With manual acks: what acknowledges it, once it is kept.
+        ack: Option<Ack>,
     },
     /// A message too big to be a `state` or a status, dropped unread.
     Oversized {
@@ -70,6 +117,8 @@ pub enum LinkEvent {
         topic: String,
         /// Its payload's size.
         bytes: usize,
+        /// With manual acks: what acknowledges it (it is dropped, but must not come again).
+        ack: Option<Ack>,
     },
 }
 
@@ -86,15 +135,16 @@ pub struct Link {
 
 /// Starts the connection to `mqtt.host`; it connects, and reconnects, in the background. A
 /// TLS file that cannot be used is a config error.
-pub fn connect(m: &MqttConfig) -> Result<Link, ConfigError> {
+pub fn connect(m: &MqttConfig, session: &Session) -> Result<Link, ConfigError> {
     let broker = Broker::from_config(m)?;
-    let (client, eventloop) = AsyncClient::new(options(&broker, &m.base_topic), 1024);
+    let (client, eventloop) = AsyncClient::new(options(&broker, session), 1024);
     let (events_tx, events) = mpsc::channel(256);
     let poller = tokio::spawn(poll(
         eventloop,
         events_tx,
         broker.address(),
         broker.tls.is_some(),
+        session.manual_acks,
     ));
     Ok(Link {
         client,
@@ -139,6 +189,7 @@ async fn poll(
     events: mpsc::Sender<LinkEvent>,
     broker: String,
     tls: bool,
+    manual_acks: bool,
 ) {
     let mut backoff = Backoff::default();
     let mut down_logged = false;
@@ -186,11 +237,13 @@ async fn poll(
                 }
             }
             Event::Incoming(Packet::Publish(p)) if closing.is_none() => {
+                let ack = manual_acks.then(|| Ack::of(&p));
                 // An oversized payload is not copied: the logbook counts it by its length.
                 if p.payload.len() > super::checks::MAX_STATE_BYTES {
                     let message = LinkEvent::Oversized {
                         topic: p.topic,
                         bytes: p.payload.len(),
+                        ack,
                     };
                     if events.send(message).await.is_err() {
                         return;
@@ -201,6 +254,7 @@ async fn poll(
                 let message = LinkEvent::Message {
                     topic: p.topic,
                     payload,
+                    ack,
                 };
                 if events.send(message).await.is_err() {
                     return;

@@ -10,6 +10,7 @@ mod daemon;
 mod decode_cli;
 mod demo;
 mod edges;
+mod fleet;
 mod ha_templates;
 mod hostile_broker;
 mod kit;

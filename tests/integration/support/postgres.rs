@@ -56,7 +56,11 @@ impl Postgres {
                 .args([user, &dir.path().display().to_string()])
                 .status()
                 .unwrap();
-            assert!(status.success(), "cannot give {} to {user}", dir.path().display());
+            assert!(
+                status.success(),
+                "cannot give {} to {user}",
+                dir.path().display()
+            );
         }
         let pg = Postgres {
             port: free_port(),
