@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, LoggerConfig};
 use crate::logger::database::{self, Entry, Row, Sink};
-use crate::logger::mqtt::{self, Ack, LinkEvent};
+use crate::logger::mqtt::{self, Ack, LinkEvent, Subscription};
 use crate::logger::{Logbook, State};
 
 /// How long a stop waits for the broker to see the logger's DISCONNECT.
@@ -66,6 +66,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let status_topic = format!("{}/status", m.discovery_prefix);
     // Discovery is the logbook's (its `today` entities): without files, no status to follow.
     let discovery = m.discovery && logbook.is_some();
+    // The daemon never retains a `state`: a retained one is someone else's, not read. Home
+    // Assistant's status is retained, and says whether to announce.
+    let subscriptions = [
+        Subscription {
+            filter: &state_filter,
+            retained: false,
+        },
+        Subscription {
+            filter: &status_topic,
+            retained: true,
+        },
+    ];
+    let subscriptions = if discovery {
+        &subscriptions[..]
+    } else {
+        &subscriptions[..1]
+    };
     let mut pages_tick =
         tokio::time::interval(config.logger.pages_interval.max(Duration::from_secs(1)));
     pages_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -79,13 +96,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tokio::select! {
             event = events.recv() => match event {
                 Some(LinkEvent::Connected) => {
-                    if discovery {
-                        mqtt::subscribe(&client, &[&state_filter, &status_topic]);
-                        if let Some(logbook) = &mut logbook {
-                            mqtt::send(&client, logbook.announce_all());
-                        }
-                    } else {
-                        mqtt::subscribe(&client, &[&state_filter]);
+                    mqtt::subscribe(&client, subscriptions);
+                    if discovery && let Some(logbook) = &mut logbook {
+                        mqtt::send(&client, logbook.announce_all());
                     }
                 }
                 Some(LinkEvent::Message { topic, payload, ack }) => {
@@ -188,7 +201,7 @@ struct Store {
 impl Store {
     fn start(
         settings: database::Settings,
-        client: rumqttc::AsyncClient,
+        client: rumqttc::v5::AsyncClient,
         logger: &LoggerConfig,
     ) -> Store {
         let (sink, mut committed) = Sink::<Ack>::start(settings);

@@ -518,6 +518,22 @@ fn price_sets_are_read_and_sorted_by_date() {
 }
 
 #[test]
+fn price_sets_can_come_from_the_environment() {
+    with_clean_env(|jail| {
+        jail.set_env("LINKYMON_PRICES__CURRENCY", "CHF");
+        jail.set_env(
+            "LINKYMON_PRICES__SETS",
+            "[{from=2026-02-01,kwh={hn=0.1386,pm=0.7524},subscription_per_day=0.45}]",
+        );
+        let config = from_env().unwrap();
+        assert_eq!(config.prices.currency, "CHF");
+        assert_eq!(config.prices.sets.len(), 1);
+        assert_eq!(config.prices.sets[0].from, jiff::civil::date(2026, 2, 1));
+        assert_eq!(config.prices.sets[0].kwh.get("pm"), Some(&0.7524));
+    });
+}
+
+#[test]
 fn the_deprecated_logger_prices_become_one_set_from_the_beginning_of_time() {
     let config = from_yaml(
         "logger:\n  prices: {HN: 0.1386, pm: 0.7524}\n  subscription_per_day: 0.45\n  \

@@ -248,7 +248,9 @@ pub fn cents(amount: f64) -> f64 {
     (amount * 100.0).round() / 100.0
 }
 
-/// The retained `<base>/<id>/today` payload of contract §3, its keys in the contract's order.
+/// The retained `<base>/<id>/today` payload of contract §3, its keys in the contract's order,
+/// with issue 19's `cost_by_period` (keyed like `energy_wh`, `null` for a period without
+/// price) and `subscription` (the day's, included in `cost`) before `currency`.
 pub fn today_json(report: &DayReport, costs: &Costs, currency: &str) -> String {
     #[derive(serde::Serialize)]
     struct Today<'a> {
@@ -256,6 +258,8 @@ pub fn today_json(report: &DayReport, costs: &Costs, currency: &str) -> String {
         energy_wh: &'a BTreeMap<String, u64>,
         injected_wh: u64,
         cost: Option<f64>,
+        cost_by_period: BTreeMap<&'a str, Option<f64>>,
+        subscription: f64,
         currency: &'a str,
     }
     let today = Today {
@@ -263,6 +267,12 @@ pub fn today_json(report: &DayReport, costs: &Costs, currency: &str) -> String {
         energy_wh: &report.energy_wh,
         injected_wh: report.injected_wh,
         cost: costs.total.map(cents),
+        cost_by_period: costs
+            .rows
+            .iter()
+            .map(|row| (row.code.as_str(), row.cost.map(cents)))
+            .collect(),
+        subscription: cents(costs.subscription),
         currency,
     };
     // Strings, integers and finite floats always serialise.
@@ -355,7 +365,7 @@ mod tests {
         assert_eq!(cents(c.total.unwrap()), 10.05);
         assert_eq!(
             today_json(&report, &c, "EUR"),
-            r#"{"date":"2021-02-20","energy_wh":{"HN":2100,"PM":12300},"injected_wh":300,"cost":10.05,"currency":"EUR"}"#
+            r#"{"date":"2021-02-20","energy_wh":{"HN":2100,"PM":12300},"injected_wh":300,"cost":10.05,"cost_by_period":{"HN":0.29,"PM":9.25},"subscription":0.5,"currency":"EUR"}"#
         );
     }
 

@@ -348,27 +348,39 @@ impl Logbook {
         indexes.extend(state.injected_index.map(|v| ("EAIT".to_owned(), v)));
         let max_power_w = state.max_power_w.unwrap_or(DEFAULT_MAX_POWER_W);
         let tz = &self.tz;
+        // The price now, from the state's period and local day; noted once the state is filed.
+        let price = (!self.prices.is_empty()).then(|| {
+            let date = local_date(state.ts, tz);
+            let price = (state.period_code.as_deref()).and_then(|p| self.prices.kwh_price(date, p));
+            (state.ts, price)
+        });
         let mut outliers = Vec::new();
-        match meter
+        let filed = match meter
             .sanity
             .check(&indexes, state.ts.as_second(), max_power_w)
         {
             Verdict::Accept => {
                 outliers = std::mem::take(&mut meter.held);
                 meter.file(state, tz);
+                true
             }
             Verdict::Hold { restart } => {
                 if restart {
                     outliers = std::mem::take(&mut meter.held);
                 }
                 meter.held.push(state); // filed if the next states confirm it
+                false
             }
             Verdict::Release => {
                 for held in std::mem::take(&mut meter.held) {
                     meter.file(held, tz);
                 }
                 meter.file(state, tz);
+                true
             }
+        };
+        if let (true, Some((ts, price))) = (filed, price) {
+            meter.price.note(ts, price);
         }
         self.seqs_dirty = true;
         for outlier in outliers {
@@ -381,22 +393,29 @@ impl Logbook {
         }
     }
 
-    /// The `today` messages of the meters that got lines since the last call, and the
+    /// The `price` of the meters whose price changed, the `today` and `month` (when it
+    /// changed) messages of the meters that got lines since the last call, and the
     /// discovery configs of periods seen for the first time. Each is computed from the day's
     /// lines once per call, however many lines came: the caller calls it at most once a
     /// second, so a burst costs one computation a second, not one per line.
     pub fn take_today(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
+            let topics = Topics::new(&self.base_topic, id);
+            if let Some(price) = meter.price.take_change() {
+                out.push(Message::new(topics.leaf("price"), price, true, 1));
+            }
             let Some(today) = meter.take_today(&self.tz) else {
                 continue;
             };
             let costs = self.prices.cost(today.date, &today.energy_wh);
-            let topic = Topics::new(&self.base_topic, id).leaf("today");
             let payload = day::today_json(&today, &costs, self.prices.currency());
-            out.push(Message::new(topic, payload, true, 1));
+            out.push(Message::new(topics.leaf("today"), payload, true, 1));
+            if let Some(month) = meter.take_month(&today, &self.prices, &self.tz) {
+                out.push(Message::new(topics.leaf("month"), month, true, 1));
+            }
             if meter.has_new_periods() {
-                out.extend(meter.announce(id, self.prices.currency(), &self.discovery));
+                out.extend(meter.announce(id, &self.prices, &self.discovery));
             }
         }
         out
@@ -421,7 +440,7 @@ impl Logbook {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
             if id != UNKNOWN_METER && meter.has_periods() {
-                out.extend(meter.announce(id, self.prices.currency(), &self.discovery));
+                out.extend(meter.announce(id, &self.prices, &self.discovery));
             }
         }
         out

@@ -12,12 +12,14 @@ use tracing::{info, warn};
 
 use super::State;
 use super::checks::{IndexSanity, SeenSeqs};
+use super::costs::{Month, PriceNow};
 use super::day::DayReport;
 use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
 use crate::files::write_atomic;
+use crate::prices::Prices;
 use crate::publish::Message;
 use crate::publish::discovery::{self, Contract};
 use crate::tic::Mode;
@@ -38,6 +40,28 @@ pub struct Place {
     pub pages_dir: PathBuf,
     /// From its pages to the pages root, where `assets/` is: `""` or `"../"`.
     pub up: &'static str,
+}
+
+impl Place {
+    /// The daily log of `date`.
+    fn log_path(&self, date: Date) -> PathBuf {
+        self.log_dir.join(format!("{date}.log"))
+    }
+
+    /// The report of `date` from its log, counting from the day before's last line; `None`
+    /// when the day has no readable line.
+    fn day_report(&self, date: Date, tz: &TimeZone) -> Option<DayReport> {
+        let read = read_log(&self.log_path(date)).ok()?;
+        let mut report = DayReport::from_lines(date, &read.lines, tz)?;
+        if let Some(previous) = date
+            .yesterday()
+            .ok()
+            .and_then(|d| last_line(&self.log_path(d)))
+        {
+            report.link_previous(&previous, tz);
+        }
+        Some(report)
+    }
 }
 
 /// A line the disk refused, waiting to be written.
@@ -103,6 +127,10 @@ pub struct MeterLog {
     /// States whose indexes wait for confirmation (at most [`super::checks::CONFIRMATIONS`]): filed if the
     /// next states confirm them, counted and dropped if not, lost at a stop.
     pub held: Vec<State>,
+    /// The price per kWh now, for `<base>/<id>/price`.
+    pub price: PriceNow,
+    /// The month to date, for `<base>/<id>/month`.
+    month: Month,
 }
 
 impl MeterLog {
@@ -126,11 +154,13 @@ impl MeterLog {
             newest: None,
             sanity: IndexSanity::default(),
             held: Vec::new(),
+            price: PriceNow::default(),
+            month: Month::default(),
         }
     }
 
     fn log_path(&self, date: Date) -> PathBuf {
-        self.place.log_dir.join(format!("{date}.log"))
+        self.place.log_path(date)
     }
 
     /// The daily logs in this meter's directory, by day.
@@ -225,6 +255,7 @@ impl MeterLog {
                     self.open.push((date, file));
                     self.unwritten.pop_front();
                     self.dirty.insert(date);
+                    self.month.log_changed(date);
                 }
                 Err(e) => {
                     if !self.write_failed {
@@ -291,6 +322,21 @@ impl MeterLog {
         Some(report)
     }
 
+    /// The `month` payload after `today`'s report, when it changed: the month's past days
+    /// are read from their logs once, and again only when their log changed.
+    pub fn take_month(
+        &mut self,
+        today: &DayReport,
+        prices: &Prices,
+        tz: &TimeZone,
+    ) -> Option<String> {
+        let place = &self.place;
+        self.month
+            .update(today.date, &today.energy_wh, prices, |date| {
+                place.day_report(date, tz).map(|r| r.energy_wh)
+            })
+    }
+
     /// Whether periods were seen that discovery has not announced yet.
     pub fn has_new_periods(&self) -> bool {
         self.periods != self.announced
@@ -301,8 +347,14 @@ impl MeterLog {
         !self.periods.is_empty()
     }
 
-    /// The discovery configs of the meter's `today` entities, one per period seen.
-    pub fn announce(&mut self, id: &str, currency: &str, ctx: &discovery::Context) -> Vec<Message> {
+    /// The discovery configs of the meter's logger entities: `today`'s and `month`'s, per
+    /// period seen, and the price when `prices` has any.
+    pub fn announce(
+        &mut self,
+        id: &str,
+        prices: &Prices,
+        ctx: &discovery::Context,
+    ) -> Vec<Message> {
         let Some(device) = self.device else {
             return Vec::new();
         };
@@ -312,7 +364,7 @@ impl MeterLog {
             device.mode,
             &device.contract,
             &self.periods,
-            currency,
+            (prices.currency(), !prices.is_empty()),
             ctx,
         )
     }
@@ -329,20 +381,9 @@ impl MeterLog {
         }
         let logs = self.logs();
         for date in std::mem::take(&mut self.dirty) {
-            let Ok(read) = read_log(&self.log_path(date)) else {
+            let Some(report) = self.place.day_report(date, settings.tz) else {
                 continue;
             };
-            let Some(mut report) = DayReport::from_lines(date, &read.lines, settings.tz) else {
-                continue;
-            };
-            if let Some(previous) = date
-                .yesterday()
-                .ok()
-                .and_then(|d| logs.get(&d))
-                .and_then(|p| last_line(p))
-            {
-                report.link_previous(&previous, settings.tz);
-            }
             let nav = Nav {
                 previous: logs.range(..date).next_back().map(|(d, _)| *d),
                 next: logs

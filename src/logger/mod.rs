@@ -9,6 +9,7 @@
 //! - [`line`]: the Perl LinkyMonitor line format (contract §5), written and read back.
 //! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
 //!   the `today` payload.
+//! - [`costs`]: the `price` and `month` payloads, each day at the prices of that day.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
 //!
 //! Where it meets files and the network:
@@ -23,6 +24,7 @@
 
 pub mod backfill;
 pub mod checks;
+pub mod costs;
 pub mod database;
 pub mod day;
 pub mod disk;

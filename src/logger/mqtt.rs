@@ -1,25 +1,32 @@
-//! The logger's MQTT connection, on rumqttc's `AsyncClient` and `EventLoop`: a persistent
-//! session that subscribes to the daemon's `state` messages and Home Assistant's status, and
-//! publishes `today` and its discovery.
+//! The logger's MQTT connection, on rumqttc's MQTT 5 `AsyncClient` and `EventLoop`: a
+//! persistent session that subscribes to the daemon's `state` messages and Home Assistant's
+//! status, and publishes `today` and its discovery. The logger's loop sees it as
+//! [`LinkEvent`]s; [`subscribe`] and [`send`] are all it asks of it.
 //!
 //! - **Nothing lost across restarts.** The session is persistent (fixed client id
-//!   `linkymon-logger-<base>`, clean session off) and subscribes at QoS 1, so the broker keeps
-//!   what comes while the logger is away (mosquitto keeps 1000 messages per client by
-//!   default: `max_queued_messages` sets it).
+//!   `linkymon-logger-<base>`, clean start off, a session that never expires: see
+//!   [`SESSION_EXPIRY`]) and subscribes at QoS 1, so the broker keeps what comes while the
+//!   logger is away (mosquitto keeps 1000 messages per client by default:
+//!   `max_queued_messages` sets it).
 //! - **Each message logged once around a stop.** See [`poll`].
 //! - **One connection code with the daemon.** Host, port, credentials and TLS (`mqtt.tls`,
-//!   `ca_file`, `client_cert`, `client_key`) come from [`crate::publish::link::options`], so
-//!   a setting cannot apply to one process only.
-//! - **No lock-out by a poison message.** rumqttc ends the connection on a packet bigger
-//!   than its limit, and the broker then sends the same message again (retained, or queued on
-//!   the persistent session) at every reconnection. The limit is [`MAX_INCOMING`], far above
-//!   any real message; a message over [`super::checks::MAX_STATE_BYTES`] is dropped unread
-//!   and counted by the logbook. A message over [`MAX_INCOMING`] still ends the connection:
-//!   that is said in one line naming the broker setting that prevents it.
+//!   `ca_file`, `client_cert`, `client_key`) come from [`Broker`], as the daemon's do, so a
+//!   setting cannot apply to one process only. The daemon speaks MQTT 3.1.1; the logger
+//!   speaks MQTT 5 for what follows.
+//! - **No lock-out by a poison message.** The CONNECT says the largest packet the logger
+//!   takes ([`MAX_INCOMING`], MQTT 5's Maximum Packet Size): the broker never sends it a
+//!   bigger one, it drops such a message for this client (mosquitto logs it), so a retained
+//!   or queued giant cannot end the connection at every reconnection. A message over
+//!   [`super::checks::MAX_STATE_BYTES`] and under [`MAX_INCOMING`] is dropped unread and
+//!   counted by the logbook. `state` is subscribed without its retained message (the daemon
+//!   never retains a `state`): what anyone retains there is not read at all.
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, RetainForwardRule};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -30,9 +37,16 @@ use crate::publish::diagnosis;
 use crate::publish::link::{self, Broker};
 use crate::source::Backoff;
 
-/// The largest incoming packet read: a `state` is under 4 KiB, so this only bounds the
-/// memory a hostile message can take (mosquitto's `message_size_limit` caps it at the broker).
-pub const MAX_INCOMING: usize = 16 * 1024 * 1024;
+/// The largest packet the logger takes, sent to the broker in the CONNECT: a `state` is under
+/// 4 KiB, so this only bounds the memory a hostile message can take; the broker drops bigger
+/// ones for the logger instead of sending them.
+pub const MAX_INCOMING: u32 = 16 * 1024 * 1024;
+
+/// How long the broker keeps the logger's session after it disconnects, in seconds: for ever
+/// (`0xFFFFFFFF`), as an MQTT 3.1.1 persistent session is kept. A logger stopped for days
+/// still finds what the broker queued for it (up to mosquitto's `max_queued_messages`);
+/// mosquitto's `persistent_client_expiration` removes sessions abandoned for good.
+pub const SESSION_EXPIRY: u32 = u32::MAX;
 
 /// How long, after our DISCONNECT went out, messages still arriving are read (and dropped):
 /// enough for the broker to see the DISCONNECT.
@@ -42,6 +56,12 @@ const CLOSING: Duration = Duration::from_secs(1);
 pub fn client_id(base_topic: &str) -> String {
     format!("linkymon-logger-{}", base_topic.replace('/', "-"))
 }
+
+/// How many messages the broker may have sent the logger unacknowledged, with manual acks
+/// (MQTT 5's Receive Maximum): what the database sink holds at most
+/// ([`super::database::BUFFER`]), so that messages waiting for the database never hold up
+/// the logger's loop.
+pub const RECEIVE_MAXIMUM: u16 = 10_000;
 
 /// How the logger's session is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,25 +86,29 @@ impl Session {
     }
 }
 
-/// The logger's connection settings: the daemon's ([`link::options`]: host, port,
-/// credentials, TLS), with a persistent session under `session.client_id` and
-/// [`MAX_INCOMING`].
+/// The logger's connection settings: the broker, login and TLS as the daemon's
+/// ([`link::options_v5`]), with a persistent session under `session.client_id`,
+/// [`SESSION_EXPIRY`] and [`MAX_INCOMING`]; with manual acks, [`RECEIVE_MAXIMUM`].
 pub fn options(broker: &Broker, session: &Session) -> MqttOptions {
-    let mut options = link::options(broker, session.client_id.clone());
-    options.set_clean_session(false);
-    options.set_max_packet_size(MAX_INCOMING, link::MAX_PACKET);
-    options.set_manual_acks(session.manual_acks);
+    let mut options = link::options_v5(broker, session.client_id.clone());
+    options.set_clean_start(false);
+    options.set_session_expiry_interval(Some(SESSION_EXPIRY));
+    options.set_max_packet_size(Some(MAX_INCOMING));
+    if session.manual_acks {
+        options.set_manual_acks(true);
+        options.set_receive_maximum(Some(RECEIVE_MAXIMUM));
+    }
     options
 }
 
 /// What acknowledges one received message, with manual acks: its packet id and QoS only (no
-/// payload), so that tokens waiting for the database take a few bytes each.
+/// topic, payload or properties), so that tokens waiting for the database take a few bytes.
 #[derive(Debug, Clone)]
 pub struct Ack(Publish);
 
 impl Ack {
     fn of(p: &Publish) -> Ack {
-        let mut token = Publish::new("", p.qos, Vec::new());
+        let mut token = Publish::new("", p.qos, Vec::new(), None);
         token.pkid = p.pkid;
         Ack(token)
     }
@@ -153,13 +177,27 @@ pub fn connect(m: &MqttConfig, session: &Session) -> Result<Link, ConfigError> {
     })
 }
 
-/// Subscribes to `topics` at QoS 1; a refusal to queue is logged (the next connection
-/// subscribes again).
-pub fn subscribe(client: &AsyncClient, topics: &[&str]) {
-    for topic in topics {
-        if let Err(e) = client.try_subscribe(*topic, QoS::AtLeastOnce) {
-            warn!("cannot subscribe to {topic}: {e}");
+/// A topic filter the logger subscribes to, at QoS 1.
+#[derive(Debug, Clone, Copy)]
+pub struct Subscription<'a> {
+    /// The topic filter.
+    pub filter: &'a str,
+    /// Whether the broker sends the retained message(s) on it when subscribing.
+    pub retained: bool,
+}
+
+/// Subscribes to `subscriptions` in one SUBSCRIBE; a refusal to queue is logged (the next
+/// connection subscribes again).
+pub fn subscribe(client: &AsyncClient, subscriptions: &[Subscription]) {
+    let filters = subscriptions.iter().map(|s| {
+        let mut filter = Filter::new(s.filter, QoS::AtLeastOnce);
+        if !s.retained {
+            filter.retain_forward_rule = RetainForwardRule::Never;
         }
+        filter
+    });
+    if let Err(e) = client.try_subscribe_many(filters) {
+        warn!("cannot subscribe: {e}");
     }
 }
 
@@ -180,7 +218,7 @@ pub fn send(client: &AsyncClient, messages: Vec<Message>) {
 /// Drives the connection, with our own backoff (rumqttc's `poll` retries at once).
 ///
 /// Around our DISCONNECT, each message is logged exactly once: rumqttc acknowledges a message
-/// as it reads it, in the same byte stream as the DISCONNECT. What was read before the
+/// as it reads it (without manual acks), in the same byte stream as the DISCONNECT. What was read before the
 /// DISCONNECT went out is acknowledged, so it is forwarded (and logged before the logger
 /// stops); what arrives after it can no longer be acknowledged, so the broker sends it again
 /// to the next session, and it is dropped here rather than logged twice.
@@ -204,20 +242,22 @@ async fn poll(
                 Ok(event) => event,
                 Err(e) => {
                     if !down_logged {
-                        let why = if let rumqttc::ConnectionError::MqttState(
-                            rumqttc::StateError::Deserialization(
-                                rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(n),
-                            ),
-                        ) = &e
+                        let why = if let ConnectionError::MqttState(StateError::Deserialization(
+                            rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded {
+                                pkt_size,
+                                ..
+                            },
+                        )) = &e
                         {
+                            // Only a broker that ignores the Maximum Packet Size sends one.
                             format!(
-                                "a message of {n} bytes is over the logger's limit of \
-                                 {MAX_INCOMING}, and the broker sends it again at each \
-                                 connection: remove it (an empty retained message on its topic) \
-                                 and set mosquitto's message_size_limit"
+                                "a message of {pkt_size} bytes is over the logger's limit of \
+                                 {MAX_INCOMING}, which this broker ignores: remove it (an empty \
+                                 retained message on its topic) and set the broker's message \
+                                 size limit"
                             )
                         } else {
-                            diagnosis::describe(&e, tls)
+                            diagnosis::describe_v5(&e, tls)
                         };
                         warn!(%broker, "cannot use the MQTT broker: {why}; retrying with backoff");
                         down_logged = true;
@@ -241,7 +281,7 @@ async fn poll(
                 // An oversized payload is not copied: the logbook counts it by its length.
                 if p.payload.len() > super::checks::MAX_STATE_BYTES {
                     let message = LinkEvent::Oversized {
-                        topic: p.topic,
+                        topic: topic(&p.topic),
                         bytes: p.payload.len(),
                         ack,
                     };
@@ -252,7 +292,7 @@ async fn poll(
                 }
                 let payload = String::from_utf8_lossy(&p.payload).into_owned();
                 let message = LinkEvent::Message {
-                    topic: p.topic,
+                    topic: topic(&p.topic),
                     payload,
                     ack,
                 };
@@ -260,10 +300,15 @@ async fn poll(
                     return;
                 }
             }
-            Event::Outgoing(rumqttc::Outgoing::Disconnect) => {
+            Event::Outgoing(Outgoing::Disconnect) => {
                 closing = Some(tokio::time::Instant::now() + CLOSING);
             }
             _ => {}
         }
     }
+}
+
+/// A received topic as text (MQTT topics are UTF-8; anything else cannot match ours).
+fn topic(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
 }

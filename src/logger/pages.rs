@@ -499,6 +499,37 @@ mod tests {
     }
 
     #[test]
+    fn a_day_is_costed_at_the_prices_of_that_day() {
+        use crate::config::{PriceSet, PricesConfig};
+        let set = |from, hn| PriceSet {
+            from,
+            kwh: [("hn".to_owned(), hn), ("pm".to_owned(), 1.0)].into(),
+            subscription_per_day: None,
+            subscription_per_month: None,
+        };
+        let prices = Prices::new(&PricesConfig {
+            currency: "EUR".into(),
+            sets: vec![set(date(2021, 2, 1), 0.1), set(date(2021, 2, 21), 0.9)],
+        });
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let assets = Assets::online();
+        let settings = PageSettings {
+            tz: &tz,
+            prices: &prices,
+            meter: None,
+            assets: &assets,
+        };
+        let nav = Nav {
+            previous: None,
+            next: None,
+        };
+        // 0.5 kWh HN at 0.1 (the set of the 20th, not the later one) + 0.25 kWh PM at 1.0.
+        let (page, row) = render_day(&report(), &nav, &settings);
+        assert_eq!(row.cost, Some(0.3));
+        assert!(page.contains("<td class=\"price\">0.1000</td>"), "{page}");
+    }
+
+    #[test]
     fn text_from_a_log_cannot_inject_html() {
         assert_eq!(
             escape("<b>\"x\" & 'y'</b>"),

@@ -6,14 +6,36 @@ use rumqttc::ConnectionError;
 /// connection reset at once usually means the two ends disagree about TLS.
 pub fn describe(e: &ConnectionError, tls: bool) -> String {
     use rumqttc::ConnectReturnCode::{BadUserNamePassword, NotAuthorized};
-    if let ConnectionError::ConnectionRefused(code) = e {
-        return match code {
-            BadUserNamePassword | NotAuthorized => format!(
-                "the broker refused the login ({code:?}): check mqtt.username and mqtt.password"
-            ),
-            _ => format!("the broker refused the connection ({code:?})"),
-        };
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            refused(code, matches!(code, BadUserNamePassword | NotAuthorized))
+        }
+        _ => describe_transport(e, tls),
     }
+}
+
+/// [`describe`] for an MQTT 5 connection (the logger's).
+pub fn describe_v5(e: &rumqttc::v5::ConnectionError, tls: bool) -> String {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode::{BadUserNamePassword, NotAuthorized};
+    match e {
+        rumqttc::v5::ConnectionError::ConnectionRefused(code) => {
+            refused(code, matches!(code, BadUserNamePassword | NotAuthorized))
+        }
+        _ => describe_transport(e, tls),
+    }
+}
+
+/// A refused connection; `login` is whether the code says the login was refused.
+fn refused(code: &dyn std::fmt::Debug, login: bool) -> String {
+    if login {
+        format!("the broker refused the login ({code:?}): check mqtt.username and mqtt.password")
+    } else {
+        format!("the broker refused the connection ({code:?})")
+    }
+}
+
+/// A connection error below MQTT (TCP, TLS) in words, for either protocol version.
+fn describe_transport(e: &(dyn std::error::Error + 'static), tls: bool) -> String {
     if let Some(rustls::Error::InvalidCertificate(why)) = find_rustls_error(e) {
         return format!(
             "the broker's TLS certificate is not trusted ({why:?}): set mqtt.ca_file to the CA \
@@ -85,6 +107,11 @@ mod tests {
         let message = describe(&e, true);
         assert!(message.contains("refused the login"), "{message}");
         assert!(message.contains("mqtt.password"), "{message}");
+        let e = rumqttc::v5::ConnectionError::ConnectionRefused(
+            rumqttc::v5::mqttbytes::v5::ConnectReturnCode::BadUserNamePassword,
+        );
+        let message = describe_v5(&e, false);
+        assert!(message.contains("refused the login"), "{message}");
     }
 
     #[test]

@@ -317,8 +317,9 @@ struct Entity {
     diagnostic: bool,
     /// A unit that is not one of the table's (the currency of a cost).
     unit_text: Option<String>,
-    /// `state_class: total` resetting each day: Home Assistant reads the reset from `date`.
-    last_reset: bool,
+    /// `state_class: total` resetting each day or month: the template of the reset's instant
+    /// ([`TODAY_RESET`], [`MONTH_RESET`]).
+    last_reset: Option<&'static str>,
     /// `suggested_display_precision`: the decimals worth showing.
     precision: Option<u8>,
     /// `false` for labels few users look at: the entity exists, disabled until a user
@@ -339,7 +340,7 @@ impl Entity {
             options: Vec::new(),
             diagnostic: false,
             unit_text: None,
-            last_reset: false,
+            last_reset: None,
             precision: None,
             enabled_by_default: true,
         }
@@ -462,8 +463,8 @@ const INTERMITTENT: &[&str] = &[
     "MSG1", "MSG2", "PPOINTE",
 ];
 
-/// The logger's object ids start with this; the daemon leaves them alone.
-const LOGGER_PREFIX: &str = "today_";
+/// The logger's object ids start with one of these; the daemon leaves them alone.
+const LOGGER_PREFIXES: &[&str] = &["today_", "month_", "price"];
 
 /// The MQTT filter matching every config this module can announce for meter `meter_id`
 /// (`<discovery_prefix>/+/linky_<id>/+/config`): subscribe to it for a moment at connection,
@@ -479,7 +480,8 @@ pub fn config_filter(meter_id: &str, ctx: &Context) -> String {
 /// `announced` are the config topics sent now (from [`config_messages`]), `retained` the
 /// topics of the non-empty retained configs the broker holds (seen through
 /// [`config_filter`]). A retained topic is cleared only when it is this meter's, under this
-/// prefix, not announced now, not the logger's (`today_*`, it announces its own), and not a
+/// prefix, not announced now, not the logger's (`today_*`, `month_*`, `price`: it announces
+/// its own), and not a
 /// label that comes and goes ([`INTERMITTENT`]: `PEJP`, `ADPS`, `DPMx`…), whose entity must
 /// survive a restart between two notices. Anything else in `retained` (another meter, another
 /// program) is ignored. The output is sorted, each topic once, retained at QoS 1 like the
@@ -516,7 +518,7 @@ where
             ["", component, n, object, "config"]
                 if ["sensor", "binary_sensor"].contains(component)
                     && *n == node
-                    && !object.starts_with(LOGGER_PREFIX)
+                    && !LOGGER_PREFIXES.iter().any(|p| object.starts_with(p))
                     && !keep.contains(*object)
         )
     };
@@ -531,58 +533,107 @@ where
         .collect()
 }
 
-/// The logger's entities, on the same device as the daemon's: today's cost (`monetary`,
-/// `total`, reset at local midnight) and today's energy per period code, all read from the
-/// retained `<base>/<id>/today` message. `periods` are the codes the meter's indexes count
-/// (`HN`, `PM`…); call again when one appears. `mode` and `contract` give the device's model,
-/// the same the daemon announces, so the two never disagree about the device.
+/// The logger's entities, on the same device as the daemon's: today's and the month's cost
+/// (`monetary`, `total`, reset at local midnight and on the 1st) and energy per period code,
+/// read from the retained `<base>/<id>/today` and `<base>/<id>/month` messages, and, when
+/// prices are configured, the price now from `<base>/<id>/price`. `periods` are the codes the
+/// meter's indexes count (`HN`, `PM`…); call again when one appears. `(currency, priced)`:
+/// the currency of costs, and whether any price is configured. `mode` and `contract` give the
+/// device's model, the same the daemon announces, so the two never disagree about the device.
+///
+/// The price is what Home Assistant's energy dashboard takes as "an entity with the current
+/// price": a number with a unit ending in `/kWh` (`EUR/kWh`). It has no device class
+/// (`monetary` accepts only a currency as unit) and state class `measurement`, so its history
+/// is kept as statistics.
 pub fn today_config_messages<I>(
     meter_id: &str,
     mode: Mode,
     contract: &Contract,
     periods: I,
-    currency: &str,
+    (currency, priced): (&str, bool),
     ctx: &Context,
 ) -> Vec<Message>
 where
     I: IntoIterator,
     I::Item: AsRef<str>,
 {
-    let topic = Topics::new(&ctx.base_topic, meter_id).leaf("today");
+    let topics = Topics::new(&ctx.base_topic, meter_id);
     let periods: BTreeSet<String> = periods.into_iter().map(|p| p.as_ref().to_owned()).collect();
-    let mut entities = vec![Entity {
-        classes: Classes {
-            device_class: Some("monetary"),
-            state_class: Some("total"),
-            unit: None,
-        },
-        qos: 1,
-        value_template: Some("{{ value_json.cost }}".to_owned()),
-        last_reset: true,
-        unit_text: Some(currency.to_owned()),
-        ..Entity::sensor("today_cost", "Cost today", topic.clone())
-    }];
-    for period in periods
+    let periods: Vec<&String> = periods
         .iter()
         .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
+        .collect();
+    let mut entities = Vec::new();
+    // (object id prefix, name, topic, reset template, how a period is keyed in the payload)
+    let spans = [
+        ("today", "today", topics.leaf("today"), TODAY_RESET, false),
+        (
+            "month",
+            "this month",
+            topics.leaf("month"),
+            MONTH_RESET,
+            true,
+        ),
+    ];
+    for (prefix, span, topic, reset, lowercase) in spans {
         entities.push(Entity {
-            // No state class: the meter's indexes already feed the energy dashboard, and a
-            // second source of the same energy would count it twice.
-            classes: classes("energy", None, "Wh"),
+            classes: Classes {
+                device_class: Some("monetary"),
+                state_class: Some("total"),
+                unit: None,
+            },
             qos: 1,
-            value_template: Some(format!(
-                "{{{{ value_json.energy_wh.{period} | default(0) }}}}"
-            )),
+            value_template: Some("{{ value_json.cost }}".to_owned()),
+            last_reset: Some(reset),
+            unit_text: Some(currency.to_owned()),
             ..Entity::sensor(
-                format!("today_energy_{}", object_id(period)),
-                format!("Energy today {period}"),
+                format!("{prefix}_cost"),
+                format!("Cost {span}"),
                 topic.clone(),
             )
+        });
+        for period in &periods {
+            let key = if lowercase {
+                period.to_ascii_lowercase()
+            } else {
+                (*period).clone()
+            };
+            entities.push(Entity {
+                // No state class: the meter's indexes already feed the energy dashboard, and a
+                // second source of the same energy would count it twice.
+                classes: classes("energy", None, "Wh"),
+                qos: 1,
+                value_template: Some(format!("{{{{ value_json.energy_wh.{key} | default(0) }}}}")),
+                ..Entity::sensor(
+                    format!("{prefix}_energy_{}", object_id(period)),
+                    format!("Energy {span} {period}"),
+                    topic.clone(),
+                )
+            });
+        }
+    }
+    if priced {
+        entities.push(Entity {
+            classes: Classes {
+                device_class: None,
+                state_class: Some("measurement"),
+                unit: None,
+            },
+            qos: 1,
+            value_template: Some(LABEL_TEMPLATE.to_owned()),
+            unit_text: Some(format!("{currency}/kWh")),
+            precision: Some(4),
+            ..Entity::sensor("price", "Price per kWh", topics.leaf("price"))
         });
     }
     messages(&entities, meter_id, mode, contract, ctx)
 }
+
+/// When today's totals started: local midnight of `today`'s `date`.
+const TODAY_RESET: &str = "{{ as_local(as_datetime(value_json.date)).isoformat() }}";
+
+/// When the month's totals started: local midnight of the 1st of `month`'s month.
+const MONTH_RESET: &str = "{{ as_local(as_datetime(value_json.month ~ '-01')).isoformat() }}";
 
 /// The template of a label's own topic: the value, and unknown (`None`) for the empty
 /// retained payload that clears a label gone from the frames (Home Assistant's MQTT sensor
@@ -764,11 +815,8 @@ fn payload(
     if let Some(unit) = &e.unit_text {
         put("unit_of_measurement", unit.as_str().into());
     }
-    if e.last_reset {
-        put(
-            "last_reset_value_template",
-            "{{ as_local(as_datetime(value_json.date)).isoformat() }}".into(),
-        );
+    if let Some(reset) = e.last_reset {
+        put("last_reset_value_template", reset.into());
     }
     if !e.options.is_empty() {
         put("options", e.options.clone().into());

@@ -225,27 +225,39 @@ async fn drive(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, Conn
     }
 }
 
-/// The options every linkymon connection shares: host, port, client id, keep-alive, the largest
-/// packet either way, credentials and TLS.
+/// The daemon's connection options (MQTT 3.1.1): host, port, client id, keep-alive, the
+/// largest packet either way, credentials and TLS. The logger's (MQTT 5) are
+/// [`options_v5`]; both take the broker, the login and the TLS configuration from [`Broker`],
+/// so a setting cannot apply to one process only.
 pub fn options(broker: &Broker, client_id: String) -> MqttOptions {
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
-    options.set_keep_alive(std::time::Duration::from_secs(30));
+    options.set_keep_alive(KEEP_ALIVE);
     options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
-    if let Some(user) = &broker.username {
-        let password = broker
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_owned())
-            .unwrap_or_default();
-        options.set_credentials(user.clone(), password);
+    if let Some((user, password)) = broker.login() {
+        options.set_credentials(user, password);
     }
-    if let Some(tls) = &broker.tls {
-        options.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(tls.clone()),
-        ));
+    if let Some(transport) = broker.tls_transport() {
+        options.set_transport(transport);
     }
     options
 }
+
+/// The same as [`options`] for an MQTT 5 connection (the logger's): host, port, client id,
+/// keep-alive, credentials and TLS. Its session and packet limits are the caller's.
+pub fn options_v5(broker: &Broker, client_id: String) -> rumqttc::v5::MqttOptions {
+    let mut options = rumqttc::v5::MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_keep_alive(KEEP_ALIVE);
+    if let Some((user, password)) = broker.login() {
+        options.set_credentials(user, password);
+    }
+    if let Some(transport) = broker.tls_transport() {
+        options.set_transport(transport);
+    }
+    options
+}
+
+/// How long a connection may stay silent before a ping.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The largest packet either way: a discovery config is under 2 KiB, a `state` under 4 KiB.
 pub const MAX_PACKET: usize = 64 * 1024;
@@ -275,6 +287,26 @@ impl Broker {
             password: m.password.clone(),
             tls: super::tls::client_config(m)?,
         })
+    }
+
+    /// The user name and password to send, if the broker wants a login (no password is an
+    /// empty one).
+    fn login(&self) -> Option<(String, String)> {
+        let user = self.username.clone()?;
+        let password = self
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default();
+        Some((user, password))
+    }
+
+    /// The TLS transport when `mqtt.tls` is on, for either protocol version.
+    fn tls_transport(&self) -> Option<rumqttc::Transport> {
+        let tls = self.tls.clone()?;
+        Some(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ))
     }
 
     /// `host:port`, for the log.

@@ -18,7 +18,7 @@ use crate::support::{Broker, Subscriber, fixtures_dir, linkymon, require, root, 
 const SILENT_IN_A_REPLAY: &str = "power";
 
 /// Runs the renderer on `case` (configs and messages); panics with its report on a failure.
-fn render(dir: &Path, name: &str, case: &Value, silent_ok: Option<&str>) -> String {
+pub(crate) fn render(dir: &Path, name: &str, case: &Value, silent_ok: Option<&str>) -> String {
     require("python3");
     let jinja = Command::new("python3")
         .args(["-c", "import jinja2"])

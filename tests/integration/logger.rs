@@ -73,7 +73,18 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         ))
     });
     std::thread::sleep(Duration::from_millis(1500)); // one pages_interval
-    logger.stop();
+    let said = logger.stop();
+    let deprecated: Vec<&String> = said.iter().filter(|l| l.contains("deprecated")).collect();
+    assert_eq!(
+        deprecated.len(),
+        1,
+        "one line for the old price keys: {said:#?}"
+    );
+    assert!(
+        deprecated[0].contains("`logger.prices`"),
+        "{}",
+        deprecated[0]
+    );
 
     // Ten frames, two per line: five lines, the time column aside, as golden.
     assert_eq!(lines.len(), 5, "{lines:#?}");

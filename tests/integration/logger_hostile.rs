@@ -56,6 +56,16 @@ fn publish_lines(port: u16, topic: &str, payloads: &[String], extra: &[&str]) {
     assert!(child.wait().unwrap().success());
 }
 
+/// Publishes the contents of `file` on the real meter's `state` topic at QoS 1.
+fn publish_file(port: u16, file: &Path, retain: bool) {
+    let mut args = vec!["-t", "linky/021728123456/state", "-q", "1", "-f"];
+    args.push(file.to_str().unwrap());
+    if retain {
+        args.push("-r");
+    }
+    assert!(mosquitto_pub_with(port, &args).success());
+}
+
 fn logs(dir: &Path) -> PathBuf {
     dir.join("logs")
 }
@@ -222,14 +232,7 @@ fn a_retained_2_mb_message_never_locks_the_logger_out() {
     let config = write_config(dir, broker.port, &logger_section(dir));
     let big = dir.join("big.json");
     std::fs::write(&big, "x".repeat(2_000_000)).unwrap();
-    let poison = |retain: bool| {
-        let mut args = vec!["-t", "linky/021728123456/state", "-q", "1", "-f"];
-        args.push(big.to_str().unwrap());
-        if retain {
-            args.push("-r");
-        }
-        assert!(mosquitto_pub_with(broker.port, &args).success());
-    };
+    let poison = |retain: bool| publish_file(broker.port, &big, retain);
     poison(true);
     let logger = Running::logger(&config);
     poison(false);
@@ -268,6 +271,88 @@ fn a_retained_2_mb_message_never_locks_the_logger_out() {
     let lines = wait_log_lines(&logs(dir), 2, Duration::from_secs(5));
     assert_eq!(lines.len(), 2, "{lines:#?}");
     logger.stop();
+}
+
+/// Over the logger's 16 MiB packet limit: before MQTT 5, such a message on a subscribed topic
+/// ended the connection at every reconnection, for ever. Now the broker drops it for the
+/// logger (the logger's CONNECT says its limit), and `state`'s retained message is not read.
+#[test]
+fn a_17_mib_message_retained_or_queued_never_reaches_the_logger() {
+    let broker = Broker::start_with(|dir| {
+        format!(
+            "allow_anonymous true\npersistence false\nlog_dest file {}/mosquitto.log\n\
+             log_type all\n",
+            dir.display()
+        )
+    });
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let config = write_config(dir, broker.port, &logger_section(dir));
+    let giant = dir.join("giant.json");
+    let size = 17 * 1024 * 1024;
+    std::fs::write(&giant, "x".repeat(size)).unwrap();
+    let poison = |retain: bool| publish_file(broker.port, &giant, retain);
+    let t0 = Timestamp::now() - SignedDuration::from_secs(60);
+    let at = |s: i64| t0 + SignedDuration::from_secs(s);
+    let file = |s: i64, base: &str, extra: &[&str]| {
+        publish_lines(
+            broker.port,
+            &topic(ID),
+            &[state(ID, at(s), base, "")],
+            extra,
+        );
+    };
+    let no_trouble = |said: &[String]| {
+        let connected = said
+            .iter()
+            .filter(|l| l.contains("connected to the MQTT broker"))
+            .count();
+        assert_eq!(connected, 1, "no reconnection: {said:#?}");
+        assert!(
+            !said
+                .iter()
+                .any(|l| l.contains("cannot use the MQTT broker")),
+            "{said:#?}"
+        );
+    };
+
+    // A retained (forged) state is not read at subscription; a giant retained while the
+    // logger runs is forwarded to it live, and dropped by the broker.
+    file(0, "999", &["-r"]);
+    let logger = Running::logger(&config);
+    let baseline = peak_rss_kb(logger.child.id());
+    file(1, "1000", &[]);
+    poison(true);
+    file(2, "1001", &[]);
+    wait_log_lines(&logs(dir), 2, Duration::from_secs(10));
+    let peak = peak_rss_kb(logger.child.id());
+    no_trouble(&logger.stop());
+    let bound = baseline + size as u64 / 1024 / 4;
+    assert!(peak < bound, "peak RSS {peak} kB, {baseline} kB at start");
+
+    // At the next start the giant is retained, and another one is queued on the persistent
+    // session: the states are filed all the same.
+    poison(false);
+    file(3, "1002", &[]);
+    let logger = Running::logger(&config);
+    file(4, "1003", &[]);
+    let lines = wait_log_lines(&logs(dir), 4, Duration::from_secs(10));
+    let peak = peak_rss_kb(logger.child.id());
+    no_trouble(&logger.stop());
+    assert!(peak < bound, "peak RSS {peak} kB, {baseline} kB before");
+    assert_eq!(
+        lines.len(),
+        4,
+        "the retained state is not filed: {lines:#?}"
+    );
+    assert!(lines[0].contains("1000"), "{lines:#?}");
+    // The broker is what keeps them away, and says so.
+    let log = std::fs::read_to_string(broker.file("mosquitto.log")).unwrap();
+    let dropped = log
+        .lines()
+        .filter(|l| l.contains("Dropping too large outgoing PUBLISH for linkymon-logger-"))
+        .count();
+    assert_eq!(dropped, 2, "live and queued: {log}");
 }
 
 /// A logger configuration for the TLS broker with `mqtt` keys.

@@ -19,5 +19,6 @@ mod logger;
 mod logger_hostile;
 mod node_red;
 mod outage;
+mod prices;
 mod the_box;
 mod tls;

@@ -900,13 +900,20 @@ fn the_output_does_not_depend_on_the_order_labels_were_seen() {
 // The logger's entities.
 
 #[test]
-fn the_loggers_entities_share_the_daemons_device_and_read_today() {
+fn the_loggers_entities_share_the_daemons_device_and_read_today_month_and_price() {
     let reading = historic_ejp();
     let contract = Contract::from_reading(&reading);
     let ctx = Context::new("linky", "homeassistant");
     let id = "021728123456";
     let daemon = config_messages(id, Mode::Historic, &contract, ["ADCO", "PAPP"], &ctx);
-    let logger = today_config_messages(id, Mode::Historic, &contract, ["PM", "HN"], "EUR", &ctx);
+    let logger = today_config_messages(
+        id,
+        Mode::Historic,
+        &contract,
+        ["PM", "HN"],
+        ("EUR", true),
+        &ctx,
+    );
     let parse = |m: &Message| serde_json::from_str::<Value>(&m.payload).unwrap();
     let topics: Vec<&str> = logger.iter().map(|m| m.topic.as_str()).collect();
     assert_eq!(
@@ -915,6 +922,10 @@ fn the_loggers_entities_share_the_daemons_device_and_read_today() {
             "homeassistant/sensor/linky_021728123456/today_cost/config",
             "homeassistant/sensor/linky_021728123456/today_energy_hn/config",
             "homeassistant/sensor/linky_021728123456/today_energy_pm/config",
+            "homeassistant/sensor/linky_021728123456/month_cost/config",
+            "homeassistant/sensor/linky_021728123456/month_energy_hn/config",
+            "homeassistant/sensor/linky_021728123456/month_energy_pm/config",
+            "homeassistant/sensor/linky_021728123456/price/config",
         ]
     );
     assert!(logger.iter().all(|m| m.retain && m.qos == 1));
@@ -941,6 +952,38 @@ fn the_loggers_entities_share_the_daemons_device_and_read_today() {
     assert_eq!(
         hn["value_template"],
         "{{ value_json.energy_wh.HN | default(0) }}"
+    );
+    let month_cost = parse(&logger[3]);
+    assert_eq!(month_cost["device_class"], "monetary");
+    assert_eq!(month_cost["state_class"], "total");
+    assert_eq!(month_cost["state_topic"], "linky/021728123456/month");
+    assert_eq!(
+        month_cost["last_reset_value_template"],
+        "{{ as_local(as_datetime(value_json.month ~ '-01')).isoformat() }}"
+    );
+    assert_eq!(
+        parse(&logger[4])["value_template"],
+        "{{ value_json.energy_wh.hn | default(0) }}",
+        "the month names periods in lowercase"
+    );
+    let price = parse(&logger[6]);
+    assert_eq!(price["state_topic"], "linky/021728123456/price");
+    assert_eq!(
+        price["unit_of_measurement"], "EUR/kWh",
+        "what the energy dashboard takes"
+    );
+    assert!(
+        price.get("device_class").is_none(),
+        "monetary takes only a currency as unit"
+    );
+    assert_eq!(price["state_class"], "measurement");
+    assert_eq!(price["unique_id"], "linky_021728123456_price");
+    assert_eq!(price["device"], cost["device"]);
+    let unpriced =
+        today_config_messages(id, Mode::Historic, &contract, ["HN"], ("EUR", false), &ctx);
+    assert!(
+        unpriced.iter().all(|m| !m.topic.contains("/price/")),
+        "no price entity without prices"
     );
 }
 
@@ -1026,6 +1069,8 @@ fn only_this_meters_configs_under_this_prefix_are_cleared() {
         "homeassistant/sensor/linky_021728123456/papp/config",
         "homeassistant/sensor/linky_021728123456/today_cost/config",
         "homeassistant/sensor/linky_021728123456/today_energy_hn/config",
+        "homeassistant/sensor/linky_021728123456/month_cost/config",
+        "homeassistant/sensor/linky_021728123456/price/config",
         "homeassistant/sensor/linky_021728123456/adps/config",
         "homeassistant/sensor/linky_021728123456/dpm1/config",
         "homeassistant/sensor/linky_021728999999/papp/config",
