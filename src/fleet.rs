@@ -118,59 +118,65 @@ pub async fn run(config: FleetConfig) -> anyhow::Result<FleetReport> {
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..meters.len())
         .map(|i| Reverse((start + Duration::from_secs_f64(fastrand::f64() * period), i)))
         .collect();
+    // The event loop runs on its own, so that a publisher falling behind its schedule (a
+    // machine at its limit) never starves it; it counts the broker's acknowledgements.
+    let (acked_tx, acked) = tokio::sync::watch::channel(0u64);
+    let driver = tokio::spawn(async move {
+        let mut n = 0u64;
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    n += 1;
+                    let _ = acked_tx.send(n);
+                }
+                Ok(_) => {}
+                Err(e) => return anyhow::anyhow!("the fleet's broker: {e}"),
+            }
+        }
+    });
     let mut sent = 0u64;
-    let mut acknowledged = 0u64;
-    let mut publishing = true;
-    // After the last message, the broker has this long to acknowledge everything.
-    let mut give_up = None;
-    loop {
-        if !publishing && acknowledged >= sent {
+    while let Some(Reverse((at, i))) = due.pop() {
+        if driver.is_finished() {
+            return Err(driver.await?);
+        }
+        if at >= end {
             break;
         }
-        let next = due
-            .peek()
-            .filter(|_| publishing)
-            .map(|Reverse((at, _))| *at);
-        tokio::select! {
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::PubAck(_))) => acknowledged += 1,
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("the fleet's broker: {e}"),
-            },
-            () = tokio::time::sleep_until(next.unwrap_or(end)), if next.is_some() => {
-                let Some(Reverse((at, i))) = due.pop() else { continue };
-                if at >= end {
-                    publishing = false;
-                    continue;
-                }
-                let meter = &mut meters[i];
-                let Some(payload) = meter.next_state(period) else { continue };
-                let topic = format!("{}/{}/state", config.base_topic, meter.id);
-                if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
-                    // The request queue is full: the event loop empties it first.
-                    meter.seq -= 1;
-                    meter.clock -= period;
-                    due.push(Reverse((at, i)));
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                sent += 1;
-                if config.messages_per_meter.is_none_or(|n| meter.seq < n) {
-                    let jitter = 0.9 + 0.2 * fastrand::f64();
-                    due.push(Reverse((at + Duration::from_secs_f64(period * jitter), i)));
-                } else if due.is_empty() {
-                    publishing = false;
-                }
-            }
-            () = tokio::time::sleep_until(give_up.unwrap_or(end)), if give_up.is_some() => {
-                anyhow::bail!("the broker acknowledged {acknowledged} of {sent} messages");
-            }
+        tokio::time::sleep_until(at).await;
+        let meter = &mut meters[i];
+        let Some(payload) = meter.next_state(period) else {
+            continue;
+        };
+        let topic = format!("{}/{}/state", config.base_topic, meter.id);
+        // Waits while rumqttc's request queue is full.
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await?;
+        sent += 1;
+        if sent % 64 == 0 {
+            tokio::task::yield_now().await; // the event loop's turn, when behind schedule
         }
-        if !publishing && give_up.is_none() {
-            give_up = Some(Instant::now() + Duration::from_secs(30));
+        if config.messages_per_meter.is_none_or(|n| meter.seq < n) {
+            let jitter = 0.9 + 0.2 * fastrand::f64();
+            due.push(Reverse((at + Duration::from_secs_f64(period * jitter), i)));
         }
     }
+    // Everything is queued: the broker has 30 s to acknowledge it all.
+    let mut watch = acked.clone();
+    let all = watch.wait_for(|n| *n >= sent);
+    let acknowledged = match tokio::time::timeout(Duration::from_secs(30), all).await {
+        Ok(Ok(n)) => *n,
+        _ if driver.is_finished() => return Err(driver.await?),
+        _ => {
+            driver.abort();
+            anyhow::bail!(
+                "the broker acknowledged {} of {sent} messages",
+                *acked.borrow()
+            );
+        }
+    };
     let _ = client.try_disconnect();
+    driver.abort();
     Ok(FleetReport {
         acknowledged,
         last_seq: meters.iter().map(|m| m.seq).collect(),
