@@ -153,7 +153,7 @@ pub async fn run(config: FleetConfig) -> anyhow::Result<FleetReport> {
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await?;
         sent += 1;
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             tokio::task::yield_now().await; // the event loop's turn, when behind schedule
         }
         if config.messages_per_meter.is_none_or(|n| meter.seq < n) {
