@@ -11,7 +11,9 @@ A case is one JSON object:
 
 For each config, every message on its `state_topic` is rendered through `value_template`
 (the raw payload when there is none), and `last_reset_value_template` /
-`json_attributes_template` likewise; availability topics must carry the declared payloads.
+`json_attributes_template` likewise; availability topics must carry the declared payloads,
+and each must have had a message: Home Assistant holds an entity unavailable until every
+topic of `availability_mode: all` said it is available.
 A config whose state topic got no message fails, unless its object id matches --silent-ok.
 Exit status 0 when every check holds, 1 otherwise, each failure on its own line.
 
@@ -169,6 +171,11 @@ def none_allowed(config, payload):
         present = {k for k, v in message["values"].items() if v is not None}
         present |= {k for k, v in (message.get("derived") or {}).items() if v is not None}
         return not (referenced_keys(template) & present)
+    if isinstance(message, dict):
+        # A leaf's own JSON (`next_change`, `tempo_tomorrow`): the keys the template quotes
+        # are all absent or null.
+        quoted = set(re.findall(r"'([A-Za-z_][A-Za-z0-9_]*)'", template))
+        return bool(quoted) and all(message.get(k) is None for k in quoted)
     if config.get("device_class") == "enum":
         # A mapping {'RAW': 'shown', ...}: a raw value it does not list is "not announced".
         raw = set(re.findall(r"'([^']*)'\s*:", template))
@@ -266,6 +273,9 @@ def check_case(case, silent_ok):
             availability.append((a["topic"], a.get("payload_available", "online"),
                                  a.get("payload_not_available", "offline")))
         for a_topic, up, down in availability:
+            if not by_topic.get(a_topic):
+                failures.append(f"{where}: no message on the availability topic {a_topic}: "
+                                f"unavailable for ever")
             for payload in by_topic.get(a_topic, []):
                 if payload not in (up, down):
                     failures.append(f"{where}: availability {payload!r} is neither {up!r} nor {down!r}")

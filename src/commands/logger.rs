@@ -63,6 +63,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Some(group) => format!("$share/{group}/{}/+/state", m.base_topic),
         None => format!("{}/+/state", m.base_topic),
     };
+    // `<base>/+/state` matches the daemon's `<base>/bridge/state` (`online`/`offline`) too:
+    // that one is no meter's and is left out rather than refused as a bad state.
+    let bridge_topic = crate::publish::topics::bridge_state(&m.base_topic);
     let status_topic = format!("{}/status", m.discovery_prefix);
     // Discovery is the logbook's (its `today` entities): without files, no status to follow.
     let discovery = m.discovery && logbook.is_some();
@@ -102,11 +105,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                     }
                 }
                 Some(LinkEvent::Message { topic, payload, ack }) => {
-                    let is_state = topic != status_topic;
+                    let is_state = topic != status_topic && topic != bridge_topic;
                     if let Some(logbook) = &mut logbook {
                         if is_state {
                             logbook.on_state(&payload);
-                        } else if payload == "online" && discovery {
+                        } else if topic == status_topic && payload == "online" && discovery {
                             mqtt::send(&client, logbook.announce_all());
                         }
                     }
@@ -164,6 +167,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         while let Some(event) = events.recv().await {
             if let LinkEvent::Message { topic, payload, .. } = event
                 && topic != status_topic
+                && topic != bridge_topic
                 && let Some(logbook) = &mut logbook
             {
                 logbook.on_state(&payload);

@@ -91,7 +91,8 @@ pub struct MqttConfig {
     /// Check that the broker's certificate names `host`; turn off only for a broker reached by
     /// an address its certificate does not list.
     pub tls_server_name_check: bool,
-    /// MQTT client id; `None` means `linkymon-<meter id>`.
+    /// MQTT client id; `None` means `linkymon-<meter id>`. The bridge status connection
+    /// (`<base>/bridge/state`) uses `<client_id>-bridge`, see [`crate::publish::bridge`].
     pub client_id: Option<String>,
     /// First level of every topic: `<base_topic>/<meter id>/...`.
     pub base_topic: String,

@@ -80,15 +80,18 @@ impl Row {
     /// The row of a `state`; `None` when it has no `seq` (a daemon older than the contract's
     /// §6), which the unique key could not keep from being stored twice.
     ///
-    /// Energy by period: in historic mode each index names its period (`EJPHN` → `hn`); in
-    /// standard mode the register counting now (`NTARF`) is the period `derived.period` names,
-    /// so each row holds that one period's index (the others are NULL), which is enough for the
-    /// views' max − min per day. `energy_import_wh` is the sum of the historic indexes, or
-    /// `EAST`.
+    /// Energy by period: the daemon's `derived.energy` (by period name, the standard-mode
+    /// registers as it learnt them) and `derived.energy_import_wh`/`energy_export_wh` when the
+    /// state has them. From an older daemon: in historic mode each index names its period
+    /// (`EJPHN` → `hn`); in standard mode the register counting now (`NTARF`) is the period
+    /// `derived.period` names, so the row holds that one period's index (the others are NULL),
+    /// which is enough for the views' max − min per day; the import is the sum of the historic
+    /// indexes, or `EAST`.
     pub fn from_state(state: &State) -> Option<Row> {
         let seq = i64::try_from(state.seq?).ok()?;
         let message: Value = serde_json::from_str(&state.payload).ok()?;
         let values = &message["values"];
+        let derived = &message["derived"];
         let mut energy = BTreeMap::new();
         let mut column = |period: &str, wh: u64| {
             let period = period.to_ascii_lowercase();
@@ -104,13 +107,25 @@ impl Row {
         {
             column(period, *wh);
         }
-        let energy_import_wh = match state.mode {
+        if let Some(by_period) = derived["energy"].as_object() {
+            for (period, wh) in by_period {
+                if let Some(wh) = wh.as_u64().filter(|wh| *wh <= super::checks::MAX_INDEX) {
+                    column(period, wh);
+                }
+            }
+        }
+        let from_derived = |key: &str| {
+            derived[key]
+                .as_i64()
+                .filter(|wh| (0..=super::checks::MAX_INDEX as i64).contains(wh))
+        };
+        let energy_import_wh = from_derived("energy_import_wh").or(match state.mode {
             crate::tic::Mode::Historic if !state.indexes.is_empty() => {
                 Some(state.indexes.iter().map(|(_, wh)| *wh as i64).sum())
             }
             crate::tic::Mode::Historic => None,
             crate::tic::Mode::Standard => values["EAST"].as_i64(),
-        };
+        });
         Some(Row {
             meter: state.meter.clone(),
             ts: state.ts.to_string(),
@@ -124,9 +139,10 @@ impl Row {
             current_a: state.current_a,
             injection_w: state.injection_w,
             energy_import_wh,
-            energy_export_wh: state.injected_index.map(|wh| wh as i64),
+            energy_export_wh: from_derived("energy_export_wh")
+                .or(state.injected_index.map(|wh| wh as i64)),
             energy,
-            data: serde_json::json!({"values": values, "derived": message["derived"]}),
+            data: serde_json::json!({"values": values, "derived": derived}),
         })
     }
 }
@@ -594,6 +610,26 @@ mod tests {
         assert_eq!(r.energy_import_wh, Some(5000));
         let expected: BTreeMap<String, i64> = [("energy_hp_wh".to_owned(), 2000)].into();
         assert_eq!(r.energy, expected);
+    }
+
+    #[test]
+    fn the_daemons_energy_by_period_is_taken_as_it_says() {
+        let r = row(
+            r#"{"ts":"2026-11-28T21:04:05+01:00","meter":"021728123456","mode":"standard","seq":1,
+            "values":{"ADSC":"021728123456","EAST":5000,"EASF01":3000,"EASF02":2000,"NTARF":2},
+            "derived":{"injection_w":0,"period":"HP","energy_import_wh":5000,"energy_export_wh":7,
+                       "energy":{"hc":3000,"hp":2000,"nonsense":1}}}"#,
+        );
+        let expected: BTreeMap<String, i64> = [
+            ("energy_hc_wh".to_owned(), 3000),
+            ("energy_hp_wh".to_owned(), 2000),
+        ]
+        .into();
+        assert_eq!(r.energy, expected);
+        assert_eq!(
+            (r.energy_import_wh, r.energy_export_wh),
+            (Some(5000), Some(7))
+        );
     }
 
     #[test]

@@ -74,21 +74,24 @@ pub struct DayReport {
 
 /// Each line's instant: the earlier of two readings of an ambiguous wall time unless it goes
 /// back before the previous line.
-fn instants(lines: &[LogLine], tz: &TimeZone) -> Vec<Timestamp> {
+pub(super) fn instants(lines: &[LogLine], tz: &TimeZone) -> Vec<Timestamp> {
     let mut out: Vec<Timestamp> = Vec::with_capacity(lines.len());
     for line in lines {
-        let ambiguous = tz.to_ambiguous_timestamp(line.time);
-        let earlier = ambiguous.earlier();
-        let at = match (earlier, out.last()) {
-            (Ok(e), Some(prev)) if e < *prev && ambiguous.is_ambiguous() => {
-                ambiguous.later().unwrap_or(e)
-            }
-            (Ok(e), _) => e,
-            (Err(_), _) => ambiguous.compatible().unwrap_or_default(),
-        };
-        out.push(at);
+        out.push(instant(line, out.last().copied(), tz));
     }
     out
+}
+
+/// One line's instant, given the instant of the line before it in the log (see [`instants`]).
+pub(super) fn instant(line: &LogLine, before: Option<Timestamp>, tz: &TimeZone) -> Timestamp {
+    let ambiguous = tz.to_ambiguous_timestamp(line.time);
+    match (ambiguous.earlier(), before) {
+        (Ok(e), Some(prev)) if e < prev && ambiguous.is_ambiguous() => {
+            ambiguous.later().unwrap_or(e)
+        }
+        (Ok(e), _) => e,
+        (Err(_), _) => ambiguous.compatible().unwrap_or_default(),
+    }
 }
 
 /// The instant local `date` began in `tz`.
@@ -110,17 +113,85 @@ fn add_increases(energy: &mut BTreeMap<String, u64>, from: &LogLine, to: &LogLin
     }
 }
 
-fn injected_between(from: (&LogLine, Timestamp), to: (&LogLine, Timestamp), by_index: bool) -> u64 {
-    if by_index {
-        match (from.0.injected_index, to.0.injected_index) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => 0,
+/// Energy injected between two lines by `IndexInjectee`, Wh (0 unless both have it).
+fn injected_by_index(from: &LogLine, to: &LogLine) -> u64 {
+    match (from.injected_index, to.injected_index) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => 0,
+    }
+}
+
+/// Energy injected between two lines by the later one's `PuissInjectee` × the time between
+/// them (at most [`MAX_GAP_S`]), Wh.
+fn injected_by_power(from_at: Timestamp, to: (&LogLine, Timestamp)) -> u64 {
+    let dt = to.1.duration_since(from_at).as_secs().clamp(0, MAX_GAP_S);
+    let w = u64::from(to.0.injected_w.unwrap_or(0));
+    // Wh = W × s / 3600, rounded to the nearest.
+    (w * dt.unsigned_abs() + 1800) / 3600
+}
+
+/// The instant of the previous day's last line, for [`DayReport::link_previous`]: the later
+/// reading of an ambiguous wall time (it is the last of its day).
+fn previous_instant(previous: &LogLine, tz: &TimeZone) -> Timestamp {
+    tz.to_ambiguous_timestamp(previous.time)
+        .later()
+        .unwrap_or_default()
+}
+
+/// A day's energy sums, added line by line in time order: energy per period and injected
+/// energy, the latter both ways (by `IndexInjectee` and by `PuissInjectee`), since which
+/// applies depends on whether any line of the day has the index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Totals {
+    /// Energy drawn per period code, Wh; every period of an index seen has its entry.
+    pub energy_wh: BTreeMap<String, u64>,
+    injected_by_index: u64,
+    injected_by_power: u64,
+    uses_injected_index: bool,
+}
+
+impl Totals {
+    /// Adds `line` at `at`, which comes after `before` (the previous line in time, if any).
+    pub fn add(&mut self, before: Option<(&LogLine, Timestamp)>, line: &LogLine, at: Timestamp) {
+        if let Some((before, before_at)) = before {
+            self.add_between(before, before_at, line, at);
         }
-    } else {
-        let dt = to.1.duration_since(from.1).as_secs().clamp(0, MAX_GAP_S);
-        let w = u64::from(to.0.injected_w.unwrap_or(0));
-        // Wh = W × s / 3600, rounded to the nearest.
-        (w * dt.unsigned_abs() + 1800) / 3600
+        for (key, _) in &line.indexes {
+            self.energy_wh
+                .entry(period_of_key(key).to_owned())
+                .or_insert(0);
+        }
+        self.uses_injected_index |= line.injected_index.is_some();
+    }
+
+    /// Adds what was drawn and injected from `from` to `to`.
+    fn add_between(&mut self, from: &LogLine, from_at: Timestamp, to: &LogLine, to_at: Timestamp) {
+        add_increases(&mut self.energy_wh, from, to);
+        self.injected_by_index += injected_by_index(from, to);
+        self.injected_by_power += injected_by_power(from_at, (to, to_at));
+    }
+
+    /// Adds what was drawn and injected from the previous day's last line to this day's first
+    /// one, as [`DayReport::link_previous`] does.
+    pub fn link_previous(
+        &mut self,
+        previous: &LogLine,
+        first: (&LogLine, Timestamp),
+        tz: &TimeZone,
+    ) {
+        let at = previous_instant(previous, tz);
+        if at < first.1 {
+            self.add_between(previous, at, first.0, first.1);
+        }
+    }
+
+    /// Energy injected, Wh: by `IndexInjectee` when a line of the day has it.
+    pub fn injected_wh(&self) -> u64 {
+        if self.uses_injected_index {
+            self.injected_by_index
+        } else {
+            self.injected_by_power
+        }
     }
 }
 
@@ -135,8 +206,7 @@ impl DayReport {
         let seconds = |t: Timestamp| t.duration_since(origin).as_secs();
         let uses_injected_index = lines.iter().any(|l| l.injected_index.is_some());
 
-        let mut energy_wh = BTreeMap::new();
-        let mut injected_wh = 0;
+        let mut totals = Totals::default();
         let mut points: Vec<Point> = Vec::new();
         let mut bucket: Option<(i64, u64, u64, u64, i64)> = None; // minute, Σva, Σw, n, last s
         let mut segments: Vec<Segment> = Vec::new();
@@ -145,14 +215,7 @@ impl DayReport {
         for &i in &order {
             let line = &lines[i];
             let s = seconds(at[i]);
-            if let Some(p) = previous {
-                add_increases(&mut energy_wh, &lines[p], line);
-                injected_wh +=
-                    injected_between((&lines[p], at[p]), (line, at[i]), uses_injected_index);
-            }
-            for (key, _) in &line.indexes {
-                energy_wh.entry(period_of_key(key).to_owned()).or_insert(0);
-            }
+            totals.add(previous.map(|p| (&lines[p], at[p])), line, at[i]);
             let va = line.consumed_va.unwrap_or(0);
             if line.consumed_va.is_some() && max_power.is_none_or(|(m, _)| va > m) {
                 max_power = Some((va, line.time));
@@ -195,8 +258,8 @@ impl DayReport {
             midnight: origin,
             points,
             segments,
-            energy_wh,
-            injected_wh,
+            injected_wh: totals.injected_wh(),
+            energy_wh: totals.energy_wh,
             max_power,
             lines: lines.len(),
             first: (lines[first].clone(), at[first]),
@@ -208,19 +271,16 @@ impl DayReport {
     /// Counts the energy between the previous day's last line and this day's first one, which
     /// belongs to this day; `tz` places that line in time.
     pub fn link_previous(&mut self, previous: &LogLine, tz: &TimeZone) {
-        let at = tz
-            .to_ambiguous_timestamp(previous.time)
-            .later()
-            .unwrap_or_default();
+        let at = previous_instant(previous, tz);
         if at >= self.first.1 {
             return; // not before this day's first line: not a predecessor
         }
         add_increases(&mut self.energy_wh, previous, &self.first.0);
-        self.injected_wh += injected_between(
-            (previous, at),
-            (&self.first.0, self.first.1),
-            self.uses_injected_index,
-        );
+        self.injected_wh += if self.uses_injected_index {
+            injected_by_index(previous, &self.first.0)
+        } else {
+            injected_by_power(at, (&self.first.0, self.first.1))
+        };
     }
 
     /// The latest line of the day: the next day's starting point.
@@ -248,10 +308,17 @@ pub fn cents(amount: f64) -> f64 {
     (amount * 100.0).round() / 100.0
 }
 
-/// The retained `<base>/<id>/today` payload of contract §3, its keys in the contract's order,
+/// The retained `<base>/<id>/today` payload of contract §3, its keys in the contract's order:
+/// the day's energy per period and injected energy, as the logger keeps them line by line,
 /// with issue 19's `cost_by_period` (keyed like `energy_wh`, `null` for a period without
 /// price) and `subscription` (the day's, included in `cost`) before `currency`.
-pub fn today_json(report: &DayReport, costs: &Costs, currency: &str) -> String {
+pub fn today_json(
+    date: Date,
+    energy_wh: &BTreeMap<String, u64>,
+    injected_wh: u64,
+    costs: &Costs,
+    currency: &str,
+) -> String {
     #[derive(serde::Serialize)]
     struct Today<'a> {
         date: String,
@@ -263,9 +330,9 @@ pub fn today_json(report: &DayReport, costs: &Costs, currency: &str) -> String {
         currency: &'a str,
     }
     let today = Today {
-        date: report.date.to_string(),
-        energy_wh: &report.energy_wh,
-        injected_wh: report.injected_wh,
+        date: date.to_string(),
+        energy_wh,
+        injected_wh,
         cost: costs.total.map(cents),
         cost_by_period: costs
             .rows
@@ -364,7 +431,13 @@ mod tests {
         assert!((c.total.unwrap() - 10.04558).abs() < 1e-9, "{c:?}");
         assert_eq!(cents(c.total.unwrap()), 10.05);
         assert_eq!(
-            today_json(&report, &c, "EUR"),
+            today_json(
+                report.date,
+                &report.energy_wh,
+                report.injected_wh,
+                &c,
+                "EUR"
+            ),
             r#"{"date":"2021-02-20","energy_wh":{"HN":2100,"PM":12300},"injected_wh":300,"cost":10.05,"cost_by_period":{"HN":0.29,"PM":9.25},"subscription":0.5,"currency":"EUR"}"#
         );
     }

@@ -395,9 +395,9 @@ impl Logbook {
 
     /// The `price` of the meters whose price changed, the `today` and `month` (when it
     /// changed) messages of the meters that got lines since the last call, and the
-    /// discovery configs of periods seen for the first time. Each is computed from the day's
-    /// lines once per call, however many lines came: the caller calls it at most once a
-    /// second, so a burst costs one computation a second, not one per line.
+    /// discovery configs of periods seen for the first time. The day's figures are kept up
+    /// to date as lines come (constant work per line); the caller calls this at most once a
+    /// second, so a burst sends one message a second, not one per line.
     pub fn take_today(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         for (id, meter) in &mut self.meters {
@@ -405,13 +405,20 @@ impl Logbook {
             if let Some(price) = meter.price.take_change() {
                 out.push(Message::new(topics.leaf("price"), price, true, 1));
             }
-            let Some(today) = meter.take_today(&self.tz) else {
+            let Some(today) = meter.take_today() else {
                 continue;
             };
-            let costs = self.prices.cost(today.date, &today.energy_wh);
-            let payload = day::today_json(&today, &costs, self.prices.currency());
+            let (date, energy_wh) = (today.date(), today.energy_wh().clone());
+            let costs = self.prices.cost(date, &energy_wh);
+            let payload = day::today_json(
+                date,
+                &energy_wh,
+                today.injected_wh(),
+                &costs,
+                self.prices.currency(),
+            );
             out.push(Message::new(topics.leaf("today"), payload, true, 1));
-            if let Some(month) = meter.take_month(&today, &self.prices, &self.tz) {
+            if let Some(month) = meter.take_month(date, &energy_wh, &self.prices, &self.tz) {
                 out.push(Message::new(topics.leaf("month"), month, true, 1));
             }
             if meter.has_new_periods() {

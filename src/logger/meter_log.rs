@@ -16,6 +16,7 @@ use super::costs::{Month, PriceNow};
 use super::day::DayReport;
 use super::disk::{date_of_file, last_line, open_log, read_log, write_line};
 use super::pages::{self, IndexRow, Nav, PageSettings};
+use super::today::RunningDay;
 use super::{Aggregator, LogLine};
 use crate::config::LoggerConfig;
 use crate::files::write_atomic;
@@ -79,15 +80,11 @@ struct Device {
     contract: Contract,
 }
 
-/// The lines of the newest day, kept to compute the `today` message: a line is pushed
-/// (constant work), the report is computed when the coalesced `today` message goes out.
+/// The newest day's `today` figures, kept up to date line by line, and whether lines came
+/// since the last `today` message.
 #[derive(Debug)]
 struct Today {
-    date: Date,
-    lines: Vec<LogLine>,
-    /// The day before's last line, where today's energy counts from.
-    previous: Option<LogLine>,
-    /// Lines came since the last `today` message.
+    day: RunningDay,
     due: bool,
 }
 
@@ -281,15 +278,16 @@ impl MeterLog {
         self.unwritten.len()
     }
 
-    /// Keeps the newest day's lines (a late line for a past day only marks its page); the
-    /// `today` report waits for [`MeterLog::take_today`].
-    pub fn note_line(&mut self, date: Date, line: LogLine, _tz: &TimeZone) {
+    /// Counts a line in the newest day's `today` figures (a late line for a past day only
+    /// marks its page): constant work per line in time order. A new day starts from its
+    /// file (the lines already there, and the day before's last line); see [`RunningDay`].
+    pub fn note_line(&mut self, date: Date, line: LogLine, tz: &TimeZone) {
         match &mut self.today {
-            Some(t) if t.date == date => {
-                t.lines.push(line);
+            Some(t) if t.day.date() == date => {
+                t.day.push(line, tz);
                 t.due = true;
             }
-            Some(t) if t.date > date => {} // a late line for a past day
+            Some(t) if t.day.date() > date => {} // a late line for a past day
             _ => {
                 // A new day (or the first line since start): what the file already has counts.
                 let lines = read_log(&self.log_path(date))
@@ -300,41 +298,35 @@ impl MeterLog {
                     .ok()
                     .and_then(|d| last_line(&self.log_path(d)));
                 self.today = Some(Today {
-                    date,
-                    lines,
-                    previous,
+                    day: RunningDay::new(date, lines, previous, tz),
                     due: true,
                 });
             }
         }
     }
 
-    /// The newest day's report when lines came since the last call, noting the tariff
-    /// periods it shows.
-    pub fn take_today(&mut self, tz: &TimeZone) -> Option<DayReport> {
-        let t = self.today.as_mut().filter(|t| t.due)?;
+    /// The newest day's figures when lines came since the last call, noting the tariff
+    /// periods they show.
+    pub fn take_today(&mut self) -> Option<&RunningDay> {
+        let t = self.today.as_mut().filter(|t| t.due && !t.day.is_empty())?;
         t.due = false;
-        let mut report = DayReport::from_lines(t.date, &t.lines, tz)?;
-        if let Some(previous) = &t.previous {
-            report.link_previous(previous, tz);
-        }
-        self.periods.extend(report.energy_wh.keys().cloned());
-        Some(report)
+        self.periods.extend(t.day.energy_wh().keys().cloned());
+        Some(&t.day)
     }
 
     /// The `month` payload after `today`'s report, when it changed: the month's past days
     /// are read from their logs once, and again only when their log changed.
     pub fn take_month(
         &mut self,
-        today: &DayReport,
+        date: Date,
+        energy_wh: &BTreeMap<String, u64>,
         prices: &Prices,
         tz: &TimeZone,
     ) -> Option<String> {
         let place = &self.place;
-        self.month
-            .update(today.date, &today.energy_wh, prices, |date| {
-                place.day_report(date, tz).map(|r| r.energy_wh)
-            })
+        self.month.update(date, energy_wh, prices, |date| {
+            place.day_report(date, tz).map(|r| r.energy_wh)
+        })
     }
 
     /// Whether periods were seen that discovery has not announced yet.

@@ -10,6 +10,7 @@
 //! - [`day`]: a day's lines → energy per period, injected energy, cost, peak power, chart points;
 //!   the `today` payload.
 //! - [`costs`]: the `price` and `month` payloads, each day at the prices of that day.
+//! - `today`: the newest day's `today` figures, kept up to date line by line.
 //! - [`pages`]: reports → the day pages and the index, as Strings.
 //!
 //! Where it meets files and the network:
@@ -34,6 +35,7 @@ mod meter_log;
 pub mod mqtt;
 pub mod pages;
 pub mod state;
+mod today;
 pub mod window;
 
 pub use day::DayReport;

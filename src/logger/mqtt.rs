@@ -231,6 +231,7 @@ async fn poll(
 ) {
     let mut backoff = Backoff::default();
     let mut down_logged = false;
+    let mut connected = false;
     let mut closing: Option<tokio::time::Instant> = None;
     loop {
         let event = match closing {
@@ -242,23 +243,7 @@ async fn poll(
                 Ok(event) => event,
                 Err(e) => {
                     if !down_logged {
-                        let why = if let ConnectionError::MqttState(StateError::Deserialization(
-                            rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded {
-                                pkt_size,
-                                ..
-                            },
-                        )) = &e
-                        {
-                            // Only a broker that ignores the Maximum Packet Size sends one.
-                            format!(
-                                "a message of {pkt_size} bytes is over the logger's limit of \
-                                 {MAX_INCOMING}, which this broker ignores: remove it (an empty \
-                                 retained message on its topic) and set the broker's message \
-                                 size limit"
-                            )
-                        } else {
-                            diagnosis::describe_v5(&e, tls)
-                        };
+                        let why = why_down(&e, tls, connected);
                         warn!(%broker, "cannot use the MQTT broker: {why}; retrying with backoff");
                         down_logged = true;
                     }
@@ -270,6 +255,7 @@ async fn poll(
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 backoff.reset();
+                connected = true;
                 info!(%broker, session_present = ack.session_present, "connected to the MQTT broker");
                 down_logged = false;
                 if events.send(LinkEvent::Connected).await.is_err() {
@@ -305,6 +291,38 @@ async fn poll(
             }
             _ => {}
         }
+    }
+}
+
+/// Why the connection failed, in words that say what to do; `connected` is whether this
+/// broker ever accepted the logger.
+fn why_down(e: &ConnectionError, tls: bool, connected: bool) -> String {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode::{
+        RefusedProtocolVersion, UnsupportedProtocolVersion,
+    };
+    match e {
+        // Only a broker that ignores the Maximum Packet Size sends one.
+        ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded { pkt_size, .. },
+        )) => format!(
+            "a message of {pkt_size} bytes is over the logger's limit of {MAX_INCOMING}, which \
+             this broker ignores: remove it (an empty retained message on its topic) and set the \
+             broker's message size limit"
+        ),
+        // A broker that speaks only MQTT 3.1.1 closes the connection at an MQTT 5 CONNECT
+        // (rumqttd, linkymon's embedded broker), or refuses the protocol version.
+        ConnectionError::MqttState(StateError::ConnectionAborted)
+        | ConnectionError::ConnectionRefused(RefusedProtocolVersion | UnsupportedProtocolVersion)
+            if !connected =>
+        {
+            format!(
+                "{}: the logger speaks MQTT 5, and this broker may speak only MQTT 3.1.1 \
+                 (linkymon's embedded broker does, as mosquitto before 1.6): point the logger \
+                 at an MQTT 5 broker such as mosquitto",
+                diagnosis::describe_v5(e, tls)
+            )
+        }
+        _ => diagnosis::describe_v5(e, tls),
     }
 }
 

@@ -1,16 +1,21 @@
 //! What the meter says: frames become typed [`Reading`]s with the contract's derived values.
 //!
 //! This module owns the meaning of labels (the [`labels`] table), the status register
-//! ([`stge`]), EJP and Tempo, injection, the tariff period code, and the [`guard`] that keeps
-//! impossible index values out. It does not know about bytes (that is [`crate::tic`]) nor about
+//! ([`stge`]), EJP and Tempo, injection, the tariff period code, the energy named by period
+//! ([`energy`], with what it learns about a meter in a [`Memory`] the caller saves), the next
+//! tariff change ([`calendar`]), and the [`guard`] that keeps impossible index values out. It does not know about bytes (that is [`crate::tic`]) nor about
 //! MQTT, screens or files. Time comes in as a number of seconds, never from a clock.
 
+pub mod calendar;
+pub mod energy;
 pub mod guard;
 pub mod labels;
 pub mod power;
 mod reading;
 pub mod stge;
 
+pub use calendar::NextChange;
+pub use energy::Memory;
 pub use guard::IndexGuard;
 pub use power::PowerEstimator;
 pub use reading::{Derived, Entry, Reading, Value};
@@ -43,6 +48,15 @@ pub struct Meter {
     max_power_w: Option<f64>,
     guard: IndexGuard,
     values_rejected: u64,
+    /// What was learnt about the meters of this line (which supplier index is which period,
+    /// the day profiles), for the caller to save.
+    memory: Memory,
+    /// The last `OPTARIF` seen (historic mode).
+    optarif: Option<String>,
+    /// The last accepted value of each historic index, in [`energy::HISTORIC`] order: the
+    /// total drawn is their sum, so a frame that lost one group to its checksum does not
+    /// make the total drop.
+    historic: [Option<i64>; energy::HISTORIC.len()],
 }
 
 impl Meter {
@@ -54,7 +68,26 @@ impl Meter {
             max_power_w: None,
             guard: IndexGuard::default(),
             values_rejected: 0,
+            memory: Memory::default(),
+            optarif: None,
+            historic: [None; energy::HISTORIC.len()],
         }
+    }
+
+    /// The same meter model, starting from what was learnt before (a saved [`Memory`]).
+    pub fn with_memory(mut self, memory: Memory) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// What was learnt, to save when [`Memory::is_dirty`] (then call [`Memory::saved`]).
+    pub fn memory_mut(&mut self) -> &mut Memory {
+        &mut self.memory
+    }
+
+    /// Hands over what was learnt (to the model of the next meter on the line).
+    pub fn take_memory(&mut self) -> Memory {
+        std::mem::take(&mut self.memory)
     }
 
     /// Counters since creation.
@@ -125,7 +158,178 @@ impl Meter {
             derived: Derived::default(),
         };
         reading.derived = derive(&reading, self.voltage);
+        self.learn(&reading);
+        self.add_energy(&mut reading);
+        // A frame that lost one of the calendar's groups to its checksum could give another
+        // answer (no today's profile: the next change looks like tomorrow's); it gives none,
+        // and says so, so that the last one stands.
+        let calendar = ["DATE", "STGE", "NTARF", "NJOURF", "NJOURF+1", "PJOURF+1"];
+        if mode == Mode::Standard && calendar.iter().all(|l| reading.get(l).is_some()) {
+            reading.derived.calendar_read = true;
+            reading.derived.next_change = self.next_change(&reading);
+        }
         reading
+    }
+
+    /// Learns which supplier index counts which period, and the day profiles.
+    fn learn(&mut self, r: &Reading) {
+        let Some(id) = r.meter.as_deref() else {
+            return;
+        };
+        match r.mode {
+            Mode::Historic => {
+                let indexes = energy::HISTORIC
+                    .iter()
+                    .filter(|(label, ..)| r.get(label).is_some());
+                self.memory.update(id, |m| {
+                    indexes.fold(false, |news, (_, period, n)| {
+                        m.learn_index(*n, period) | news
+                    })
+                });
+            }
+            Mode::Standard => {
+                let index = r.number("NTARF").and_then(|n| u8::try_from(n).ok());
+                let period = r.derived.period.as_deref().and_then(energy::period_name);
+                let profile = r.number("NJOURF+1").and_then(|n| u8::try_from(n).ok());
+                let schedule = r.text("PJOURF+1");
+                let peak = r.text("PPOINTE");
+                // A Tempo contract (STGE gives today's colour) has its six indexes in the
+                // historic order, by the specification (SPEC-NOTES §8.2).
+                let tempo = r.derived.tempo_today.is_some();
+                self.memory.update(id, |m| {
+                    let mut news = false;
+                    if tempo {
+                        for (_, p, n) in &energy::HISTORIC[5..] {
+                            news |= m.learn_index(*n, p);
+                        }
+                    }
+                    if let (Some(n), Some(p)) = (index, period) {
+                        news |= m.learn_index(n, p);
+                    }
+                    if let (Some(n), Some(s)) = (profile, schedule) {
+                        news |= m.learn_profile(n, s);
+                    }
+                    if let Some(s) = peak {
+                        news |= m.learn_peak_profile(s);
+                    }
+                    news
+                });
+            }
+        }
+    }
+
+    /// The energy named by meaning (`derived.energy_import_wh`, `energy_export_wh`, `energy`).
+    fn add_energy(&mut self, r: &mut Reading) {
+        let d = &mut r.derived;
+        match r.mode {
+            Mode::Historic => {
+                if let Some(o) = r.entries.iter().find(|e| e.label == "OPTARIF") {
+                    self.optarif = o.value.as_text().map(str::to_owned);
+                }
+                for (i, (label, period, _)) in energy::HISTORIC.iter().enumerate() {
+                    let value = r.entries.iter().find(|e| e.label == *label);
+                    if let Some(n) = value.and_then(|e| e.value.as_number()) {
+                        self.historic[i] = Some(n);
+                        d.energy.insert(period, n);
+                    }
+                }
+                // The option's indexes, all known: else the sum would be short of one.
+                let option = self.optarif.as_deref().and_then(energy::option_indexes);
+                d.energy_import_wh = option.and_then(|indexes| {
+                    indexes.iter().try_fold(0i64, |sum, (label, ..)| {
+                        let i = energy::HISTORIC.iter().position(|(l, ..)| l == label)?;
+                        sum.checked_add(self.historic[i]?)
+                    })
+                });
+            }
+            Mode::Standard => {
+                let number = |label: &str| {
+                    r.entries
+                        .iter()
+                        .find(|e| e.label == label)
+                        .and_then(|e| e.value.as_number())
+                };
+                d.energy_import_wh = number("EAST");
+                d.energy_export_wh = number("EAIT");
+                let known = r.meter.as_deref().and_then(|id| self.memory.get(id));
+                for (n, label) in (1..).zip(energy::EASF) {
+                    let period = known.and_then(|m| m.period_of(n));
+                    if let (Some(p), Some(v)) = (period, number(label)) {
+                        d.energy.insert(p, v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next tariff change, from the meter's clock and day profiles (standard mode).
+    fn next_change(&self, r: &Reading) -> Option<NextChange> {
+        let now = r
+            .entries
+            .iter()
+            .find(|e| e.label == "DATE")?
+            .timestamp
+            .as_deref()?;
+        let known = r.meter.as_deref().and_then(|id| self.memory.get(id));
+        let d = &r.derived;
+        let period = d.period.as_deref().and_then(energy::period_name);
+        let is_tempo = d.tempo_today.is_some();
+        let profile = |label: &str| r.number(label).and_then(|n| u8::try_from(n).ok());
+        let (today_n, tomorrow_n) = (profile("NJOURF"), profile("NJOURF+1"));
+        let tomorrow_schedule = r.text("PJOURF+1");
+        let today = if d.ejp {
+            known.and_then(|m| m.peak_profile.as_deref())
+        } else if today_n.is_some() && today_n == tomorrow_n {
+            tomorrow_schedule
+        } else {
+            today_n.and_then(|n| known.and_then(|m| m.profiles.get(&n)).map(String::as_str))
+        };
+        // Starts and ends of mobile peaks: EJP's peak hours (on Tempo they are the colours).
+        let mut peaks = Vec::new();
+        if !is_tempo && matches!(period, Some("hn" | "pm")) {
+            for e in &r.entries {
+                let bound = match e.label.get(..3) {
+                    Some("DPM") => "pm",
+                    Some("FPM") => "hn",
+                    _ => continue,
+                };
+                if let Some(ts) = &e.timestamp {
+                    peaks.push((ts.as_str(), bound));
+                }
+            }
+        }
+        let tomorrow_date = calendar::date_of(now).and_then(|d| d.tomorrow().ok());
+        let peak_tomorrow = r
+            .entries
+            .iter()
+            .filter(|e| e.label.starts_with("DPM"))
+            .filter_map(|e| e.timestamp.as_deref().and_then(calendar::date_of))
+            .min()
+            .is_some_and(|d| Some(d) == tomorrow_date);
+        let mut tomorrow = match r.text("PPOINTE") {
+            Some(p) if peak_tomorrow => Some(p),
+            _ => tomorrow_schedule,
+        };
+        let mut today = today;
+        if d.ejp && peaks.iter().any(|(_, bound)| *bound == "hn") {
+            // During a peak the day profiles do not apply until its end (FPMx): tomorrow's
+            // 00:00 slot would otherwise look like the end of an EJP peak that runs to 01:00.
+            (today, tomorrow) = (None, None);
+        }
+        calendar::Calendar {
+            now,
+            index: profile("NTARF"),
+            period,
+            today,
+            tomorrow,
+            tempo: is_tempo.then_some((d.tempo_today, d.tempo_tomorrow)),
+            peaks,
+        }
+        .next_change(|n| {
+            known
+                .and_then(|m| m.period_of(n))
+                .or_else(|| period.and_then(|p| energy::spec_period(p, n)))
+        })
     }
 
     fn learn_limits(&mut self, mode: Mode, entries: &[Entry]) {
@@ -209,6 +413,7 @@ fn derive_historic(r: &Reading, voltage: u32) -> Derived {
         tempo_today: code.get(2..).and_then(TempoColour::from_historic),
         tempo_tomorrow: r.text("DEMAIN").and_then(TempoColour::from_historic),
         stge: None,
+        ..Derived::default()
     }
 }
 
@@ -253,6 +458,7 @@ fn derive_standard(r: &Reading) -> Derived {
         tempo_today,
         tempo_tomorrow: stge.and_then(|s| s.tempo_tomorrow),
         stge,
+        ..Derived::default()
     }
 }
 

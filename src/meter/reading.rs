@@ -1,8 +1,11 @@
 //! A [`Reading`]: one frame's values, typed, with what the contract derives from them.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use super::calendar::NextChange;
 use super::labels::{self, LabelSpec};
 use super::stge::{Stge, TempoColour};
 use crate::tic::Mode;
@@ -87,6 +90,25 @@ pub struct Derived {
     /// The status register, field by field (standard mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stge: Option<Stge>,
+    /// Total energy drawn in Wh: `EAST` in standard mode; in historic mode the sum of the
+    /// option's indexes (`EJPHN + EJPHPM`…), once each has been seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_import_wh: Option<i64>,
+    /// Total energy injected in Wh (`EAIT`, standard mode, producers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_export_wh: Option<i64>,
+    /// Energy drawn per tariff period in Wh, by period name (`hn`, `pm`, `hcjb`…): the
+    /// historic index of that period, or the `EASFxx` learnt to count it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub energy: BTreeMap<&'static str, i64>,
+    /// The next tariff change (standard mode, when the day profiles tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_change: Option<NextChange>,
+    /// The frame had every group the calendar reads (`DATE`, `STGE`, `NTARF`, `NJOURF`,
+    /// `NJOURF+1`, `PJOURF+1`): `next_change` is then the answer, `None` meaning that no
+    /// change comes before the end of tomorrow. Otherwise `next_change` says nothing.
+    #[serde(skip)]
+    pub calendar_read: bool,
 }
 
 /// One frame, typed: what every output (MQTT, screen, LED, logs) works from.

@@ -251,7 +251,8 @@ fn the_state_payload_is_the_contract_example() {
             r#""values":{"ADCO":"021728123456","OPTARIF":"EJP.","ISOUSC":45,"EJPHN":688322,"#,
             r#""EJPHPM":80072,"PTEC":"HN..","IINST":13,"IMAX":90,"PAPP":0,"MOTDETAT":"000000"},"#,
             r#""derived":{"injection_w":2990,"ejp":false,"ejp_notice":false,"#,
-            r#""consumption_va":0,"period":"HN"}}"#,
+            r#""consumption_va":0,"period":"HN","energy_import_wh":768394,"#,
+            r#""energy":{"hn":688322,"pm":80072}}}"#,
         )
     );
 }
@@ -295,4 +296,196 @@ fn the_state_payload_escapes_what_json_requires() {
     assert_eq!(parsed["values"][odd], odd);
     assert_eq!(parsed["values"][format!("{odd}_ts")], odd);
     assert!(json.contains(r#"say \"hi\" \\ \t\n\u0001é"#), "{json}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Energy named by meaning, and the calendar (issue 19).
+
+/// A standard-mode frame of an EJP meter with the serial of `ejp_frame`: `hn` and `pm` on
+/// supplier indexes 1 and 2, `peak` saying whether the mobile peak is on (STGE bits 30–31).
+fn standard_ejp_frame(date: &str, hn: &str, pm: &str, peak: bool) -> Frame {
+    let east = format!(
+        "{:09}",
+        hn.parse::<i64>().unwrap() + pm.parse::<i64>().unwrap()
+    );
+    let (ltarf, ntarf, stge) = if peak {
+        ("POINTE MOBILE", "02", "403A0401")
+    } else {
+        ("HEURES NORMALES", "01", "003A0001")
+    };
+    frame(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "021728123456"),
+            ("DATE", Some(date), ""),
+            ("NGTF", None, "      EJP       "),
+            ("LTARF", None, ltarf),
+            ("EAST", None, &east),
+            ("EASF01", None, hn),
+            ("EASF02", None, pm),
+            ("EASF03", None, "000000000"),
+            ("STGE", None, stge),
+            ("NTARF", None, ntarf),
+            ("NJOURF", None, "00"),
+            ("NJOURF+1", None, "00"),
+            ("PJOURF+1", None, "00004001 NONUTILE"),
+        ],
+    )
+}
+
+#[test]
+fn a_switch_from_historic_to_standard_keeps_the_energy_names_and_values() {
+    let mut m = Meter::new(230);
+    let before = m.read(&ejp_frame("HN..", false, "01450", "007"), 0.0);
+    let d = &before.derived;
+    assert_eq!(d.energy_import_wh, Some(688_322 + 80_072));
+    assert_eq!(d.energy.get("hn"), Some(&688_322));
+    assert_eq!(d.energy.get("pm"), Some(&80_072));
+    let after = m.read(
+        &standard_ejp_frame("H261202101500", "000688330", "000080072", false),
+        2.0,
+    );
+    let d = &after.derived;
+    assert_eq!(after.meter, before.meter);
+    assert_eq!(d.energy_import_wh, Some(688_330 + 80_072));
+    // Learnt from the historic labels: no peak hours seen yet in standard mode.
+    assert_eq!(d.energy.get("hn"), Some(&688_330));
+    assert_eq!(d.energy.get("pm"), Some(&80_072));
+    assert_eq!(d.energy.len(), 2, "{:?}", d.energy);
+    assert_eq!(m.stats().index_held, 0);
+}
+
+#[test]
+fn standard_mode_learns_which_index_counts_which_period_and_remembers_it() {
+    let hc = |ltarf: &str, ntarf: &str| {
+        frame(
+            Mode::Standard,
+            &[
+                ("ADSC", None, "061964123456"),
+                ("NGTF", None, "H PLEINE/CREUSE "),
+                ("LTARF", None, ltarf),
+                ("EAST", None, "080490250"),
+                ("EASF01", None, "041733418"),
+                ("EASF02", None, "038756832"),
+                ("NTARF", None, ntarf),
+            ],
+        )
+    };
+    let mut m = Meter::new(230);
+    let r = m.read(&hc(" HEURE  PLEINE  ", "02"), 0.0);
+    assert_eq!(r.derived.energy_import_wh, Some(80_490_250));
+    assert_eq!(
+        r.derived.energy.iter().collect::<Vec<_>>(),
+        [(&"hp", &38_756_832)],
+        "index 1 is not known yet"
+    );
+    assert!(m.memory_mut().is_dirty());
+    let saved = m.memory_mut().to_json();
+    // A restart with what was saved, now in off-peak hours.
+    let mut m = Meter::new(230).with_memory(Memory::from_json(&saved));
+    let r = m.read(&hc(" HEURE  CREUSE  ", "01"), 0.0);
+    assert_eq!(r.derived.energy.get("hc"), Some(&41_733_418));
+    assert_eq!(r.derived.energy.get("hp"), Some(&38_756_832));
+}
+
+#[test]
+fn the_historic_total_waits_for_every_index_of_the_option_and_never_drops() {
+    let mut m = Meter::new(230);
+    let partial = historic(&[
+        ("ADCO", "021728123456"),
+        ("OPTARIF", "EJP."),
+        ("EJPHN", "000688322"),
+    ]);
+    assert_eq!(m.read(&partial, 0.0).derived.energy_import_wh, None);
+    let r = m.read(&ejp_frame("HN..", false, "01450", "007"), 1.0);
+    assert_eq!(r.derived.energy_import_wh, Some(768_394));
+    // EJPHPM lost to a checksum: the total keeps its last value.
+    assert_eq!(
+        m.read(&partial, 2.0).derived.energy_import_wh,
+        Some(768_394)
+    );
+}
+
+#[test]
+fn the_next_change_of_the_corpus_hc_capture_is_the_afternoon_off_peak_hours() {
+    let bytes =
+        std::fs::read("../shared/tic/corpus/std-1p-prod-hc-teleinfo2mqtt.tic").unwrap_or_default();
+    if bytes.is_empty() {
+        return; // the corpus lives beside the repository, not in it
+    }
+    let mut m = Meter::new(230);
+    let mut last = None;
+    crate::tic::Decoder::new(crate::tic::ModeHint::Auto)
+        .push(&bytes, |f| last = Some(m.read(&f, 0.0)));
+    let r = last.unwrap();
+    // 13:43 on a weekday in peak hours (NTARF 02): PJOURF+1 has off-peak hours from 14:40,
+    // and today's profile is the same (NJOURF = NJOURF+1).
+    let next = r.derived.next_change.clone().unwrap();
+    assert_eq!(next.at, "2025-03-07T14:40:00+01:00");
+    assert_eq!(next.period, Some("hc"));
+    let state: serde_json::Value = serde_json::from_str(&r.to_state_json(None, None)).unwrap();
+    assert_eq!(
+        state["derived"]["next_change"],
+        serde_json::json!({"at": "2025-03-07T14:40:00+01:00", "period": "hc"})
+    );
+}
+
+#[test]
+fn an_ejp_peak_announced_for_tomorrow_is_the_next_change() {
+    let mut m = Meter::new(230);
+    let mut groups: Vec<(&str, Option<&str>, &str)> = vec![
+        ("ADSC", None, "021728123456"),
+        ("DATE", Some("H261202101500"), ""),
+        ("NGTF", None, "      EJP       "),
+        ("LTARF", None, "HEURES NORMALES"),
+        ("EAST", None, "000768402"),
+        ("EASF01", None, "000688330"),
+        ("EASF02", None, "000080072"),
+        ("STGE", None, "003A0001"),
+        ("DPM1", Some(" 261203070000"), "00"),
+        ("FPM1", Some(" 261204010000"), "00"),
+        ("NTARF", None, "01"),
+        ("NJOURF", None, "00"),
+        ("NJOURF+1", None, "00"),
+        ("PJOURF+1", None, "00004001 NONUTILE"),
+    ];
+    let r = m.read(&frame(Mode::Standard, &groups), 0.0);
+    assert_eq!(
+        r.derived.next_change,
+        Some(NextChange {
+            at: "2026-12-03T07:00:00+01:00".into(),
+            period: Some("pm")
+        })
+    );
+    groups.retain(|g| !g.0.ends_with("PM1"));
+    let r = m.read(&frame(Mode::Standard, &groups), 2.0);
+    assert_eq!(
+        r.derived.next_change, None,
+        "no change in an EJP normal day"
+    );
+}
+
+#[test]
+fn a_frame_missing_a_group_of_the_calendar_says_nothing_of_the_next_change() {
+    let full = standard_ejp_frame("H261202101500", "000688330", "000080072", false);
+    let r = Meter::new(230).read(&full, 0.0);
+    assert!(r.derived.calendar_read);
+    let groups: Vec<_> = full
+        .groups()
+        .filter(|g| g.label != "NJOURF")
+        .map(|g| {
+            (
+                g.label.to_owned(),
+                g.horodate.map(str::to_owned),
+                g.value.to_owned(),
+            )
+        })
+        .collect();
+    let groups: Vec<(&str, Option<&str>, &str)> = groups
+        .iter()
+        .map(|(l, h, v)| (l.as_str(), h.as_deref(), v.as_str()))
+        .collect();
+    let r = Meter::new(230).read(&frame(Mode::Standard, &groups), 0.0);
+    assert!(!r.derived.calendar_read);
+    assert_eq!(r.derived.next_change, None);
 }

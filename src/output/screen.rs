@@ -7,7 +7,8 @@
 //! ```text
 //!  y  0 ┌────────────────────────────────┐  6×10 font: time of the last frame, and one tag
 //!       │21:04:05             PRÉAVIS EJP│  (silent line, notice, relay, tomorrow's Tempo
-//!  y 11 ├────────────────────────────────┤   colour, or the tariff period)
+//!  y 11 ├────────────────────────────────┤   colour, the next tariff change `HC à 22:00`
+//!       │                                │   in standard mode, or the tariff period)
 //!       │                                │
 //!       │          EJP   OUI             │  9×15 bold drawn twice as large (18×30 per letter):
 //!       │                                │  the line read from across the room. Lit on a
@@ -153,6 +154,11 @@ fn tag(view: &View) -> Option<Label> {
             None => "?",
         };
         return Some(Label::plain(format!("demain {tomorrow}")));
+    }
+    // Standard mode: the next tariff change (`HC à 22:00`, 10 characters) says more than the
+    // period in force, which it implies.
+    if let Some((period, at)) = &view.next_change {
+        return Some(Label::plain(format!("{period} à {at}")));
     }
     view.period.clone().map(Label::plain)
 }

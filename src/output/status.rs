@@ -48,6 +48,8 @@ pub struct Status {
     tempo_tomorrow: Option<TempoColour>,
     /// The relay contact: `None` until the debouncer has settled, or when not wired.
     relay: Option<bool>,
+    /// The next tariff change, from the last frame that had every group the calendar reads.
+    next_change: Option<crate::meter::NextChange>,
 }
 
 /// What the box shows at one moment: the screen and the LED are functions of this alone.
@@ -75,6 +77,9 @@ pub struct View {
     pub consumption_va: Option<i64>,
     /// Injected power, in W.
     pub injection_w: Option<i64>,
+    /// The next tariff change (standard mode): the period it starts in capitals (`HC`, or
+    /// `?`) and its time of day as the meter's clock says it (`14:40`).
+    pub next_change: Option<(String, String)>,
 }
 
 impl Status {
@@ -128,6 +133,10 @@ impl Status {
         if d.period.is_some() {
             self.period.clone_from(&d.period);
         }
+        // A frame that lost a group the calendar reads says nothing of the next change.
+        if d.calendar_read {
+            self.next_change.clone_from(&d.next_change);
+        }
     }
 
     /// Takes in the relay contact's debounced state (`None`: unknown, or not wired).
@@ -165,6 +174,11 @@ impl Status {
             period: self.period.clone().filter(|_| fresh),
             consumption_va: self.consumption_va.filter(|_| fresh),
             injection_w: self.injection_w.filter(|_| fresh),
+            next_change: self.next_change.as_ref().filter(|_| fresh).and_then(|n| {
+                // `2026-12-02T22:00:00+01:00` → `22:00`.
+                let hhmm = n.at.get(11..16)?.to_owned();
+                Some((n.period.unwrap_or("?").to_ascii_uppercase(), hhmm))
+            }),
         }
     }
 }

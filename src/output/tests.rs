@@ -68,6 +68,30 @@ fn tempo_red() -> Reading {
     crate::testing::historic_tempo("HPJR", "BLAN", "012", "02760", "Y")
 }
 
+/// A standard-mode HC meter in peak hours at 13:43, its off-peak hours starting at 14:40.
+fn standard_hc() -> Reading {
+    crate::testing::reading(
+        crate::tic::Mode::Standard,
+        &[
+            ("ADSC", None, "061964123456"),
+            ("DATE", Some("H250307134349"), ""),
+            ("NGTF", None, "H PLEINE/CREUSE "),
+            ("LTARF", None, " HEURE  PLEINE  "),
+            ("SINSTS", None, "01230"),
+            ("STGE", None, "003A0401"),
+            ("NTARF", None, "02"),
+            ("NJOURF", None, "00"),
+            ("NJOURF+1", None, "00"),
+            (
+                "PJOURF+1",
+                None,
+                "00008002 0210C001 08108002 1440C001 16408002 NONUTILE NONUTILE NONUTILE \
+                 NONUTILE NONUTILE NONUTILE",
+            ),
+        ],
+    )
+}
+
 const CLOCK: Time = time(21, 4, 5, 0);
 
 /// The status after `reading` came at t = 100 s.
@@ -95,6 +119,7 @@ fn golden_states() -> Vec<(&'static str, View)> {
         ("notice", view_of(&notice())),
         ("peak", view_of(&peak())),
         ("tempo-red", view_of(&tempo_red())),
+        ("next-change", view_of(&standard_hc())),
         ("no-data", Status::default().view(5.0, false)),
         ("silent", after(&consuming()).view(100.0 + 185.0, false)),
         ("relay-peak", relay.view(101.0, true)),
@@ -244,6 +269,10 @@ fn powers_are_shown_in_kilowatts_like_the_perl_tool() {
 fn the_tag_shows_the_most_urgent_thing() {
     let tag = |v: &View| Screen::new(v).tag.map(|t| (t.text, t.inverted));
     assert_eq!(tag(&view_of(&consuming())), Some(("HN".into(), false)));
+    assert_eq!(
+        tag(&view_of(&standard_hc())),
+        Some(("HC à 14:40".into(), false))
+    );
     assert_eq!(tag(&view_of(&notice())), Some(("PRÉAVIS EJP".into(), true)));
     assert_eq!(
         tag(&Status::default().view(0.0, false)),

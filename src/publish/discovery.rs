@@ -24,12 +24,23 @@
 //!   Jinja tries the attribute before the key, and `value_json.values` is the dict's `values`
 //!   method, so every dotted read of a key named like a dict method renders nothing.
 //!   `tests/ha_templates.py` renders every template with Jinja2 against real states.
+//! - Two availability topics (`availability_mode: all`) for the meter's values: the daemon's
+//!   `<base>/<id>/availability` and the line's `<base>/<id>/line` (`ON`/`OFF`), so they go
+//!   unavailable when the daemon stops and when the line falls silent, rather than show the last
+//!   values forever. The line's own `binary_sensor` (class `connectivity`, diagnostic) follows
+//!   only the daemon's, so it stays visible while `OFF`; so do the daemon's counters (`diag`:
+//!   what it read and when, worth seeing while the line is silent) and the relay contact (read
+//!   on a GPIO, not on the line). The logger's `today_*` entities follow only the daemon's too:
+//!   what was counted today stays true while the line is silent.
 //! - Horodates are `timestamp` entities; a horodate without a season (`DPMx`) has no offset,
 //!   so the template places it in Home Assistant's time zone (`as_local`): Home Assistant
 //!   refuses a timestamp without a time zone.
 
+mod energy;
+
 use std::collections::BTreeSet;
 
+pub use energy::{energy_config_messages, energy_leaves};
 use serde_json::{Map, Value, json};
 
 use super::Message;
@@ -325,6 +336,9 @@ struct Entity {
     /// `false` for labels few users look at: the entity exists, disabled until a user
     /// enables it, so it costs no state writes or history.
     enabled_by_default: bool,
+    /// Unavailable while `<base>/<id>/line` is `OFF` too (see the module's doc): the meter's
+    /// values; `false` for what stays true while the line is silent.
+    follows_line: bool,
 }
 
 impl Entity {
@@ -343,6 +357,7 @@ impl Entity {
             last_reset: None,
             precision: None,
             enabled_by_default: true,
+            follows_line: true,
         }
     }
 }
@@ -442,7 +457,8 @@ fn messages(
         "name": "linkymon",
         "sw_version": ctx.sw_version,
     });
-    let availability = Topics::new(&ctx.base_topic, meter_id).availability();
+    let topics = Topics::new(&ctx.base_topic, meter_id);
+    let availability = [topics.availability(), topics.leaf("line")];
     entities
         .iter()
         .map(|e| {
@@ -483,7 +499,8 @@ pub fn config_filter(meter_id: &str, ctx: &Context) -> String {
 /// prefix, not announced now, not the logger's (`today_*`, `month_*`, `price`: it announces
 /// its own), and not a
 /// label that comes and goes ([`INTERMITTENT`]: `PEJP`, `ADPS`, `DPMx`…), whose entity must
-/// survive a restart between two notices. Anything else in `retained` (another meter, another
+/// survive a restart between two notices, nor an energy entity (`energy_*`, whose history
+/// must survive a period not seen since the restart). Anything else in `retained` (another meter, another
 /// program) is ignored. The output is sorted, each topic once, retained at QoS 1 like the
 /// configs, so it can be sent before them.
 ///
@@ -519,6 +536,7 @@ where
                 if ["sensor", "binary_sensor"].contains(component)
                     && *n == node
                     && !LOGGER_PREFIXES.iter().any(|p| object.starts_with(p))
+                    && !object.starts_with(energy::ENERGY_PREFIX)
                     && !keep.contains(*object)
         )
     };
@@ -626,6 +644,10 @@ where
             ..Entity::sensor("price", "Price per kWh", topics.leaf("price"))
         });
     }
+    // The logger's figures stay true while the meter's line is silent.
+    for entity in &mut entities {
+        entity.follows_line = false;
+    }
     messages(&entities, meter_id, mode, contract, ctx)
 }
 
@@ -650,7 +672,9 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
         return e;
     };
     e.name = spec.name.to_owned();
-    e.diagnostic = spec.role == Role::Diagnostic;
+    // The indexes named by label are diagnostics: the energy dashboard uses the entities named
+    // by period ([`energy_config_messages`]), which survive a change of mode.
+    e.diagnostic = matches!(spec.role, Role::Diagnostic | Role::Index);
     e.enabled_by_default = !rarely_used(label);
     if let Some(unit) = spec.unit {
         let (mut classes, factor) = unit_classes(unit);
@@ -685,11 +709,23 @@ fn label_entity(label: &str, topics: &Topics) -> Entity {
     e
 }
 
-/// Entities that do not come from a label: estimates, decoder counters, EJP, Tempo and the
-/// relay contact.
+/// Entities that do not come from a label: the line, estimates, decoder counters, EJP, Tempo
+/// and the relay contact.
 fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics) -> Vec<Entity> {
     let (power, _) = unit_classes(Unit::W);
     let mut entities = vec![
+        Entity {
+            component: "binary_sensor",
+            qos: 1,
+            classes: Classes {
+                device_class: Some("connectivity"),
+                ..Classes::default()
+            },
+            diagnostic: true,
+            // Visible while `OFF`: that is what it is there to say.
+            follows_line: false,
+            ..Entity::sensor("line", "TIC line", topics.leaf("line"))
+        },
         Entity {
             classes: power,
             precision: precision(Unit::W),
@@ -728,6 +764,7 @@ fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics)
             classes,
             value_template: Some(format!("{{{{ value_json.{key} }}}}")),
             diagnostic: true,
+            follows_line: false,
             ..Entity::sensor(key, name, topics.leaf("diag"))
         });
     }
@@ -745,6 +782,7 @@ fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics)
         entities.push(Entity {
             component: "binary_sensor",
             qos: 1,
+            follows_line: false,
             ..Entity::sensor("relay", "Relay contact", topics.leaf("relay"))
         });
     }
@@ -768,13 +806,13 @@ fn fixed_entities(mode: Mode, contract: &Contract, relay: bool, topics: &Topics)
     entities
 }
 
-/// The config payload of one entity.
+/// The config payload of one entity; `availability` is the daemon's topic and the line's.
 fn payload(
     e: &Entity,
     meter_id: &str,
     device: &Value,
     origin: &Value,
-    availability: &str,
+    availability: &[String; 2],
 ) -> Value {
     let unique_id = format!("linky_{meter_id}_{}", e.object_id);
     let mut p = Map::new();
@@ -788,9 +826,21 @@ fn payload(
     );
     put("unique_id", unique_id.into());
     put("state_topic", e.state_topic.as_str().into());
-    put("availability_topic", availability.into());
-    put("payload_available", "online".into());
-    put("payload_not_available", "offline".into());
+    let [daemon, line] = availability;
+    if e.follows_line {
+        put(
+            "availability",
+            json!([
+                { "topic": daemon, "payload_available": "online", "payload_not_available": "offline" },
+                { "topic": line, "payload_available": "ON", "payload_not_available": "OFF" },
+            ]),
+        );
+        put("availability_mode", "all".into());
+    } else {
+        put("availability_topic", daemon.as_str().into());
+        put("payload_available", "online".into());
+        put("payload_not_available", "offline".into());
+    }
     put("device", device.clone());
     put("origin", origin.clone());
     if e.qos != 0 {

@@ -9,6 +9,8 @@
 //! so nothing is re-sent behind the caller's back (the caller keeps what was not acknowledged).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rumqttc::{
     AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions,
@@ -258,6 +260,26 @@ pub fn options_v5(broker: &Broker, client_id: String) -> rumqttc::v5::MqttOption
 
 /// How long a connection may stay silent before a ping.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// "No connection to the MQTT broker", said once per outage for all the links of a daemon
+/// (the meter's and the bridge status's, [`super::bridge`]): an outage or a refused login is
+/// the broker's, not a link's, so it is one line in the log however many links meet it.
+#[derive(Debug, Clone, Default)]
+pub struct Outages(Arc<AtomicBool>);
+
+impl Outages {
+    /// A link failed: says so unless it was said since a link last came up.
+    pub fn down(&self, broker: &Broker, e: &ConnectionError) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            tracing::warn!(broker = %broker.address(), error = %super::diagnosis::describe(e, broker.tls.is_some()), "no connection to the MQTT broker; retrying with backoff");
+        }
+    }
+
+    /// A link came up: the next failure is a new outage.
+    pub fn up(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
 
 /// The largest packet either way: a discovery config is under 2 KiB, a `state` under 4 KiB.
 pub const MAX_PACKET: usize = 64 * 1024;

@@ -6,6 +6,7 @@
 //! acknowledges them; [`tls`] builds the rustls configuration and [`diagnosis`] says what a
 //! failed connection means.
 
+pub mod bridge;
 pub mod diagnosis;
 pub mod discovery;
 pub mod link;
@@ -52,8 +53,20 @@ impl Message {
 /// `<base>/<id>/relay`: `ON` while the meter's relay contact is closed, retained at QoS 1 like
 /// `ejp`, so Home Assistant and late subscribers see the contact's state after a restart.
 pub fn relay_message(topics: &Topics, closed: bool) -> Message {
-    let payload = if closed { "ON" } else { "OFF" };
-    Message::new(topics.leaf("relay"), payload, true, 1)
+    on_off(topics.leaf("relay"), closed)
+}
+
+/// `<base>/<id>/line`: `ON` while valid frames arrive, `OFF` once the line has been silent for
+/// [`publisher::LINE_SILENCE`]; retained at QoS 1, and the second availability topic of the
+/// meter's Home Assistant entities (see [`discovery`]).
+pub fn line_message(topics: &Topics, on: bool) -> Message {
+    on_off(topics.leaf("line"), on)
+}
+
+/// A binary state the way Home Assistant's `binary_sensor` reads it: `ON`/`OFF`, retained at
+/// QoS 1 so a late subscriber and a restarted Home Assistant get it.
+fn on_off(topic: String, on: bool) -> Message {
+    Message::new(topic, if on { "ON" } else { "OFF" }, true, 1)
 }
 
 #[cfg(test)]
@@ -68,5 +81,9 @@ mod tests {
             Message::new("linky/021728123456/relay", "ON", true, 1)
         );
         assert_eq!(relay_message(&topics, false).payload, "OFF");
+        assert_eq!(
+            line_message(&topics, false),
+            Message::new("linky/021728123456/line", "OFF", true, 1)
+        );
     }
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use super::Message;
 use super::topics::Topics;
+use crate::meter::energy::PERIODS;
 use crate::meter::{Reading, Value};
 
 /// Per-meter memory of what was last published.
@@ -34,6 +35,18 @@ pub struct Policy {
     /// How many readings this policy has seen: a label slot remembers the last one that
     /// carried its label.
     frames: u64,
+    /// Tomorrow's Tempo colour as last seen, and the `ts` of the reading that first said it.
+    tempo_tomorrow: Option<TempoTomorrow>,
+}
+
+/// `<base>/<id>/tempo_tomorrow`: the colour and when it was announced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct TempoTomorrow {
+    /// `blue`, `white`, `red`, or `null` while not announced.
+    colour: Option<&'static str>,
+    /// The `ts` of the first reading that gave this colour; absent with no colour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    announced: Option<String>,
 }
 
 /// Consecutive frames a published label must be missing from before its retained topic is
@@ -48,11 +61,37 @@ pub struct Policy {
 pub const ABSENT_FRAMES: u64 = 3;
 
 /// The retained leaves of the contract that the policy publishes.
-const LEAVES: [&str; 4] = ["injection", "power", "ejp", "ejp_notice"];
+const LEAVES: [&str; 19] = [
+    "injection",
+    "power",
+    "ejp",
+    "ejp_notice",
+    "energy_import",
+    "energy_export",
+    "next_change",
+    "tempo_tomorrow",
+    // `energy/<period>`, in `meter::energy::PERIODS` order from `ENERGY`.
+    "energy/base",
+    "energy/hc",
+    "energy/hp",
+    "energy/hn",
+    "energy/pm",
+    "energy/hcjb",
+    "energy/hpjb",
+    "energy/hcjw",
+    "energy/hpjw",
+    "energy/hcjr",
+    "energy/hpjr",
+];
 const INJECTION: usize = 0;
 const POWER: usize = 1;
 const EJP: usize = 2;
 const EJP_NOTICE: usize = 3;
+const ENERGY_IMPORT: usize = 4;
+const ENERGY_EXPORT: usize = 5;
+const NEXT_CHANGE: usize = 6;
+const TEMPO_TOMORROW: usize = 7;
+const ENERGY: usize = 8;
 
 /// What was last published on one retained topic.
 #[derive(Debug, Clone)]
@@ -183,6 +222,7 @@ impl Policy {
             last_flags: None,
             next_seq: 0,
             frames: 0,
+            tempo_tomorrow: None,
         }
     }
 
@@ -249,10 +289,83 @@ impl Policy {
         self.offer(&mut out, Key::Leaf(EJP), ejp, true, now, 1);
         let notice = Payload::Text(on_off(d.ejp_notice));
         self.offer(&mut out, Key::Leaf(EJP_NOTICE), notice, true, now, 1);
+        self.offer_energy(&mut out, reading, ts, now);
         if flags_changed {
             self.last_flags = Some(Flags::of(reading));
         }
         out
+    }
+
+    /// The energy leaves (`energy_import`, `energy_export`, `energy/<period>`: numbers, at
+    /// most once per interval like the labels), `next_change` and `tempo_tomorrow` (JSON, on
+    /// change, QoS 1 like `ejp`).
+    fn offer_energy(&mut self, out: &mut Vec<Message>, reading: &Reading, ts: &str, now: f64) {
+        let d = &reading.derived;
+        for (leaf, wh) in [
+            (ENERGY_IMPORT, d.energy_import_wh),
+            (ENERGY_EXPORT, d.energy_export_wh),
+        ] {
+            if let Some(wh) = wh {
+                self.offer(out, Key::Leaf(leaf), Payload::Number(wh), false, now, 0);
+            }
+        }
+        for (period, wh) in &d.energy {
+            if let Some(i) = PERIODS.iter().position(|p| p == period) {
+                let key = Key::Leaf(ENERGY + i);
+                self.offer(out, key, Payload::Number(*wh), false, now, 0);
+            }
+        }
+        if let Some(next) = &d.next_change {
+            // Strings only: serde_json cannot fail on them.
+            let json = serde_json::to_string(next).expect("next_change serializes");
+            self.offer(
+                out,
+                Key::Leaf(NEXT_CHANGE),
+                Payload::Text(&json),
+                true,
+                now,
+                1,
+            );
+        } else if d.calendar_read {
+            // The clock and the schedule were read, and no change comes before the end of
+            // tomorrow (a Base contract, an EJP peak over): a change announced before is
+            // past, so the retained one is cleared (empty), which Home Assistant shows as
+            // unknown. Never published, it is not cleared.
+            if self.leaves[NEXT_CHANGE]
+                .as_ref()
+                .is_some_and(|s| !s.payload.is_empty())
+            {
+                self.offer(out, Key::Leaf(NEXT_CHANGE), Payload::Text(""), true, now, 1);
+            }
+        }
+        // Only a frame with the group that tells (`DEMAIN`, `STGE`) says the colour: one that
+        // lost it to its checksum must not make the colour look announced anew.
+        let tomorrow_said = match reading.mode {
+            crate::tic::Mode::Historic => reading.get("DEMAIN").is_some(),
+            crate::tic::Mode::Standard => reading.get("STGE").is_some(),
+        };
+        if d.tempo_today.is_some() && tomorrow_said {
+            let colour = d.tempo_tomorrow.map(|c| c.as_str());
+            if self
+                .tempo_tomorrow
+                .as_ref()
+                .is_none_or(|t| t.colour != colour)
+            {
+                self.tempo_tomorrow = Some(TempoTomorrow {
+                    colour,
+                    announced: colour.map(|_| ts.to_owned()),
+                });
+            }
+            let json = serde_json::to_string(&self.tempo_tomorrow).expect("strings serialize");
+            self.offer(
+                out,
+                Key::Leaf(TEMPO_TOMORROW),
+                Payload::Text(&json),
+                true,
+                now,
+                1,
+            );
+        }
     }
 
     /// Queues one empty retained message for each label missing from the last
@@ -413,7 +526,8 @@ mod tests {
                 "NJOURF_1",
                 "injection",
                 "ejp",
-                "ejp_notice"
+                "ejp_notice",
+                "hn"
             ]
         );
         let find = |t: &str| {
@@ -474,7 +588,7 @@ mod tests {
             10.0,
             Estimates::default(),
         );
-        assert_eq!(topics_of(&out), ["EJPHN", "PAPP"]);
+        assert_eq!(topics_of(&out), ["EJPHN", "PAPP", "hn"]);
         let out = p.on_reading(
             &reading("PM..", "01490", "000688325"),
             "T",
@@ -580,7 +694,7 @@ mod tests {
                 Estimates::default()
             )
             .len(),
-            10
+            11
         );
     }
 
@@ -663,5 +777,112 @@ mod tests {
         assert_eq!(adps_messages(&out), [("", true, 0)], "{out:?}");
         // The others, forgotten, are sent again; none is cleared.
         assert_eq!(topics_of(&out).iter().filter(|t| **t == "PAPP").count(), 1);
+    }
+
+    #[test]
+    fn the_energy_leaves_follow_the_period_names() {
+        for (i, period) in PERIODS.iter().enumerate() {
+            assert_eq!(LEAVES[ENERGY + i], format!("energy/{period}"));
+        }
+    }
+
+    fn payload_of<'a>(out: &'a [Message], leaf: &str) -> Option<(&'a str, bool, u8)> {
+        out.iter()
+            .find(|m| m.topic == format!("linky/021728123456/{leaf}"))
+            .map(|m| (m.payload.as_str(), m.retain, m.qos))
+    }
+
+    #[test]
+    fn energy_is_published_by_period_name_like_the_indexes() {
+        let mut p = policy(10.0);
+        let r = crate::testing::historic(&[
+            ("ADCO", "021728123456"),
+            ("OPTARIF", "EJP."),
+            ("EJPHN", "000688322"),
+            ("EJPHPM", "000080072"),
+            ("PTEC", "HN.."),
+        ]);
+        let out = p.on_reading(&r, "T", 0.0, Estimates::default());
+        assert_eq!(payload_of(&out, "energy_import"), Some(("768394", true, 0)));
+        assert_eq!(payload_of(&out, "energy/hn"), Some(("688322", true, 0)));
+        assert_eq!(payload_of(&out, "energy/pm"), Some(("80072", true, 0)));
+        assert_eq!(payload_of(&out, "energy_export"), None);
+        assert_eq!(
+            payload_of(&out, "tempo_tomorrow"),
+            None,
+            "not a Tempo contract"
+        );
+    }
+
+    #[test]
+    fn tomorrows_tempo_colour_says_when_it_was_announced() {
+        let mut p = policy(10.0);
+        let tempo = |demain| crate::testing::historic_tempo("HPJB", demain, "001", "00120", "A");
+        let out = p.on_reading(&tempo("----"), "T1", 0.0, Estimates::default());
+        assert_eq!(
+            payload_of(&out, "tempo_tomorrow"),
+            Some((r#"{"colour":null}"#, true, 1))
+        );
+        let out = p.on_reading(&tempo("ROUG"), "T2", 1.0, Estimates::default());
+        assert_eq!(
+            payload_of(&out, "tempo_tomorrow").unwrap().0,
+            r#"{"colour":"red","announced":"T2"}"#
+        );
+        let out = p.on_reading(&tempo("ROUG"), "T3", 2.0, Estimates::default());
+        assert_eq!(payload_of(&out, "tempo_tomorrow"), None, "on change only");
+        // DEMAIN lost to its checksum: nothing said, the announcement stands.
+        let mut lost = tempo("ROUG");
+        lost.entries.retain(|e| e.label != "DEMAIN");
+        lost.derived.tempo_tomorrow = None;
+        let out = p.on_reading(&lost, "T3", 2.5, Estimates::default());
+        assert_eq!(payload_of(&out, "tempo_tomorrow"), None);
+        p.forget();
+        let out = p.on_reading(&tempo("ROUG"), "T4", 3.0, Estimates::default());
+        assert_eq!(
+            payload_of(&out, "tempo_tomorrow").unwrap().0,
+            r#"{"colour":"red","announced":"T2"}"#,
+            "a reconnection keeps the time it was announced"
+        );
+    }
+
+    #[test]
+    fn the_next_change_is_published_on_change_and_cleared_when_none_comes() {
+        let standard = |ltarf: &str, ntarf: &str, profile: &str| {
+            crate::testing::reading(
+                crate::tic::Mode::Standard,
+                &[
+                    ("ADSC", None, "021728123456"),
+                    ("DATE", Some("H250307134349"), ""),
+                    ("LTARF", None, ltarf),
+                    ("STGE", None, "003A0001"),
+                    ("NTARF", None, ntarf),
+                    ("NJOURF", None, "00"),
+                    ("NJOURF+1", None, "00"),
+                    ("PJOURF+1", None, profile),
+                ],
+            )
+        };
+        let hc = standard(
+            " HEURE  PLEINE  ",
+            "02",
+            "00008002 0210C001 08108002 1440C001",
+        );
+        let mut p = policy(10.0);
+        let out = p.on_reading(&hc, "T", 0.0, Estimates::default());
+        assert_eq!(
+            payload_of(&out, "next_change"),
+            Some((
+                r#"{"at":"2025-03-07T14:40:00+01:00","period":"hc"}"#,
+                true,
+                1
+            ))
+        );
+        let out = p.on_reading(&hc, "T", 1.0, Estimates::default());
+        assert_eq!(payload_of(&out, "next_change"), None, "on change only");
+        let base = standard("      BASE      ", "01", "00008001 NONUTILE");
+        let out = p.on_reading(&base, "T", 2.0, Estimates::default());
+        assert_eq!(payload_of(&out, "next_change"), Some(("", true, 1)));
+        let out = p.on_reading(&base, "T", 3.0, Estimates::default());
+        assert_eq!(payload_of(&out, "next_change"), None, "cleared once");
     }
 }

@@ -1,9 +1,12 @@
 //! The publisher: turns readings into messages with the [`Policy`], keeps `state` messages in
 //! the [`Outbox`] until the broker acknowledges them, and keeps one [`Link`] to the broker:
-//! it reconnects with backoff, and on every CONNACK says `online`, announces discovery and
-//! subscribes to Home Assistant's status, whose `online` makes it announce again.
+//! it reconnects with backoff, and on every CONNACK says `online`, says the line's state,
+//! announces discovery and subscribes to Home Assistant's status, whose `online` makes it
+//! announce again. It also watches the line: `<base>/<id>/line` says `OFF` once no frame came
+//! for [`LINE_SILENCE`], and `ON` again with the next frame.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Message;
-use super::diagnosis::describe;
 use super::discovery;
 use super::link::{self, Broker, Link, LinkEvent};
 use super::outbox::{Outbox, StateRef};
@@ -47,6 +49,8 @@ pub struct MqttSettings {
     pub drain_timeout: Duration,
     /// `relay.gpio` is set: announce and publish the relay contact.
     pub relay: bool,
+    /// Shared with the bridge status's connection: an outage is said once.
+    pub outages: link::Outages,
 }
 
 /// One decoded frame on its way to the broker, with what the acquisition loop measured.
@@ -99,6 +103,19 @@ const MAX_IN_FLIGHT: u16 = 128;
 /// How long the last messages and DISCONNECT may take when the publisher stops.
 const CLOSING: Duration = Duration::from_secs(2);
 
+/// How long the line may stay without a frame before `<base>/<id>/line` says `OFF`. A meter
+/// sends a frame every 1 to 2 s (historic) or 1 s (standard); 30 s is many frames lost in a
+/// row, not a bad checksum or two. Measured on a tokio timer, in real time whatever the
+/// source: a paced replay or a demo at 60× sends frames at least as often as the meter, and
+/// a replay's end is no silence (the publisher stops and says `offline`).
+pub const LINE_SILENCE: Duration = Duration::from_secs(30);
+
+/// The file in `mqtt.spool_dir` that says what `<base>/<id>/line` says, `ON` or `OFF`, for a
+/// health check without an MQTT client (docker/compose.yaml): `OFF` from the start until the
+/// first frame, after [`LINE_SILENCE`] without one, and once the publisher stopped, so a
+/// file left by a daemon that died is never taken for a live line by the next one.
+pub const LINE_FILE: &str = "line";
+
 /// Publishes readings until `readings` closes (the source ended) or `shutdown` fires; then
 /// says `offline`, disconnects, leaves what the broker did not acknowledge in `spool` and
 /// returns. A broker that is unreachable never stops it.
@@ -110,6 +127,7 @@ pub async fn publish(
     shutdown: CancellationToken,
 ) {
     let started = Instant::now();
+    let mut line = Line::new(&spool.dir().join(LINE_FILE));
     // The Last Will names the meter, so the connection waits for the first frame's id.
     let first = tokio::select! {
         first = next_with_id(&mut readings) => first,
@@ -119,6 +137,7 @@ pub async fn publish(
     let Some(mut id) = first.reading.meter.clone() else {
         return;
     };
+    line.heard();
     let mut topics = Topics::new(&settings.base_topic, &id);
     let status_topic = format!("{}/status", settings.discovery_prefix);
     let mut connector = Connector::new(&settings, &topics, &id);
@@ -207,6 +226,10 @@ pub async fn publish(
                         stale_scanned = !settings.discovery;
                         rediscover_at = None;
                     }
+                    if line.heard() {
+                        info!("frames arrive again");
+                        out.send_all(vec![super::line_message(&topics, true)]);
+                    }
                     core.take(p, &mut out);
                 }
                 None => {
@@ -218,12 +241,24 @@ pub async fn publish(
                 }
             },
             () = sleep_until(give_up_at) => break,
+            () = sleep_until(line.silent_at()), if !source_ended => {
+                // Frames waiting in the channel (the publisher was behind a slow broker) are
+                // no silence: the line is heard, only not read yet.
+                if readings.is_empty() {
+                    warn!("no frame from the meter for {}s: the line is silent (a wire off, a meter fault?)", LINE_SILENCE.as_secs());
+                    line.silent();
+                    out.send_all(vec![super::line_message(&topics, false)]);
+                } else {
+                    line.last = Instant::now();
+                }
+            }
             () = connector.wait(), if out.link.is_none() => out.link = Some(connector.open()),
             event = next_event(&mut out.link) => match event {
                 LinkEvent::Up => {
                     connector.connected();
                     let relay_closed = *relay.borrow();
-                    let messages = core.announce_connection(&topics, relay_closed, &out.state_topic);
+                    let messages =
+                        core.announce_connection(&topics, line.on, relay_closed, &out.state_topic);
                     out.send_all(messages);
                     out.send_all(retired.clone());
                     out.send_all(vec![core.diag(started, out.outbox.stats())]);
@@ -318,6 +353,7 @@ pub async fn publish(
     // What the broker did not acknowledge waits on disk.
     out.outbox.spill();
     out.outbox.sync();
+    line.silent();
 }
 
 /// Whether a connection ended on an incoming packet larger than [`link::MAX_PACKET`].
@@ -442,10 +478,8 @@ struct Connector {
     backoff: Backoff,
     /// When the next attempt may start.
     retry_at: Instant,
-    /// "No connection" was said and "connected" was not said since.
-    down_logged: bool,
-    broker: String,
-    tls: bool,
+    outages: link::Outages,
+    broker: Broker,
     client_id: String,
     /// When the current link came up.
     up_since: Option<Instant>,
@@ -483,9 +517,8 @@ impl Connector {
             options,
             backoff: Backoff::default(),
             retry_at: Instant::now(),
-            down_logged: false,
-            broker: settings.broker.address(),
-            tls: settings.broker.tls.is_some(),
+            outages: settings.outages.clone(),
+            broker: settings.broker.clone(),
             client_id,
             up_since: None,
             short_links: 0,
@@ -505,8 +538,8 @@ impl Connector {
     fn connected(&mut self) {
         self.up_since = Some(Instant::now());
         self.backoff.reset();
-        self.down_logged = false;
-        info!(broker = %self.broker, "connected to the MQTT broker");
+        self.outages.up();
+        info!(broker = %self.broker.address(), "connected to the MQTT broker");
     }
 
     /// An attempt failed or a link was lost: says so once, then tries again after the backoff.
@@ -522,10 +555,7 @@ impl Connector {
                 self.takeover_said = true;
             }
         }
-        if !self.down_logged {
-            warn!(broker = %self.broker, error = %describe(e, self.tls), "no connection to the MQTT broker; retrying with backoff");
-            self.down_logged = true;
-        }
+        self.outages.down(&self.broker, e);
         self.retry_at = Instant::now() + self.backoff.next_delay();
     }
 }
@@ -577,16 +607,21 @@ impl Core {
         })
     }
 
-    /// What a new connection gets: `online`, discovery, and the latest retained values (they
+    /// What a new connection gets: `online`, the line's state (the second availability topic of
+    /// the entities: both must be there), discovery, and the latest retained values (they
     /// went nowhere without a link, and a restarted broker may have lost them; the `state` of
     /// that reading went already).
     fn announce_connection(
         &mut self,
         topics: &Topics,
+        line_on: bool,
         relay_closed: Option<bool>,
         state_topic: &str,
     ) -> Vec<Message> {
-        let mut messages = vec![Message::new(topics.availability(), "online", true, 1)];
+        let mut messages = vec![
+            Message::new(topics.availability(), "online", true, 1),
+            super::line_message(topics, line_on),
+        ];
         if self.discovery {
             messages.extend(self.announcer.all(&self.last.reading));
         }
@@ -600,6 +635,64 @@ impl Core {
             messages.push(super::relay_message(topics, closed));
         }
         messages
+    }
+}
+
+/// Whether frames arrive: the state `<base>/<id>/line` and [`LINE_FILE`] say.
+struct Line {
+    /// `ON`: a frame came less than [`LINE_SILENCE`] ago.
+    on: bool,
+    /// When the last frame came.
+    last: Instant,
+    /// [`LINE_FILE`] in the spool directory.
+    file: PathBuf,
+    /// Writing the file failed and was said: not said again.
+    file_failed: bool,
+}
+
+impl Line {
+    /// No frame yet: `OFF`, in the file too.
+    fn new(file: &Path) -> Self {
+        let mut line = Line {
+            on: false,
+            last: Instant::now(),
+            file: file.to_owned(),
+            file_failed: false,
+        };
+        line.save();
+        line
+    }
+
+    /// A frame came; true when the line was `OFF` (it is `ON` now).
+    fn heard(&mut self) -> bool {
+        self.last = Instant::now();
+        if self.on {
+            return false;
+        }
+        self.on = true;
+        self.save();
+        true
+    }
+
+    /// No frame for [`LINE_SILENCE`], or the publisher stops: `OFF`.
+    fn silent(&mut self) {
+        self.on = false;
+        self.save();
+    }
+
+    /// When the line is silent unless a frame comes first; never while it is `OFF`.
+    fn silent_at(&self) -> Option<Instant> {
+        self.on.then_some(self.last + LINE_SILENCE)
+    }
+
+    /// Writes the state to the file, whole (a reader never sees half of it).
+    fn save(&mut self) {
+        let text: &[u8] = if self.on { b"ON\n" } else { b"OFF\n" };
+        if let Err(e) = crate::files::write_atomic(&self.file, text)
+            && !std::mem::replace(&mut self.file_failed, true)
+        {
+            warn!(path = %self.file.display(), error = %e, "cannot write the line's state for health checks");
+        }
     }
 }
 
@@ -617,6 +710,8 @@ async fn next_with_id(readings: &mut mpsc::Receiver<MeterSample>) -> Option<Mete
 struct Announcer {
     context: discovery::Context,
     labels: BTreeSet<String>,
+    /// The energy leaves seen since start ([`discovery::energy_leaves`]).
+    energy: BTreeSet<String>,
     sent: HashMap<String, String>,
 }
 
@@ -626,6 +721,7 @@ impl Announcer {
             context: discovery::Context::new(&settings.base_topic, &settings.discovery_prefix)
                 .with_relay(settings.relay),
             labels: BTreeSet::new(),
+            energy: BTreeSet::new(),
             sent: HashMap::new(),
         }
     }
@@ -639,6 +735,9 @@ impl Announcer {
                 new = true;
             }
         }
+        for leaf in discovery::energy_leaves(reading) {
+            new |= self.energy.insert(leaf);
+        }
         new
     }
 
@@ -647,7 +746,16 @@ impl Announcer {
             return Vec::new();
         };
         let contract = discovery::Contract::from_reading(reading);
-        discovery::config_messages(id, reading.mode, &contract, &self.labels, &self.context)
+        let mut configs =
+            discovery::config_messages(id, reading.mode, &contract, &self.labels, &self.context);
+        configs.extend(discovery::energy_config_messages(
+            id,
+            reading.mode,
+            &contract,
+            &self.energy,
+            &self.context,
+        ));
+        configs
     }
 
     /// Every config, for a new connection or a Home Assistant restart.

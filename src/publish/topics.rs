@@ -30,10 +30,16 @@ impl Topics {
     }
 
     /// A topic directly under the meter (`injection`, `power`, `ejp`, `ejp_notice`, `relay`,
-    /// `diag`, `today`).
+    /// `line`, `diag`, `today`).
     pub fn leaf(&self, leaf: &str) -> String {
         format!("{}/{leaf}", self.prefix)
     }
+}
+
+/// `<base>/bridge/state`: `online` while a daemon runs on base topic `base`, meter heard or
+/// not; `offline` when it stopped (said at a clean stop, and its Last Will otherwise).
+pub fn bridge_state(base: &str) -> String {
+    format!("{base}/bridge/state")
 }
 
 /// The topic segment of a TIC label: `NJOURF+1` → `NJOURF_1`. Also used for entity ids.
@@ -52,5 +58,6 @@ mod tests {
         assert_eq!(t.label("SMAXSN-1"), "linky/021728123456/SMAXSN-1");
         assert_eq!(t.availability(), "linky/021728123456/availability");
         assert_eq!(t.leaf("ejp"), "linky/021728123456/ejp");
+        assert_eq!(bridge_state("linky"), "linky/bridge/state");
     }
 }

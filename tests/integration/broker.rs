@@ -235,6 +235,40 @@ fn embedded_config(dir: &Path, port: u16) -> PathBuf {
     )
 }
 
+/// `linkymon run` with its embedded broker on `port` and `extra` config after the `mqtt:`
+/// keys, its broker accepting connections; its config file.
+fn run_with_embedded_broker(dir: &Path, port: u16, extra: &str) -> (PathBuf, Running) {
+    let config = write_config(dir, port, &format!("  embedded_broker: true\n{extra}"));
+    let daemon = Running::start(&config, "run");
+    wait_for_port(port, Duration::from_secs(10));
+    (config, daemon)
+}
+
+/// The logger speaks MQTT 5, the embedded broker (rumqttd) only MQTT 3.1.1: the logger says
+/// so in one line rather than "connection closed".
+#[test]
+fn the_logger_says_in_one_line_that_the_embedded_broker_does_not_speak_mqtt_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _daemon) = run_with_embedded_broker(
+        dir.path(),
+        free_port(),
+        &format!(
+            "meter:\n  port: simulate\nlogger:\n  dir: {}\n  pages_dir: {}\n",
+            dir.path().join("logs").display(),
+            dir.path().join("pages").display()
+        ),
+    );
+    let logger = Running::start(&config, "logger");
+    let line = logger.wait_stderr("cannot use the MQTT broker", Duration::from_secs(10));
+    assert!(
+        line.contains("the logger speaks MQTT 5") && line.contains("embedded broker"),
+        "{line}"
+    );
+    let said = logger.stop();
+    let warnings = said.iter().filter(|l| l.contains("cannot use")).count();
+    assert_eq!(warnings, 1, "said once: {said:#?}");
+}
+
 #[test]
 fn run_with_the_embedded_broker_serves_live_and_retained_values_without_log_noise() {
     let port = free_port();
@@ -308,6 +342,24 @@ fn the_last_will_works_through_the_daemons_embedded_broker() {
 }
 
 #[test]
+fn the_bridge_says_offline_through_the_embedded_broker_before_it_stops() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path(), port);
+    let daemon = Running::start(&config, "run");
+    wait_for_port(port, Duration::from_secs(10));
+    let bridge = "linky/bridge/state";
+    let sub = Subscriber::start(port, &[bridge]);
+    sub.wait_for("online", Duration::from_secs(5), |l| {
+        l == format!("{bridge} online")
+    });
+    daemon.stop();
+    sub.wait_for("offline", Duration::from_secs(2), |l| {
+        l == format!("{bridge} offline")
+    });
+}
+
+#[test]
 fn run_exits_1_naming_the_port_when_the_embedded_brokers_port_is_taken() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -341,13 +393,11 @@ fn a_bind_address_that_is_not_an_ip_is_a_config_error() {
 fn run_warns_when_its_broker_listens_on_every_interface_without_a_password() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
+    let (_, daemon) = run_with_embedded_broker(
         dir.path(),
         port,
-        "  embedded_broker: true\n  embedded_bind: 0.0.0.0\nmeter:\n  port: simulate\n",
+        "  embedded_bind: 0.0.0.0\nmeter:\n  port: simulate\n",
     );
-    let daemon = Running::start(&config, "run");
-    wait_for_port(port, Duration::from_secs(10));
     let stderr = daemon.stop().join("\n");
     assert!(
         stderr.contains(&format!(

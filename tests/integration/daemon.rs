@@ -96,16 +96,30 @@ fn a_replay_publishes_state_retained_values_and_discovery_then_goes_offline() {
             "{c}"
         );
         assert_eq!(c["device"]["identifiers"][0], format!("linky_{TEMPO_ID}"));
+        // The meter's values follow the line too (line.rs and ha_templates.rs check how).
+        let daemon = c.get("availability_topic");
         assert_eq!(
-            c["availability_topic"],
-            format!("linky/{TEMPO_ID}/availability")
+            daemon.unwrap_or(&c["availability"][0]["topic"]),
+            &format!("linky/{TEMPO_ID}/availability")
         );
     }
+    // The bridge said `online` before the first state, and `offline` when the replay ended.
+    let lines = live.lines();
+    let position = |line: &str| lines.iter().position(|l| l == line);
+    let online = position("linky/bridge/state online").expect("bridge online");
+    assert!(online < position(&format!("linky/{TEMPO_ID}/state {}", states[0])).unwrap());
+    assert_eq!(payload("line").as_deref(), Some("ON"));
+    assert_eq!(
+        late.payloads("linky/bridge/state").pop().as_deref(),
+        Some("offline")
+    );
 }
 
 /// The number of configs the library makes for the labels of this state.
 fn linkymon_discovery_count(state: &Value) -> usize {
-    use linkymon::publish::discovery::{Context, Contract, config_messages};
+    use linkymon::publish::discovery::{
+        Context, Contract, config_messages, energy_config_messages,
+    };
     let labels: Vec<String> = state["values"]
         .as_object()
         .unwrap()
@@ -126,14 +140,23 @@ fn linkymon_discovery_count(state: &Value) -> usize {
         reading = Some(linkymon::meter::Meter::new(230).read(&f, 0.0))
     });
     let contract = Contract::from_reading(&reading.unwrap());
-    config_messages(
-        TEMPO_ID,
-        linkymon::tic::Mode::Historic,
-        &contract,
-        &labels,
-        &Context::new("linky", "homeassistant"),
-    )
-    .len()
+    let ctx = Context::new("linky", "homeassistant");
+    let mode = linkymon::tic::Mode::Historic;
+    // The energy named by period, from what the state derived.
+    let derived = &state["derived"];
+    let energy = ["energy_import", "energy_export"]
+        .into_iter()
+        .filter(|k| derived.get(format!("{k}_wh")).is_some())
+        .map(str::to_owned)
+        .chain(
+            derived["energy"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|p| format!("energy/{p}")),
+        );
+    config_messages(TEMPO_ID, mode, &contract, &labels, &ctx).len()
+        + energy_config_messages(TEMPO_ID, mode, &contract, energy, &ctx).len()
 }
 
 #[test]
@@ -273,7 +296,7 @@ fn a_serial_port_that_does_not_exist_is_exit_2() {
 }
 
 /// A daemon reading the pseudo-terminal `pty` in `mode`, every frame published.
-fn serial_config(dir: &Path, port: u16, pty: &Pty, mode: &str) -> PathBuf {
+pub(crate) fn serial_config(dir: &Path, port: u16, pty: &Pty, mode: &str) -> PathBuf {
     write_config(
         dir,
         port,

@@ -278,3 +278,34 @@ fn a_share_group_with_file_logs_is_refused_with_exit_2() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("logger.files: false"), "{stderr}");
 }
+
+#[test]
+fn a_database_down_at_start_keeps_the_daily_logs_going_and_loses_nothing() {
+    let broker = Broker::start();
+    let pg = Postgres::start();
+    pg.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let config = write_config(
+        dir.path(),
+        broker.port,
+        &format!(
+            "logger:\n  dir: {}\n  pages_dir: {}\n  frames_per_line: 1\n  database: {}\n  \
+             max_meters: 10\n",
+            logs.display(),
+            dir.path().join("pages").display(),
+            pg.url()
+        ),
+    );
+    let logger = Running::logger(&config);
+    logger.wait_stderr("cannot use the database", Duration::from_secs(10));
+    let fleet = publish_in_background(fleet(broker.port, 1, 20, 10.0));
+    // The first meter's lines go to the top of `logs` while the database is down.
+    let lines = crate::support::wait_log_lines(&logs, 5, Duration::from_secs(10));
+    assert!(lines.len() >= 5, "{lines:?}");
+    pg.start_again();
+    logger.wait_stderr("the database is back", Duration::from_secs(15));
+    fleet.join().unwrap();
+    assert_all_stored_once(&pg, 1, 20);
+    logger.stop();
+}

@@ -59,7 +59,17 @@ fn the_reference_configs_render_a_state_of_their_kind_from_the_reference_message
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
         };
         let configs = read(&golden.join(file));
-        let messages = read(&golden.join("states").join(file));
+        let mut messages = read(&golden.join("states").join(file));
+        // `next_change` cleared (no change before the end of tomorrow): unknown, no error.
+        let cleared: Vec<Value> = configs
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|c| c["state_topic"].as_str())
+            .filter(|t| t.ends_with("/next_change"))
+            .map(|t| json!([t, ""]))
+            .collect();
+        messages.as_array_mut().unwrap().extend(cleared);
         let case = json!({ "configs": configs, "messages": messages });
         let report = render(dir.path(), file, &case, None);
         assert!(report.contains(" 0 failures"), "{report}");
@@ -128,6 +138,14 @@ fn the_renderer_fails_on_the_templates_home_assistant_would_not_take() {
             "linky/1/PAPP",
             json!({
             "value_template": "{{ value | timestamp_custom('%H') }}" }),
+        ),
+        // An availability topic nothing publishes: unavailable for ever.
+        config(
+            "silent_line",
+            "linky/1/PAPP",
+            json!({
+            "availability": [{ "topic": "linky/1/line", "payload_available": "ON", "payload_not_available": "OFF" }],
+            "availability_mode": "all" }),
         ),
     ];
     let good = [
@@ -235,8 +253,47 @@ fn replay_and_render(capture: &str) -> String {
         messages.iter().any(|(t, _)| t.ends_with("/state")),
         "{capture}: no state"
     );
+    assert_line_availability(&configs);
     let case = json!({ "configs": configs, "messages": messages });
     render(dir.path(), capture, &case, Some(SILENT_IN_A_REPLAY))
+}
+
+/// What a daemon announced: the meter's values go unavailable when `<id>/availability` says
+/// `offline` or `<id>/line` says `OFF`; the line's own entity, a `connectivity` diagnostic,
+/// only follows `<id>/availability`, so it stays visible while the line is silent.
+fn assert_line_availability(configs: &serde_json::Map<String, Value>) {
+    let parsed: Vec<(&String, Value)> = configs
+        .iter()
+        .map(|(t, p)| (t, serde_json::from_str(p.as_str().unwrap()).unwrap()))
+        .collect();
+    let (_, line) = parsed
+        .iter()
+        .find(|(t, _)| t.starts_with("homeassistant/binary_sensor/") && t.ends_with("/line/config"))
+        .expect("no line binary_sensor");
+    let line_topic = line["state_topic"].as_str().unwrap();
+    let availability = line_topic.replace("/line", "/availability");
+    assert_eq!(line["device_class"], "connectivity", "{line}");
+    assert_eq!(line["entity_category"], "diagnostic", "{line}");
+    assert_eq!(line["availability_topic"], availability.as_str(), "{line}");
+    assert!(line.get("availability").is_none(), "{line}");
+    let both = json!([
+        { "topic": availability, "payload_available": "online", "payload_not_available": "offline" },
+        { "topic": line_topic, "payload_available": "ON", "payload_not_available": "OFF" },
+    ]);
+    // Every sensor but the daemon's own counters (`diag`) shows the meter's values.
+    let diag = line_topic.replace("/line", "/diag");
+    let values: Vec<&(&String, Value)> = parsed
+        .iter()
+        .filter(|(t, c)| {
+            t.starts_with("homeassistant/sensor/") && c["state_topic"] != diag.as_str()
+        })
+        .collect();
+    assert!(values.len() > 5, "{} value entities", values.len());
+    for (topic, c) in values {
+        assert_eq!(c["availability"], both, "{topic}");
+        assert_eq!(c["availability_mode"], "all", "{topic}");
+        assert!(c.get("availability_topic").is_none(), "{topic}");
+    }
 }
 
 #[test]

@@ -368,6 +368,43 @@ fn the_healthcheck_says_healthy_only_while_the_daily_log_grows() {
     assert!(!check(), "healthy though the last line is 10 minutes old");
 }
 
+/// The daemon's own check: `ON` in `<spool_dir>/line` (the publisher's `LINE_FILE`, checked
+/// against a running daemon in line.rs), run here on a stand-in for the volume.
+#[test]
+fn the_daemons_healthcheck_says_healthy_only_while_its_line_file_says_on() {
+    let compose = compose();
+    let check = &compose["services"]["linkymon"]["healthcheck"];
+    let test = strings(&check["test"]);
+    assert_eq!(test[..3], ["CMD", "sh", "-c"], "{test:?}");
+    let config = linkymon::config::Config::load(Some(&path("docker/config.yaml"))).unwrap();
+    let file = config
+        .mqtt
+        .spool_dir
+        .join(linkymon::publish::publisher::LINE_FILE)
+        .display()
+        .to_string();
+    let script = &test[3];
+    assert!(script.contains(&file), "it reads {file}: {script}");
+    assert!(check["interval"].as_str().is_some(), "{check:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let stand_in = dir.path().join("line");
+    let healthy = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script.replace(&file, &stand_in.display().to_string()))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!healthy(), "healthy without the file");
+    std::fs::write(&stand_in, "OFF\n").unwrap();
+    assert!(!healthy(), "healthy though the line is silent");
+    std::fs::write(&stand_in, "ON\n").unwrap();
+    assert!(healthy(), "unhealthy though frames arrive");
+    // The logger keeps the image's check of the daily log.
+    assert!(compose["services"]["logger"].get("healthcheck").is_none());
+}
+
 #[test]
 #[ignore = "needs docker with its compose plugin, which ./scripts/test.sh does not install"]
 fn docker_compose_accepts_the_stack() {

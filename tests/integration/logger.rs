@@ -85,6 +85,8 @@ fn a_replay_through_mosquitto_gives_the_golden_lines_the_pages_and_today() {
         "{}",
         deprecated[0]
     );
+    // `<base>/+/state` matches the daemon's `linky/bridge/state` too: left out, not refused.
+    assert!(!said.iter().any(|l| l.contains("was dropped")), "{said:#?}");
 
     // Ten frames, two per line: five lines, the time column aside, as golden.
     assert_eq!(lines.len(), 5, "{lines:#?}");

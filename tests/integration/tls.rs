@@ -130,6 +130,8 @@ fn first_state(broker: &Broker, timeout: Duration) -> String {
             PASSWORD,
             "-t",
             "linky/+/state",
+            "-T",
+            "linky/bridge/state",
             "-v",
             "-C",
             "1",

@@ -2,6 +2,7 @@
 //! meter model, each reading to the screen and LED (watch) and to the publisher (channel),
 //! stamped with the contract's `ts`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc::error::SendTimeoutError;
@@ -10,7 +11,7 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::meter::{Meter, PowerEstimator, Reading};
+use crate::meter::{Memory, Meter, PowerEstimator, Reading};
 use crate::publish::publisher::MeterSample;
 use crate::source::Source;
 use crate::tic::{Decoder, ModeHint};
@@ -21,19 +22,65 @@ const HANDOVER: Duration = Duration::from_millis(100);
 /// The format of `ts` (contract §3): ISO 8601 to the second, with the local offset.
 const ISO8601: &str = "%Y-%m-%dT%H:%M:%S%:z";
 
+/// The file of the spool directory where what the meter model learnt is kept (which
+/// supplier index counts which tariff period, the day profiles): see [`Memory`].
+pub const MEMORY_FILE: &str = "learnt.json";
+
+/// The largest `learnt.json` read: 8 meters with all they can hold take about 14 KiB.
+const MAX_MEMORY_FILE: u64 = 64 * 1024;
+
+/// What the meter model learnt on earlier runs, from `path`; empty when there is none, or
+/// when the file is larger than anything linkymon writes.
+fn load_memory(path: &Path) -> Memory {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_MEMORY_FILE) {
+        warn!(path = %path.display(), "what was learnt of the meter is larger than linkymon writes it; learning again");
+        return Memory::default();
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Memory::from_json(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Memory::default(),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot read what was learnt of the meter; learning again");
+            Memory::default()
+        }
+    }
+}
+
+/// Saves what the meter model learnt since the last save, atomically (a power cut leaves the
+/// old file or the new one). A failure is said once per run; the next change tries again.
+fn save_memory(meter: &mut Meter, path: &Path, failing: &mut bool) {
+    let memory = meter.memory_mut();
+    if !memory.is_dirty() {
+        return;
+    }
+    match crate::files::write_atomic(path, memory.to_json().as_bytes()) {
+        Ok(()) => memory.saved(),
+        Err(e) if !*failing => {
+            warn!(path = %path.display(), error = %e, "cannot save what was learnt of the meter; a restart learns it again");
+            *failing = true;
+            memory.saved();
+        }
+        Err(_) => memory.saved(),
+    }
+}
+
 /// The acquisition loop: reads bytes, decodes frames, hands readings on. Ends at the end of
 /// a replay or on shutdown; dropping `readings` tells the publisher to say offline.
+/// `memory_path` is where what the meter model learns is kept across runs (`MEMORY_FILE`).
 pub async fn acquire(
     mut source: Source,
     hint: ModeHint,
     voltage: u32,
+    memory_path: Option<PathBuf>,
     readings: mpsc::Sender<MeterSample>,
     latest: watch::Sender<Option<Arc<Reading>>>,
     shutdown: CancellationToken,
 ) {
     let started = Instant::now();
     let mut decoder = Decoder::new(hint);
-    let mut meter = Meter::new(voltage);
+    let memory = memory_path.as_deref().map(load_memory).unwrap_or_default();
+    let mut meter = Meter::new(voltage).with_memory(memory);
+    let mut save_failing = false;
     let mut power = PowerEstimator::default();
     // The meter the frames came from so far (ADCO, ADSC).
     let mut meter_id: Option<String> = None;
@@ -74,11 +121,15 @@ pub async fn acquire(
             if reading.meter.is_some() && reading.meter != meter_id {
                 if meter_id.is_some() {
                     // Another meter: its indexes start afresh, they are no glitch of the old.
-                    meter = Meter::new(voltage);
+                    let memory = meter.take_memory();
+                    meter = Meter::new(voltage).with_memory(memory);
                     power = PowerEstimator::default();
                     reading = meter.read(&frame, source_at);
                 }
                 meter_id.clone_from(&reading.meter);
+            }
+            if let Some(path) = &memory_path {
+                save_memory(&mut meter, path, &mut save_failing);
             }
             let reading = Arc::new(reading);
             let power_w = power.update(&reading, source_at);

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 pub use acquire::{acquire, now_iso8601};
 
 use crate::config::{Config, ConfigError};
+use crate::publish::bridge::{self, Bridge};
 use crate::publish::link::Broker;
 use crate::publish::publisher::{MqttSettings, publish};
 use crate::publish::spool::Spool;
@@ -29,6 +30,7 @@ pub fn mqtt_settings(config: &Config) -> Result<MqttSettings, ConfigError> {
         backlog_rate: config.publish.backlog_rate,
         drain_timeout: config.publish.drain_timeout,
         relay: config.relay.gpio.is_some(),
+        outages: Default::default(),
     })
 }
 
@@ -86,6 +88,18 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
         box_stop.clone(),
     ));
     let spool = open_spool(&config)?;
+    // Nothing fails from here on: `<base>/bridge/state` says `online` now, before any frame,
+    // and `offline` at the end (or the broker says it, as the Last Will).
+    let bridge = Bridge::start(
+        &settings.broker,
+        settings.outages.clone(),
+        bridge::client_id(
+            config.mqtt.client_id.as_deref(),
+            &config.mqtt.base_topic,
+            &config.mqtt.spool_dir,
+        ),
+        &config.mqtt.base_topic,
+    );
     let publisher = tokio::spawn(publish(
         settings,
         spool,
@@ -98,6 +112,7 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
         source,
         hint,
         config.meter.voltage.into(),
+        Some(config.mqtt.spool_dir.join(acquire::MEMORY_FILE)),
         readings_tx,
         latest_tx,
         shutdown,
@@ -105,7 +120,8 @@ pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Res
     .await;
     let published = publisher.await.context("the MQTT publisher failed");
     box_stop.cancel();
-    let _ = tokio::join!(box_task, relay_task);
+    // Before the embedded broker stops, so that its subscribers get the `offline`.
+    let _ = tokio::join!(box_task, relay_task, bridge.stop());
     if let Some(broker) = broker {
         broker.stop().await;
     }

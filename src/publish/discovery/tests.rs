@@ -133,7 +133,16 @@ fn messages(r: &Reading) -> Vec<Message> {
         .meter
         .as_deref()
         .expect("the reference frames carry their id");
-    config_messages(id, r.mode, &Contract::from_reading(r), labels, &ctx())
+    let contract = Contract::from_reading(r);
+    let mut configs = config_messages(id, r.mode, &contract, labels, &ctx());
+    configs.extend(energy_config_messages(
+        id,
+        r.mode,
+        &contract,
+        energy_leaves(r),
+        &ctx(),
+    ));
+    configs
 }
 
 /// Topic → parsed payload.
@@ -208,7 +217,7 @@ fn published(r: &Reading) -> Vec<(String, String)> {
         .collect();
     assert!(!cleared.is_empty());
     let online = Message::new(topics.availability(), "online".to_owned(), true, 1);
-    [online]
+    [online, crate::publish::line_message(&topics, true)]
         .into_iter()
         .chain(frame)
         .chain([diag])
@@ -489,6 +498,9 @@ fn only_labels_the_meter_sends_get_entities() {
         "uptime_s",
         "spool_backlog",
         "spool_bytes",
+        "energy_import",
+        "energy_hn",
+        "energy_pm",
     ];
     let mut expected: BTreeSet<String> = reading
         .entries
@@ -586,10 +598,14 @@ fn pref_is_published_in_va() {
 
 #[test]
 fn ejp_binary_sensors_are_absent_on_a_base_contract() {
-    assert!(object_ids(&historic_base(), "binary_sensor").is_empty());
-    assert!(object_ids(&historic_tempo(), "binary_sensor").is_empty());
-    assert!(object_ids(&standard_three_phase_producer(), "binary_sensor").is_empty());
-    let ejp = BTreeSet::from(["ejp".to_owned(), "ejp_notice".to_owned()]);
+    let line = BTreeSet::from(["line".to_owned()]);
+    assert_eq!(object_ids(&historic_base(), "binary_sensor"), line);
+    assert_eq!(object_ids(&historic_tempo(), "binary_sensor"), line);
+    assert_eq!(
+        object_ids(&standard_three_phase_producer(), "binary_sensor"),
+        line
+    );
+    let ejp = BTreeSet::from(["ejp".to_owned(), "ejp_notice".to_owned(), "line".to_owned()]);
     assert_eq!(object_ids(&historic_ejp(), "binary_sensor"), ejp);
     // Standard mode can signal a mobile peak on any contract but Tempo.
     let contract = Contract {
@@ -602,7 +618,7 @@ fn ejp_binary_sensors_are_absent_on_a_base_contract() {
         .into_iter()
         .filter(|m| m.topic.starts_with("homeassistant/binary_sensor/"))
         .count();
-    assert_eq!(binary, 2);
+    assert_eq!(binary, 3, "ejp, ejp_notice and the line");
 }
 
 #[test]
@@ -731,27 +747,45 @@ fn identity_status_and_decoder_counters_are_diagnostics() {
     ] {
         assert_eq!(category(object_id), "diagnostic", "{object_id}");
     }
-    for object_id in ["east", "sinsts"] {
+    for object_id in ["sinsts", "energy_import", "energy_hcjb"] {
         assert_eq!(category(object_id), Value::Null, "{object_id}");
+    }
+    for object_id in ["east", "easf01", "eait"] {
+        assert_eq!(category(object_id), "diagnostic", "{object_id}");
     }
     let frames = &configs["homeassistant/sensor/linky_123456789012/frames_ok/config"];
     assert_eq!(frames["state_topic"], "linky/123456789012/diag");
     assert_eq!(frames["value_template"], "{{ value_json.frames_ok }}");
 }
 
+/// The daemon's availability topic of an entity, and the line's when it has it (with
+/// `availability_mode: all`), checked to have Home Assistant's shape and payloads.
+fn availability(config: &Value) -> (String, Option<String>) {
+    let Some(list) = config.get("availability") else {
+        assert_eq!(config["payload_available"], "online", "{config}");
+        assert_eq!(config["payload_not_available"], "offline", "{config}");
+        return (config["availability_topic"].as_str().unwrap().into(), None);
+    };
+    assert!(config.get("availability_topic").is_none(), "{config}");
+    assert_eq!(config["availability_mode"], "all", "{config}");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{config}");
+    assert_eq!(list[0]["payload_available"], "online");
+    assert_eq!(list[0]["payload_not_available"], "offline");
+    assert_eq!(list[1]["payload_available"], "ON");
+    assert_eq!(list[1]["payload_not_available"], "OFF");
+    let topic = |i: usize| list[i]["topic"].as_str().unwrap().to_owned();
+    (topic(0), Some(topic(1)))
+}
+
 #[test]
 fn every_payload_has_availability_and_default_entity_id() {
     for config in all_configs() {
-        assert_eq!(
-            config["availability_topic"]
-                .as_str()
-                .unwrap()
-                .split('/')
-                .next_back(),
-            Some("availability")
-        );
-        assert_eq!(config["payload_available"], "online");
-        assert_eq!(config["payload_not_available"], "offline");
+        let (daemon, line) = availability(&config);
+        assert_eq!(daemon.split('/').next_back(), Some("availability"));
+        if let Some(line) = line {
+            assert_eq!(line, daemon.replace("/availability", "/line"));
+        }
         let unique_id = config["unique_id"].as_str().unwrap();
         let default_entity_id = config["default_entity_id"].as_str().unwrap();
         assert!(
@@ -779,8 +813,67 @@ fn every_config_is_retained_at_qos_one_under_the_discovery_prefix() {
         );
         let config: Value = serde_json::from_str(&m.payload).unwrap();
         assert_eq!(
-            config["availability_topic"],
+            availability(&config).0,
             "home/linky/021728123456/availability"
+        );
+    }
+}
+
+/// The meter's values go unavailable when the line is silent; the line's own entity, the
+/// daemon's counters and the relay contact stay available while the daemon runs.
+#[test]
+fn the_meters_values_follow_the_line_and_the_line_only_the_daemon() {
+    let ctx = Context::new("linky", "homeassistant").with_relay(true);
+    let reading = standard_three_phase_producer();
+    let contract = Contract::from_reading(&reading);
+    let labels: Vec<String> = reading
+        .entries
+        .iter()
+        .map(|e| e.label.to_string())
+        .collect();
+    let messages = config_messages("123456789012", Mode::Standard, &contract, &labels, &ctx);
+    let config = |component: &str, object_id: &str| -> Value {
+        let topic = format!("homeassistant/{component}/linky_123456789012/{object_id}/config");
+        let m = messages.iter().find(|m| m.topic == topic).expect(&topic);
+        serde_json::from_str(&m.payload).unwrap()
+    };
+    let line = config("binary_sensor", "line");
+    assert_eq!(line["device_class"], "connectivity");
+    assert_eq!(line["entity_category"], "diagnostic");
+    assert_eq!(line["state_topic"], "linky/123456789012/line");
+    assert_eq!(
+        (line["payload_on"].as_str(), line["payload_off"].as_str()),
+        (Some("ON"), Some("OFF"))
+    );
+    assert_eq!(line["qos"], 1);
+    let daemon_only = ("linky/123456789012/availability".to_owned(), None);
+    assert_eq!(availability(&line), daemon_only);
+    let both = (
+        "linky/123456789012/availability".to_owned(),
+        Some("linky/123456789012/line".to_owned()),
+    );
+    for (component, object_id) in [
+        ("sensor", "east"),
+        ("sensor", "sinsts"),
+        ("sensor", "power"),
+        ("sensor", "date"),
+        ("sensor", "tempo_today"),
+    ] {
+        assert_eq!(
+            availability(&config(component, object_id)),
+            both,
+            "{object_id}"
+        );
+    }
+    for (component, object_id) in [
+        ("sensor", "frames_ok"),
+        ("sensor", "uptime_s"),
+        ("binary_sensor", "relay"),
+    ] {
+        assert_eq!(
+            availability(&config(component, object_id)),
+            daemon_only,
+            "{object_id}"
         );
     }
 }
@@ -829,7 +922,7 @@ fn every_class_unit_and_state_class_is_one_home_assistant_accepts() {
         let unit = config.get("unit_of_measurement").and_then(Value::as_str);
         let state_class = config.get("state_class").and_then(Value::as_str);
         match config.get("device_class").and_then(Value::as_str) {
-            None | Some("enum") => assert_eq!(unit, None, "{config}"),
+            None | Some("enum" | "connectivity") => assert_eq!(unit, None, "{config}"),
             Some("timestamp") => assert_eq!((unit, state_class), (None, None), "{config}"),
             Some(class) => {
                 let (units, state_classes) = accepted
@@ -861,7 +954,7 @@ fn object_ids_are_unique_across_the_table_and_the_fixed_entities() {
         .map(|m| m.topic.split('/').nth(3).unwrap())
         .collect();
     assert_eq!(object_ids.len(), messages.len());
-    assert_eq!(messages.len(), labels::LABELS.len() + 11);
+    assert_eq!(messages.len(), labels::LABELS.len() + 12);
 }
 
 #[test]
@@ -938,8 +1031,9 @@ fn the_loggers_entities_share_the_daemons_device_and_read_today_month_and_price(
     assert_eq!(cost["value_template"], "{{ value_json.cost }}");
     assert_eq!(cost["unique_id"], "linky_021728123456_today_cost");
     assert_eq!(
-        cost["availability_topic"],
-        "linky/021728123456/availability"
+        availability(&cost),
+        ("linky/021728123456/availability".to_owned(), None),
+        "today's figures stay true while the line is silent"
     );
     assert!(cost["last_reset_value_template"].is_string());
     let hn = parse(&logger[1]);
@@ -1093,4 +1187,107 @@ fn only_this_meters_configs_under_this_prefix_are_cleared() {
         config_filter(id, &ctx()),
         "homeassistant/+/linky_021728123456/+/config"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entities named by meaning (issue 19).
+
+/// The same EJP meter as `historic_ejp`, switched to standard mode by Enedis.
+fn standard_ejp() -> Reading {
+    let mut meter = crate::meter::Meter::new(230);
+    meter.read(
+        &crate::testing::historic_frame(&[
+            ("ADCO", "021728123456"),
+            ("OPTARIF", "EJP."),
+            ("EJPHN", "000688322"),
+            ("EJPHPM", "000080072"),
+            ("PTEC", "HN.."),
+        ]),
+        0.0,
+    );
+    let frame = crate::testing::frame(
+        Mode::Standard,
+        &[
+            ("ADSC", None, "021728123456"),
+            ("DATE", Some("H261202101500"), ""),
+            ("NGTF", None, "      EJP       "),
+            ("EAST", None, "000768402"),
+            ("EASF01", None, "000688330"),
+            ("EASF02", None, "000080072"),
+            ("STGE", None, "003A0001"),
+            ("NTARF", None, "01"),
+        ],
+    );
+    meter.read(&frame, 2.0)
+}
+
+fn energy_unique_ids(r: &Reading) -> BTreeMap<String, (String, String)> {
+    configs(r)
+        .into_values()
+        .filter(|c| c["device_class"] == "energy" && c.get("entity_category").is_none())
+        .map(|c| {
+            let id = c["unique_id"].as_str().unwrap().to_owned();
+            let entity = c["default_entity_id"].as_str().unwrap().to_owned();
+            let topic = c["state_topic"].as_str().unwrap().to_owned();
+            (id, (entity, topic))
+        })
+        .collect()
+}
+
+#[test]
+fn the_energy_entities_are_the_same_after_a_switch_to_standard_mode() {
+    let before = energy_unique_ids(&historic_ejp());
+    let after = energy_unique_ids(&standard_ejp());
+    assert_eq!(before, after);
+    let ids: Vec<&str> = before.keys().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        [
+            "linky_021728123456_energy_hn",
+            "linky_021728123456_energy_import",
+            "linky_021728123456_energy_pm"
+        ]
+    );
+    assert_eq!(
+        before["linky_021728123456_energy_hn"],
+        (
+            "sensor.linky_021728123456_energy_hn".to_owned(),
+            "linky/021728123456/energy/hn".to_owned()
+        )
+    );
+    for c in configs(&standard_ejp()).values() {
+        if c["unique_id"].as_str().unwrap().contains("_energy_") {
+            assert_eq!(
+                (&c["state_class"], &c["unit_of_measurement"]),
+                (&Value::from("total_increasing"), &Value::from("Wh"))
+            );
+        }
+    }
+}
+
+#[test]
+fn the_next_change_is_a_timestamp_entity_in_standard_mode_only() {
+    let configs = configs(&standard_three_phase_producer());
+    let next = &configs["homeassistant/sensor/linky_123456789012/next_change/config"];
+    assert_eq!(next["device_class"], "timestamp");
+    assert_eq!(next["state_topic"], "linky/123456789012/next_change");
+    let period = &configs["homeassistant/sensor/linky_123456789012/next_period/config"];
+    assert_eq!(period["device_class"], "enum");
+    let announced =
+        &configs["homeassistant/sensor/linky_123456789012/tempo_tomorrow_announced/config"];
+    assert_eq!(
+        announced["state_topic"],
+        "linky/123456789012/tempo_tomorrow"
+    );
+    assert!(
+        object_ids(&historic_ejp(), "sensor")
+            .iter()
+            .all(|o| !o.starts_with("next_"))
+    );
+}
+
+#[test]
+fn energy_entities_are_never_cleared_as_stale() {
+    let retained = ["homeassistant/sensor/linky_021728123456/energy_pm/config"];
+    assert!(stale_config_clears("021728123456", Vec::<String>::new(), retained, &ctx()).is_empty());
 }
