@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use as real parts (a broker, a pseudo-terminal, a browser,
-# the dygraphs the pages copy, and openssl for the TLS tests' certificates).
+# the dygraphs the pages copy, and openssl for the TLS tests' certificates, PostgreSQL for the fleet tests).
 . scripts/lib.sh
-ensure_debs mosquitto mosquitto-clients socat chromium libjs-dygraphs openssl
+ensure_debs mosquitto mosquitto-clients socat chromium libjs-dygraphs openssl postgresql
 # systemd-analyze (tests/integration/kit.rs verifies the units); Node.js for Node-RED.
 ensure_debs systemd nodejs
 command -v npm >/dev/null || ensure_debs npm

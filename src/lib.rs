@@ -32,6 +32,7 @@ pub mod broker;
 pub mod commands;
 pub mod config;
 pub mod files;
+pub mod fleet;
 pub mod logger;
 pub mod meter;
 pub mod output;

@@ -37,6 +37,9 @@ impl Config {
         if let Some(file) = &config.mqtt.password_file {
             files.push(("mqtt.password_file", file.clone()));
         }
+        if let Some(file) = &config.logger.database_password_file {
+            files.push(("logger.database_password_file", file.clone()));
+        }
         let warnings = deprecated
             .into_iter()
             .chain(files.into_iter().filter_map(|(key, file)| {
@@ -79,6 +82,10 @@ impl Config {
         config.validate().map_err(locate)?;
         let deprecated = config.adopt_deprecated_prices();
         config.mqtt.read_password_file().map_err(locate)?;
+        if let Some(path) = &config.logger.database_password_file {
+            let password = read_password("logger.database_password_file", path).map_err(locate)?;
+            config.logger.database_password = Some(password);
+        }
         Ok((config, deprecated))
     }
 
@@ -127,26 +134,26 @@ impl Config {
     }
 }
 
+/// Reads a password file (trailing newline ignored), for the error and warning of `key`.
+fn read_password(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let text = read_small_file(path)
+        .map_err(|problem| bad_value(key, format!("cannot read {}: {problem}", path.display())))?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.contains('\0') {
+        return Err(bad_value(
+            key,
+            format!("{} holds a NUL character", path.display()),
+        ));
+    }
+    Ok(Secret::new(password))
+}
+
 impl MqttConfig {
     /// Fills `password` from `password_file`. Validation already refused both being set.
     fn read_password_file(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = &self.password_file else {
-            return Ok(());
-        };
-        let text = read_small_file(path).map_err(|problem| {
-            bad_value(
-                "mqtt.password_file",
-                format!("cannot read {}: {problem}", path.display()),
-            )
-        })?;
-        let password = text.trim_end_matches(['\n', '\r']);
-        if password.contains('\0') {
-            return Err(bad_value(
-                "mqtt.password_file",
-                format!("{} holds a NUL character", path.display()),
-            ));
+        if let Some(path) = &self.password_file {
+            self.password = Some(read_password("mqtt.password_file", path)?);
         }
-        self.password = Some(Secret::new(password));
         Ok(())
     }
 }
@@ -225,7 +232,7 @@ pub(super) fn choose_file(
 pub(super) fn readable_by_others(file: &Path, mode: u32, key: &str) -> Option<String> {
     (mode & 0o044 != 0).then(|| {
         format!(
-            "{} holds the MQTT password ({key}) and other users can read it (mode {:04o}): \
+            "{} holds a password ({key}) and other users can read it (mode {:04o}): \
              run `chmod 600 {}`",
             file.display(),
             mode & 0o7777,

@@ -273,8 +273,26 @@ pub struct LoggerConfig {
     /// Log only this meter id (12 digits); `None` = every meter seen on the broker.
     pub meter: Option<String>,
     /// The most meters one logger follows; states of further ids are dropped and counted
-    /// (anything on the broker can publish a `state` under a new id).
+    /// (anything on the broker can publish a `state` under a new id). A fleet sets it to its size.
     pub max_meters: usize,
+    /// Write the daily logs and pages (the default). `false` leaves the database as the only
+    /// history, as a share group requires.
+    pub files: bool,
+    /// A PostgreSQL database to keep every `state` in (`postgres://user@host:port/dbname`);
+    /// `None` = none. Shown as `***` in dumps, since the URL may hold a password.
+    pub database: Option<Secret>,
+    /// A file holding the database password (trailing newline ignored), as
+    /// `mqtt.password_file`.
+    pub database_password_file: Option<PathBuf>,
+    /// The password read from [`database_password_file`](Self::database_password_file).
+    #[serde(skip)]
+    pub database_password: Option<Secret>,
+    /// An MQTT shared subscription group: loggers of one group split the `state` messages
+    /// between them (`$share/<group>/<base>/+/state`). Needs `database` and `files: false`.
+    pub share_group: Option<String>,
+    /// The logger's MQTT client id; `None` = `linkymon-logger-<base topic>`. Each logger of a
+    /// share group needs its own, so that each keeps its persistent session.
+    pub client_id: Option<String>,
     /// How often the pages are rebuilt.
     #[serde(with = "humantime_serde")]
     pub pages_interval: Duration,
@@ -297,6 +315,12 @@ impl Default for LoggerConfig {
             prices: None,
             meter: None,
             max_meters: 4,
+            files: true,
+            database: None,
+            database_password_file: None,
+            database_password: None,
+            share_group: None,
+            client_id: None,
             pages_interval: Duration::from_secs(5 * 60),
             currency: None,
             subscription_per_day: None,

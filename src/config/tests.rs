@@ -712,7 +712,7 @@ fn the_example_config_lists_every_key_in_the_struct_order() {
         &mut expected,
     );
     assert_eq!(documented, expected);
-    assert_eq!(expected.len(), 48);
+    assert_eq!(expected.len(), 53);
 }
 
 /// A deserializer that feeds `Config::deserialize` placeholder values and records the key
@@ -960,5 +960,51 @@ fn config_and_password_files_must_be_small_regular_files() {
             assert!(message.contains("`mqtt.password_file`"), "{message}");
             assert!(message.contains(says), "{message}");
         }
+    });
+}
+
+#[test]
+fn a_share_group_with_file_logs_is_refused_in_one_line() {
+    let message = error_of(from_yaml(
+        "logger:\n  database: postgres://u@db/linky\n  share_group: fleet\n",
+    ));
+    assert!(message.contains("`logger.share_group`"), "{message}");
+    assert!(message.contains("logger.files: false"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    let message = error_of(from_yaml("logger:\n  share_group: fleet\n  files: false\n"));
+    assert!(message.contains("needs `logger.database`"), "{message}");
+    let config = from_yaml(
+        "logger:\n  database: postgres://u@db/linky\n  share_group: fleet\n  files: false\n",
+    )
+    .unwrap();
+    assert_eq!(config.logger.share_group.as_deref(), Some("fleet"));
+}
+
+#[test]
+fn the_database_url_is_checked_and_never_shown() {
+    let message = error_of(from_yaml("logger:\n  database: 'mysql://x:hunter2@h/db'\n"));
+    assert!(message.contains("`logger.database`"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    let config = from_yaml("logger:\n  database: 'postgres://u:hunter2@db/linky'\n").unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    let message = error_of(from_yaml("logger:\n  files: false\n"));
+    assert!(message.contains("would keep nothing"), "{message}");
+}
+
+#[test]
+fn database_password_file_supplies_the_password() {
+    in_temp_dir(|jail| {
+        jail.create_file("pg", "s3cret\n").unwrap();
+        let config =
+            from_yaml("logger:\n  database: postgres://u@db/linky\n  database_password_file: pg\n")
+                .unwrap();
+        assert_eq!(config.logger.database_password, Some(Secret::new("s3cret")));
+        let settings = crate::logger::database::Settings::from_config(&config).unwrap();
+        assert_eq!(settings.config.get_password(), Some(&b"s3cret"[..]));
+        let message = error_of(from_yaml(
+            "logger:\n  database: postgres://u:x@db/linky\n  database_password_file: pg\n",
+        ));
+        assert!(message.contains("already holds a password"), "{message}");
     });
 }

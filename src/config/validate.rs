@@ -267,6 +267,81 @@ impl Config {
                 }
             }
         }
+        self.validate_fleet()
+    }
+
+    /// The logger's database, share group and client id (README "Fleets").
+    fn validate_fleet(&self) -> Result<(), ConfigError> {
+        let logger = &self.logger;
+        if let Some(url) = &logger.database {
+            // The URL is not repeated: it may hold a password.
+            let parsed = url
+                .expose()
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| {
+                    bad_value(
+                        "logger.database",
+                        format!(
+                            "is not a postgres:// URL ({e}); write postgres://user@host:5432/dbname"
+                        ),
+                    )
+                })?;
+            if parsed.get_hosts().is_empty() {
+                return Err(bad_value(
+                    "logger.database",
+                    "names no host; write postgres://user@host:5432/dbname".into(),
+                ));
+            }
+            if logger.database_password_file.is_some() && parsed.get_password().is_some() {
+                return Err(bad_value(
+                    "logger.database_password_file",
+                    "the `logger.database` URL already holds a password: keep one of them".into(),
+                ));
+            }
+        } else if logger.database_password_file.is_some() {
+            return Err(bad_value(
+                "logger.database_password_file",
+                "is set without `logger.database`".into(),
+            ));
+        }
+        if let Some(group) = &logger.share_group {
+            if group.is_empty() || group.contains(['/', '+', '#', '\0']) {
+                return Err(bad_value(
+                    "logger.share_group",
+                    "a share group is a name without `/`, `+`, `#` or NUL, like `fleet`".into(),
+                ));
+            }
+            if logger.files {
+                return Err(bad_value(
+                    "logger.share_group",
+                    "each logger of a share group sees only part of a meter's messages, so its \
+                     daily logs and pages would be wrong: set `logger.files: false` (the \
+                     database is the history)"
+                        .into(),
+                ));
+            }
+            if logger.database.is_none() {
+                return Err(bad_value(
+                    "logger.share_group",
+                    "needs `logger.database`: with a share group the database is the history"
+                        .into(),
+                ));
+            }
+        }
+        if !logger.files && logger.database.is_none() {
+            return Err(bad_value(
+                "logger.files",
+                "is false and `logger.database` is not set: the logger would keep nothing".into(),
+            ));
+        }
+        if let Some(id) = &logger.client_id
+            && (id.is_empty() || id.contains('\0') || id.len() > MAX_CLIENT_ID)
+        {
+            return Err(bad_value(
+                "logger.client_id",
+                format!("must be 1 to {MAX_CLIENT_ID} bytes, without NUL"),
+            ));
+        }
         Ok(())
     }
 }

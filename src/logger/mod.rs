@@ -21,6 +21,7 @@
 //! - [`logbook`]: the running logger's state: meters and their files, `.first_meter`,
 //!   `.pending`, which pages to rebuild.
 //! - [`mqtt`]: the logger's MQTT session (rumqttc).
+//! - [`database`]: `logger.database`, the `readings` table in PostgreSQL.
 //! - [`backfill`]: `linkymon graph`: pages from many logs at once, on every core.
 //!
 //! `commands::logger` and `commands::graph` wire these together.
@@ -30,6 +31,7 @@ pub mod calendar;
 pub mod calendar_pages;
 pub mod checks;
 pub mod costs;
+pub mod database;
 pub mod day;
 pub mod disk;
 pub mod line;

@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, RetainForwardRule};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, RetainForwardRule};
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, MqttConfig};
+use crate::config::{ConfigError, LoggerConfig, MqttConfig};
 use crate::publish::Message;
 use crate::publish::diagnosis;
 use crate::publish::link::{self, Broker};
@@ -53,20 +53,73 @@ pub const SESSION_EXPIRY: u32 = u32::MAX;
 /// enough for the broker to see the DISCONNECT.
 const CLOSING: Duration = Duration::from_secs(1);
 
-/// The logger's MQTT client id: fixed, so the broker keeps its session between runs.
+/// The logger's default MQTT client id: fixed, so the broker keeps its session between runs.
 pub fn client_id(base_topic: &str) -> String {
     format!("linkymon-logger-{}", base_topic.replace('/', "-"))
 }
 
+/// How many messages the broker may have sent the logger unacknowledged, with manual acks
+/// (MQTT 5's Receive Maximum): what the database sink holds at most
+/// ([`super::database::BUFFER`]), so that messages waiting for the database never hold up
+/// the logger's loop.
+pub const RECEIVE_MAXIMUM: u16 = 10_000;
+
+/// How the logger's session is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// `logger.client_id`, else [`client_id`].
+    pub client_id: String,
+    /// Acknowledge each message only when told to ([`Ack`]), as `logger.database` needs;
+    /// otherwise rumqttc acknowledges each message as it reads it.
+    pub manual_acks: bool,
+}
+
+impl Session {
+    /// The session `logger` asks for.
+    pub fn of(logger: &LoggerConfig, base_topic: &str) -> Session {
+        Session {
+            client_id: logger
+                .client_id
+                .clone()
+                .unwrap_or_else(|| client_id(base_topic)),
+            manual_acks: logger.database.is_some(),
+        }
+    }
+}
+
 /// The logger's connection settings: the broker, login and TLS as the daemon's
-/// ([`link::options_v5`]), with the persistent session [`client_id`] and [`SESSION_EXPIRY`]
-/// say and [`MAX_INCOMING`].
-pub fn options(broker: &Broker, base_topic: &str) -> MqttOptions {
-    let mut options = link::options_v5(broker, client_id(base_topic));
+/// ([`link::options_v5`]), with a persistent session under `session.client_id`,
+/// [`SESSION_EXPIRY`] and [`MAX_INCOMING`]; with manual acks, [`RECEIVE_MAXIMUM`].
+pub fn options(broker: &Broker, session: &Session) -> MqttOptions {
+    let mut options = link::options_v5(broker, session.client_id.clone());
     options.set_clean_start(false);
     options.set_session_expiry_interval(Some(SESSION_EXPIRY));
     options.set_max_packet_size(Some(MAX_INCOMING));
+    if session.manual_acks {
+        options.set_manual_acks(true);
+        options.set_receive_maximum(Some(RECEIVE_MAXIMUM));
+    }
     options
+}
+
+/// What acknowledges one received message, with manual acks: its packet id and QoS only (no
+/// topic, payload or properties), so that tokens waiting for the database take a few bytes.
+#[derive(Debug, Clone)]
+pub struct Ack(Publish);
+
+impl Ack {
+    fn of(p: &Publish) -> Ack {
+        let mut token = Publish::new("", p.qos, Vec::new(), None);
+        token.pkid = p.pkid;
+        Ack(token)
+    }
+
+    /// Queues the acknowledgement (waits while rumqttc's request queue is full).
+    pub async fn send(&self, client: &AsyncClient) {
+        if let Err(e) = client.ack(&self.0).await {
+            warn!("cannot acknowledge a message: {e}");
+        }
+    }
 }
 
 /// What the connection tells the logger.
@@ -83,6 +136,8 @@ pub enum LinkEvent {
         /// Sent as a retained message, at subscription (brokers send live messages with the
         /// flag off).
         retained: bool,
+        /// With manual acks: what acknowledges it, once it is kept.
+        ack: Option<Ack>,
     },
     /// A message too big to be a `state` or a status, dropped unread.
     Oversized {
@@ -90,6 +145,8 @@ pub enum LinkEvent {
         topic: String,
         /// Its payload's size.
         bytes: usize,
+        /// With manual acks: what acknowledges it (it is dropped, but must not come again).
+        ack: Option<Ack>,
     },
 }
 
@@ -106,15 +163,16 @@ pub struct Link {
 
 /// Starts the connection to `mqtt.host`; it connects, and reconnects, in the background. A
 /// TLS file that cannot be used is a config error.
-pub fn connect(m: &MqttConfig) -> Result<Link, ConfigError> {
+pub fn connect(m: &MqttConfig, session: &Session) -> Result<Link, ConfigError> {
     let broker = Broker::from_config(m)?;
-    let (client, eventloop) = AsyncClient::new(options(&broker, &m.base_topic), 1024);
+    let (client, eventloop) = AsyncClient::new(options(&broker, session), 1024);
     let (events_tx, events) = mpsc::channel(256);
     let poller = tokio::spawn(poll(
         eventloop,
         events_tx,
         broker.address(),
         broker.tls.is_some(),
+        session.manual_acks,
     ));
     Ok(Link {
         client,
@@ -164,7 +222,7 @@ pub fn send(client: &AsyncClient, messages: Vec<Message>) {
 /// Drives the connection, with our own backoff (rumqttc's `poll` retries at once).
 ///
 /// Around our DISCONNECT, each message is logged exactly once: rumqttc acknowledges a message
-/// as it reads it, in the same byte stream as the DISCONNECT. What was read before the
+/// as it reads it (without manual acks), in the same byte stream as the DISCONNECT. What was read before the
 /// DISCONNECT went out is acknowledged, so it is forwarded (and logged before the logger
 /// stops); what arrives after it can no longer be acknowledged, so the broker sends it again
 /// to the next session, and it is dropped here rather than logged twice.
@@ -173,6 +231,7 @@ async fn poll(
     events: mpsc::Sender<LinkEvent>,
     broker: String,
     tls: bool,
+    manual_acks: bool,
 ) {
     let mut backoff = Backoff::default();
     let mut down_logged = false;
@@ -222,11 +281,13 @@ async fn poll(
                 }
             }
             Event::Incoming(Packet::Publish(p)) if closing.is_none() => {
+                let ack = manual_acks.then(|| Ack::of(&p));
                 // An oversized payload is not copied: the logbook counts it by its length.
                 if p.payload.len() > super::checks::MAX_STATE_BYTES {
                     let message = LinkEvent::Oversized {
                         topic: topic(&p.topic),
                         bytes: p.payload.len(),
+                        ack,
                     };
                     if events.send(message).await.is_err() {
                         return;
@@ -238,6 +299,7 @@ async fn poll(
                     topic: topic(&p.topic),
                     payload,
                     retained: p.retain,
+                    ack,
                 };
                 if events.send(message).await.is_err() {
                     return;

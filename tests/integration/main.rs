@@ -11,6 +11,7 @@ mod decode_cli;
 mod demo;
 mod edges;
 mod energy;
+mod fleet;
 mod ha_templates;
 mod hostile_broker;
 mod kit;

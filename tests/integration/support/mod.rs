@@ -1,4 +1,4 @@
-//! What the integration tests share: the real parts they run (a mosquitto broker, a
+//! What the integration tests share: the real parts they run (a mosquitto broker, PostgreSQL, a
 //! `mosquitto_sub` subscriber, the linkymon executable, a socat pseudo-terminal), the files
 //! they read (captures, golden files, daily logs) and the meters those files describe.
 //!
@@ -9,6 +9,7 @@
 
 mod broker;
 mod files;
+mod postgres;
 mod process;
 mod pty;
 
@@ -21,6 +22,7 @@ pub use files::{
     assert_golden, captures, corpus_dir, daily_log_lines, daily_logs, fixtures_dir, root,
     wait_log_lines, wire_bytes,
 };
+pub use postgres::Postgres;
 #[allow(unused_imports)] // used by the benches, which include this module
 pub use process::cpu_seconds;
 pub use process::{Running, command, linkymon, peak_rss_kb, write_config};
