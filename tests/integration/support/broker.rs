@@ -12,12 +12,17 @@ use super::process::{collect_lines, signal, wait_exit};
 use super::{require, wait_until};
 
 /// A port nobody listens on right now.
+///
+/// The next port is free too: the embedded broker's MQTT 5 listener takes `port + 1` by
+/// default, and a test that runs it must not meet another test's listener there.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts connections on `port` of 127.0.0.1.
