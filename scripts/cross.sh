@@ -122,9 +122,10 @@ display:
 EOF
   $runner "$bin" run -c "$dir/config.yaml" 2>"$dir/run.err" &
   pid=$!
-  # The png comes with the first frame; by then the broker listens.
+  # The png comes with the first frame; by then the broker listens. `linky/bridge/state`
+  # matches the filter too: left out (-T).
   if ! wait_for -s 120 "$dir/screen.png" ||
-    ! mosquitto_sub -p "$port" -t 'linky/+/state' -C 1 -W 60 >"$dir/state.json"; then
+    ! mosquitto_sub -p "$port" -t 'linky/+/state' -T 'linky/bridge/state' -C 1 -W 60 >"$dir/state.json"; then
     kill -KILL "$pid" 2>/dev/null || true
     cat "$dir/run.err" >&2
     return 1
